@@ -1,0 +1,110 @@
+// cairn: the server binary. Subcommands:
+//   cairn registry [--config FILE] [flags]   standalone registry (every role in one process)
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+
+#include "registry/server/registry_config.h"
+#include "registry/server/standalone_registry.h"
+
+namespace {
+
+// Flags given on the command line override the config file: each is applied
+// only if it was set.
+struct RegistryFlags {
+  std::string config_file;
+  cairn::RegistryConfig values;
+};
+
+void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
+  auto& v = f.values;
+  cmd.add_option("--config", f.config_file, "YAML config file (see config/registry.yaml)");
+  cmd.add_option("--listen", v.listen, "gRPC address HOST:PORT (default 127.0.0.1:9600)");
+  cmd.add_option("--admin", v.admin, "admin HTTP address HOST:PORT (default 127.0.0.1:9603)");
+  cmd.add_option("--data-dir", v.data_dir, "durable store directory");
+  cmd.add_option("--slots", v.slots, "number of data slots (default 256)");
+  cmd.add_option("--keepalive-timeout-ms", v.keepalive_timeout_ms,
+                 "client silence before its registrations are removed (default 30000)");
+  cmd.add_option("--min-keepalive-timeout-ms", v.min_keepalive_timeout_ms,
+                 "smallest keepalive timeout a client may ask for (default 500)");
+  cmd.add_option("--max-registrations-per-client", v.max_registrations_per_client,
+                 "publishers + subscribers per stream (default 100000)");
+  cmd.add_option("--push-ack-timeout-ms", v.push_ack_timeout_ms,
+                 "first wait for a push ack before resending (default 2000)");
+  cmd.add_option("--push-max-attempts", v.push_max_attempts,
+                 "unacked pushes before a subscriber is paused (default 6)");
+  cmd.add_option("--ready-file", v.ready_file, "write grpc=/admin= addresses here when serving");
+  cmd.add_option("--log-level", v.log_level, "trace|debug|info|warn|error (default info)");
+}
+
+absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const RegistryFlags& f) {
+  cairn::RegistryConfig config;
+  if (!f.config_file.empty()) {
+    auto loaded = cairn::LoadRegistryConfig(f.config_file, config);
+    if (!loaded.ok()) return loaded.status();
+    config = *loaded;
+  }
+  const auto& v = f.values;
+  auto set = [&cmd](const char* flag) { return cmd.count(flag) > 0; };
+  if (set("--listen")) config.listen = v.listen;
+  if (set("--admin")) config.admin = v.admin;
+  if (set("--data-dir")) config.data_dir = v.data_dir;
+  if (set("--slots")) config.slots = v.slots;
+  if (set("--keepalive-timeout-ms")) config.keepalive_timeout_ms = v.keepalive_timeout_ms;
+  if (set("--min-keepalive-timeout-ms")) {
+    config.min_keepalive_timeout_ms = v.min_keepalive_timeout_ms;
+  }
+  if (set("--max-registrations-per-client")) {
+    config.max_registrations_per_client = v.max_registrations_per_client;
+  }
+  if (set("--push-ack-timeout-ms")) config.push_ack_timeout_ms = v.push_ack_timeout_ms;
+  if (set("--push-max-attempts")) config.push_max_attempts = v.push_max_attempts;
+  if (set("--ready-file")) config.ready_file = v.ready_file;
+  if (set("--log-level")) config.log_level = v.log_level;
+  return config;
+}
+
+int RunRegistry(const cairn::RegistryConfig& config) {
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  // Block the stop signals in every thread (threads inherit the mask), then
+  // wait for one here.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto registry = cairn::StandaloneRegistry::Start(config);
+  if (!registry.ok()) {
+    spdlog::error("cannot start the registry: {}", registry.status().ToString());
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("received {}", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  (*registry)->Shutdown();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cairn: service registry and service-mesh sidecar"};
+  app.require_subcommand(1);
+  RegistryFlags registry_flags;
+  CLI::App* registry = app.add_subcommand("registry", "run the standalone registry");
+  AddRegistryFlags(*registry, registry_flags);
+  CLI11_PARSE(app, argc, argv);
+
+  if (registry->parsed()) {
+    auto config = ResolveConfig(*registry, registry_flags);
+    if (!config.ok()) {
+      std::fprintf(stderr, "cairn registry: %s\n", std::string(config.status().message()).c_str());
+      return 2;
+    }
+    return RunRegistry(*config);
+  }
+  return 2;
+}

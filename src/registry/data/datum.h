@@ -1,0 +1,62 @@
+// The data role's records: one publisher, and an immutable snapshot of one
+// datum (every publisher of a dataInfoId at one version).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/data_info.h"
+
+namespace cairn {
+
+// Which client stream a registration belongs to.
+struct OwnerRef {
+  std::string session;     // session server that holds the stream ("local" standalone)
+  uint64_t connection_id = 0;
+  std::string client_id;
+  std::string address;     // peer address as gRPC reports it
+
+  bool SameStream(const OwnerRef& other) const {
+    return session == other.session && connection_id == other.connection_id;
+  }
+};
+
+struct PublisherRecord {
+  std::string data_info_id;
+  pb::DataInfoKey key;  // normalized
+  std::string registration_id;
+  std::vector<std::string> data;
+  std::string app_name;
+  std::string zone;
+  std::map<std::string, std::string> attributes;
+  uint64_t version = 0;  // the publisher's own version
+  OwnerRef owner;
+  int64_t registered_at_ms = 0;
+
+  // Same content (ignoring owner and timestamps): a replay that changes nothing.
+  bool SameContent(const PublisherRecord& o) const {
+    return data == o.data && app_name == o.app_name && zone == o.zone &&
+           attributes == o.attributes && version == o.version;
+  }
+};
+
+// Immutable once built; shared by every push of the same version.
+struct DatumSnapshot {
+  std::string data_info_id;
+  pb::DataInfoKey key;
+  uint64_t version = 0;  // 0: the datum has never existed on this server
+  std::vector<std::shared_ptr<const PublisherRecord>> publishers;  // by registration id
+};
+
+struct DatumSummary {
+  std::string data_info_id;
+  pb::DataInfoKey key;
+  uint64_t version = 0;
+  uint32_t publishers = 0;
+  uint32_t slot = 0;
+};
+
+}  // namespace cairn

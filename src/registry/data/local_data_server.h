@@ -1,0 +1,58 @@
+// LocalDataServer: the data role in-process. Publishers are kept in memory,
+// sharded by slot (slot = SlotOf(dataInfoId, slot_count)), each datum with a
+// version from the VersionClock that grows on every change.
+//
+// Standalone mode owns every slot. The slot layer exists so that cluster mode
+// can hand slots to other data servers without reshaping the data.
+//
+// Thread-safety: not thread-safe; see DataService.
+#pragma once
+
+#include <unordered_map>
+#include <vector>
+
+#include "registry/data/data_service.h"
+#include "registry/data/version_clock.h"
+
+namespace cairn {
+
+class LocalDataServer final : public DataService {
+ public:
+  LocalDataServer(uint32_t slot_count, VersionClock clock);
+
+  // DataService
+  void Publish(std::shared_ptr<const PublisherRecord> record, VersionCallback done) override;
+  void Unpublish(const std::string& data_info_id, const std::string& registration_id,
+                 const OwnerRef& owner, VersionCallback done) override;
+  void Fetch(const std::string& data_info_id, SnapshotCallback done) override;
+  std::vector<DatumSummary> List(const std::string& data_id_prefix) const override;
+  void AddListener(DataChangeListener* listener) override;
+  void RemoveListener(DataChangeListener* listener) override;
+
+  uint32_t slot_count() const { return static_cast<uint32_t>(slots_.size()); }
+  size_t publisher_count() const { return publisher_count_; }
+  size_t datum_count() const;
+
+ private:
+  struct Datum {
+    pb::DataInfoKey key;
+    uint64_t version = 0;
+    std::unordered_map<std::string, std::shared_ptr<const PublisherRecord>> publishers;
+    // Built on first Fetch after a change, shared by every push until the next one.
+    mutable std::shared_ptr<const DatumSnapshot> snapshot;
+  };
+  struct Slot {
+    std::unordered_map<std::string, Datum> datums;
+  };
+
+  Slot& SlotFor(const std::string& data_info_id);
+  const Slot& SlotFor(const std::string& data_info_id) const;
+  void Changed(const std::string& data_info_id, Datum& datum);
+
+  std::vector<Slot> slots_;
+  VersionClock clock_;
+  std::vector<DataChangeListener*> listeners_;
+  size_t publisher_count_ = 0;
+};
+
+}  // namespace cairn

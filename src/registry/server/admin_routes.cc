@@ -1,0 +1,99 @@
+#include "registry/server/admin_routes.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <future>
+
+#include "absl/strings/str_cat.h"
+
+namespace cairn {
+namespace {
+
+constexpr auto kLoopTimeout = std::chrono::seconds(5);
+
+http::Response Json(int status, std::string body) {
+  http::Response response;
+  response.status = status;
+  response.content_type = "application/json";
+  response.body = std::move(body);
+  response.body.push_back('\n');
+  return response;
+}
+
+http::Response JsonError(int status, std::string_view message) {
+  std::string escaped;
+  for (char c : message) {
+    if (c == '"' || c == '\\') escaped.push_back('\\');
+    if (static_cast<unsigned char>(c) >= 0x20) escaped.push_back(c);
+  }
+  return Json(status, absl::StrCat("{\"error\":\"", escaped, "\"}"));
+}
+
+http::Response ProtoJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  auto status = google::protobuf::util::MessageToJsonString(message, &out, options);
+  if (!status.ok()) return JsonError(500, status.ToString());
+  return Json(200, std::move(out));
+}
+
+// Runs fn on the registry loop and waits for its answer: registry state is
+// only ever read on its own thread.
+template <typename Fn>
+http::Response OnLoop(EventLoop& loop, Fn fn) {
+  auto task = std::make_shared<std::packaged_task<http::Response()>>(std::move(fn));
+  std::future<http::Response> answer = task->get_future();
+  loop.Post([task] { (*task)(); });
+  if (answer.wait_for(kLoopTimeout) != std::future_status::ready) {
+    return JsonError(503, "registry loop did not answer within 5 s");
+  }
+  return answer.get();
+}
+
+std::string QueryParam(const http::Request& request, const std::string& name) {
+  auto it = request.query.find(name);
+  return it == request.query.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionServer& session,
+                        RegistryMetrics& metrics) {
+  server.Handle("GET", "/health", [&loop](const http::Request&) {
+    return OnLoop(loop, [] { return Json(200, R"({"status":"SERVING"})"); });
+  });
+  server.Handle("GET", "/metrics", [&metrics](const http::Request&) {
+    http::Response response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = metrics.Serialize();
+    return response;
+  });
+  server.Handle("GET", "/api/v1/datainfos", [&loop, &session](const http::Request& request) {
+    pb::ListDataInfosRequest query;
+    query.set_data_id_prefix(QueryParam(request, "prefix"));
+    return OnLoop(loop, [&session, query] { return ProtoJson(session.ListDataInfos(query)); });
+  });
+  server.Handle("GET", "/api/v1/datainfo", [&loop, &session](const http::Request& request) {
+    pb::DescribeRequest query;
+    query.mutable_key()->set_data_id(QueryParam(request, "data_id"));
+    query.mutable_key()->set_group(QueryParam(request, "group"));
+    query.mutable_key()->set_instance_id(QueryParam(request, "instance_id"));
+    return OnLoop(loop, [&session, query] {
+      auto result = session.Describe(query);
+      if (!result.ok()) return JsonError(400, result.status().message());
+      return ProtoJson(*result);
+    });
+  });
+  server.Handle("GET", "/api/v1/clients", [&loop, &session](const http::Request& request) {
+    pb::QueryByClientRequest query;
+    query.set_address(QueryParam(request, "address"));
+    if (query.address().empty()) {
+      return JsonError(400, "address is required (host or host:port)");
+    }
+    return OnLoop(loop, [&session, query] { return ProtoJson(session.QueryByClient(query)); });
+  });
+}
+
+}  // namespace cairn

@@ -1,0 +1,112 @@
+#include "registry/server/registry_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+
+namespace cairn {
+
+std::string RegistryConfig::DefaultDataDir() {
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg != '\0') {
+    return absl::StrCat(xdg, "/cairn/registry");
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return absl::StrCat(home, "/.local/share/cairn/registry");
+  }
+  return "./cairn-data/registry";
+}
+
+absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, RegistryConfig base) {
+  // yaml-cpp reports errors by exception; configuration loading is the one
+  // place we accept that, and it stays inside this function.
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config ", path, ": ", e.what()));
+  }
+  if (root.IsNull()) return base;
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(absl::StrCat("config ", path, ": expected a mapping"));
+  }
+  using Setter = std::function<void(const YAML::Node&)>;
+  auto str = [](std::string* field) -> Setter {
+    return [field](const YAML::Node& n) { *field = n.as<std::string>(); };
+  };
+  auto u32 = [](uint32_t* field) -> Setter {
+    return [field](const YAML::Node& n) { *field = n.as<uint32_t>(); };
+  };
+  RegistryConfig c = base;
+  const std::map<std::string, Setter> setters = {
+      {"listen", str(&c.listen)},
+      {"admin", str(&c.admin)},
+      {"data_dir", str(&c.data_dir)},
+      {"slots", u32(&c.slots)},
+      {"keepalive_timeout_ms", u32(&c.keepalive_timeout_ms)},
+      {"min_keepalive_timeout_ms", u32(&c.min_keepalive_timeout_ms)},
+      {"max_keepalive_timeout_ms", u32(&c.max_keepalive_timeout_ms)},
+      {"max_registrations_per_client", u32(&c.max_registrations_per_client)},
+      {"push_ack_timeout_ms", u32(&c.push_ack_timeout_ms)},
+      {"push_max_backoff_ms", u32(&c.push_max_backoff_ms)},
+      {"push_max_attempts", u32(&c.push_max_attempts)},
+      {"stream_read_window", u32(&c.stream_read_window)},
+      {"stream_max_outbound", u32(&c.stream_max_outbound)},
+      {"ready_file", str(&c.ready_file)},
+      {"log_level", str(&c.log_level)},
+  };
+  for (const auto& entry : root) {
+    std::string key = entry.first.as<std::string>("");
+    auto it = setters.find(key);
+    if (it == setters.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("config ", path, ": unknown key '", key, "'"));
+    }
+    try {
+      it->second(entry.second);
+    } catch (const YAML::Exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config ", path, ": bad value for '", key, "': ", e.what()));
+    }
+  }
+  return c;
+}
+
+absl::Status ValidateRegistryConfig(const RegistryConfig& c) {
+  if (c.listen.empty()) return absl::InvalidArgumentError("listen must not be empty");
+  if (c.slots == 0 || c.slots > 65536) {
+    return absl::InvalidArgumentError("slots must be in [1, 65536]");
+  }
+  if (c.min_keepalive_timeout_ms == 0 || c.min_keepalive_timeout_ms > c.max_keepalive_timeout_ms) {
+    return absl::InvalidArgumentError(
+        "min_keepalive_timeout_ms must be positive and at most max_keepalive_timeout_ms");
+  }
+  if (c.keepalive_timeout_ms < c.min_keepalive_timeout_ms ||
+      c.keepalive_timeout_ms > c.max_keepalive_timeout_ms) {
+    return absl::InvalidArgumentError(
+        "keepalive_timeout_ms must lie within [min_keepalive_timeout_ms, "
+        "max_keepalive_timeout_ms]");
+  }
+  if (c.max_registrations_per_client == 0) {
+    return absl::InvalidArgumentError("max_registrations_per_client must be positive");
+  }
+  if (c.push_ack_timeout_ms == 0 || c.push_max_attempts == 0) {
+    return absl::InvalidArgumentError("push_ack_timeout_ms and push_max_attempts must be positive");
+  }
+  if (c.stream_read_window == 0 || c.stream_max_outbound == 0) {
+    return absl::InvalidArgumentError(
+        "stream_read_window and stream_max_outbound must be positive");
+  }
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
+  bool level_ok = false;
+  for (const char* level : kLevels) level_ok |= c.log_level == level;
+  if (!level_ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("log_level '", c.log_level, "' is not one of trace, debug, info, warn, error"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace cairn

@@ -1,0 +1,55 @@
+// RegistryConfig: every option of `cairn registry`, with its default.
+//
+// Sources, later ones winning: the defaults below, the YAML file given with
+// --config (keys are the field names below; an unknown key is an error), and
+// command-line flags. config/registry.yaml documents every key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace cairn {
+
+struct RegistryConfig {
+  // gRPC API address. Port 0 picks a free port (see ready_file).
+  std::string listen = "127.0.0.1:9600";
+  // Admin HTTP address (/health, /metrics, /api/v1/...).
+  std::string admin = "127.0.0.1:9603";
+  // Durable store directory. Default: $XDG_DATA_HOME/cairn/registry, else
+  // $HOME/.local/share/cairn/registry.
+  std::string data_dir = DefaultDataDir();
+  // Number of data slots (dataInfoId hash mod slots). Fixed for a cluster's life.
+  uint32_t slots = 256;
+  // A client that sends nothing for this long is dead: its registrations go.
+  uint32_t keepalive_timeout_ms = 30000;
+  // Bounds for the timeout a client may ask for in its Hello.
+  uint32_t min_keepalive_timeout_ms = 500;
+  uint32_t max_keepalive_timeout_ms = 300000;
+  // Publishers plus subscribers one client stream may hold.
+  uint32_t max_registrations_per_client = 100000;
+  // First wait for a push acknowledgement; doubles per retry up to the max.
+  uint32_t push_ack_timeout_ms = 2000;
+  uint32_t push_max_backoff_ms = 30000;
+  // Unacknowledged pushes before a subscriber is paused until it acks.
+  uint32_t push_max_attempts = 6;
+  // Messages read from one stream and not yet handled before reading pauses.
+  uint32_t stream_read_window = 64;
+  // Messages queued to one stream before pushes to it are deferred.
+  uint32_t stream_max_outbound = 4096;
+  // If set, written once listening: "grpc=HOST:PORT\nadmin=HOST:PORT\n".
+  std::string ready_file;
+  // trace, debug, info, warn, error.
+  std::string log_level = "info";
+
+  static std::string DefaultDataDir();
+};
+
+// Reads a YAML file over `base`. Errors name the file and the key.
+absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, RegistryConfig base);
+
+// Checks ranges and addresses.
+absl::Status ValidateRegistryConfig(const RegistryConfig& config);
+
+}  // namespace cairn

@@ -1,0 +1,178 @@
+#include "registry/server/standalone_registry.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
+#include "core/http/admin_http_server.h"
+#include "registry/data/local_data_server.h"
+#include "registry/meta/meta_service.h"
+#include "registry/server/admin_routes.h"
+#include "registry/session/grpc_service.h"
+#include "registry/session/session_server.h"
+#include "store/kv_store.h"
+
+namespace cairn {
+
+struct StandaloneRegistry::Impl {
+  RegistryConfig config;
+  std::string grpc_address;
+  std::string admin_address;
+  RegistryMetrics metrics;
+  std::unique_ptr<KvStore> store;
+  EventLoop loop{"cairn-registry"};
+  std::unique_ptr<LocalMetaService> meta;
+  std::unique_ptr<LocalDataServer> data;
+  std::unique_ptr<SessionServer> session;
+  std::unique_ptr<GrpcRegistryService> service;
+  std::unique_ptr<grpc::Server> grpc_server;
+  std::unique_ptr<http::AdminHttpServer> admin;
+  bool stopped = false;
+};
+
+namespace {
+
+absl::StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& address) {
+  auto colon = address.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("'", address, "' is not HOST:PORT"));
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return std::pair{host, static_cast<uint16_t>(port)};
+}
+
+absl::Status WriteReadyFile(const std::string& path, const std::string& grpc,
+                            const std::string& admin) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "grpc=" << grpc << "\nadmin=" << admin << "\n";
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+StandaloneRegistry::StandaloneRegistry(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+StandaloneRegistry::~StandaloneRegistry() { Shutdown(); }
+
+const std::string& StandaloneRegistry::grpc_address() const { return impl_->grpc_address; }
+const std::string& StandaloneRegistry::admin_address() const { return impl_->admin_address; }
+
+absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
+    const RegistryConfig& config) {
+  if (auto s = ValidateRegistryConfig(config); !s.ok()) return s;
+  auto admin_hp = SplitHostPort(config.admin);
+  if (!admin_hp.ok()) return admin_hp.status();
+
+  auto impl = std::make_unique<Impl>();
+  Impl& r = *impl;
+  r.config = config;
+  auto store = OpenSqliteKvStore(config.data_dir);
+  if (!store.ok()) return store.status();
+  r.store = std::move(*store);
+  auto clock = VersionClock::Open(r.store.get());
+  if (!clock.ok()) return clock.status();
+
+  r.meta = std::make_unique<LocalMetaService>("local", config.slots);
+  r.data = std::make_unique<LocalDataServer>(config.slots, std::move(*clock));
+  SessionOptions session_options;
+  session_options.keepalive_timeout = std::chrono::milliseconds(config.keepalive_timeout_ms);
+  session_options.min_keepalive_timeout =
+      std::chrono::milliseconds(config.min_keepalive_timeout_ms);
+  session_options.max_keepalive_timeout =
+      std::chrono::milliseconds(config.max_keepalive_timeout_ms);
+  session_options.max_registrations_per_client = config.max_registrations_per_client;
+  session_options.push.ack_timeout = std::chrono::milliseconds(config.push_ack_timeout_ms);
+  session_options.push.max_backoff = std::chrono::milliseconds(config.push_max_backoff_ms);
+  session_options.push.max_attempts = static_cast<int>(config.push_max_attempts);
+  r.session = std::make_unique<SessionServer>(r.loop, *r.data, r.metrics, session_options);
+  r.loop.Start();
+  r.loop.Post([&r] { r.session->Start(); });
+
+  r.service = std::make_unique<GrpcRegistryService>(
+      r.loop, *r.session, GrpcServiceOptions{config.stream_read_window, config.stream_max_outbound});
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int selected_port = 0;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &selected_port);
+  builder.RegisterService(r.service.get());
+  // Let clients keep idle streams alive with HTTP/2 pings, and find dead
+  // clients on our side too.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  r.grpc_server = builder.BuildAndStart();
+  if (r.grpc_server == nullptr || selected_port == 0) {
+    r.loop.Stop();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
+  }
+  auto grpc_hp = SplitHostPort(config.listen);
+  std::string grpc_host = grpc_hp.ok() ? grpc_hp->first : "127.0.0.1";
+  r.grpc_address = absl::StrCat(grpc_host, ":", selected_port);
+
+  http::AdminHttpServer::Options admin_options;
+  admin_options.host = admin_hp->first;
+  admin_options.port = admin_hp->second;
+  r.admin = std::make_unique<http::AdminHttpServer>(admin_options);
+  InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics);
+  if (auto s = r.admin->Start(); !s.ok()) {
+    r.grpc_server->Shutdown();
+    r.loop.Stop();
+    return absl::UnavailableError(absl::StrCat("admin: cannot listen on ", config.admin, ": ",
+                                               s.message()));
+  }
+  r.admin_address = absl::StrCat(admin_hp->first, ":", r.admin->port());
+
+  spdlog::info("cairn registry (standalone) serving gRPC on {} and admin HTTP on {}; data in {}",
+               r.grpc_address, r.admin_address, config.data_dir);
+  std::unique_ptr<StandaloneRegistry> registry(new StandaloneRegistry(std::move(impl)));
+  if (!config.ready_file.empty()) {
+    auto s = WriteReadyFile(config.ready_file, registry->grpc_address(), registry->admin_address());
+    if (!s.ok()) {
+      registry->Shutdown();
+      return s;
+    }
+  }
+  return registry;
+}
+
+void StandaloneRegistry::Shutdown() {
+  Impl& r = *impl_;
+  if (r.stopped) return;
+  r.stopped = true;
+  spdlog::info("cairn registry shutting down");
+  if (r.admin) r.admin->Stop();
+  // Ends every stream; clients see UNAVAILABLE and reconnect. Waits for the
+  // reactors' OnDone, which post their disconnects to the loop.
+  r.grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  r.grpc_server->Wait();
+  // Drop loop-owned state on the loop thread (timers belong to it), then stop.
+  std::promise<void> dropped;
+  r.loop.Post([&r, &dropped] {
+    r.session.reset();
+    dropped.set_value();
+  });
+  dropped.get_future().wait();
+  r.loop.Stop();
+}
+
+}  // namespace cairn

@@ -1,0 +1,226 @@
+#include "registry/session/grpc_service.h"
+
+#include <deque>
+#include <mutex>
+
+#include "common/grpc_status.h"
+#include "registry/session/client_stream.h"
+
+namespace cairn {
+namespace {
+
+// One client's Session stream. Lives as long as both gRPC (until OnDone) and
+// the session role (until it drops the connection) hold it: `self_` is the
+// gRPC side's reference.
+class SessionReactor final : public grpc::ServerBidiReactor<pb::ClientMessage, pb::ServerMessage>,
+                             public ClientStream,
+                             public std::enable_shared_from_this<SessionReactor> {
+ public:
+  SessionReactor(EventLoop& loop, SessionServer& session, GrpcServiceOptions options,
+                 std::string peer)
+      : loop_(loop), session_(session), options_(options), peer_(std::move(peer)) {}
+
+  void Begin() {
+    self_ = shared_from_this();
+    loop_.Post([this, keep = self_] {
+      connection_id_ = session_.OnConnect(peer_, keep);
+      std::lock_guard lock(mu_);
+      if (!done_ && !close_requested_) StartRead(&incoming_);
+    });
+  }
+
+  // ClientStream
+  bool Send(pb::ServerMessage&& message, bool droppable) override {
+    std::lock_guard lock(mu_);
+    if (done_ || close_requested_) return false;
+    if (droppable && outbound_.size() >= options_.max_outbound) return false;
+    outbound_.push_back(std::move(message));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&outbound_.front());
+    }
+    return true;
+  }
+
+  void Close(const absl::Status& status) override {
+    {
+      std::lock_guard lock(mu_);
+      if (close_requested_ || done_) return;
+      close_requested_ = true;
+      close_status_ = ToGrpcStatus(status);
+      // Keep only the message being written (gRPC holds a pointer to it).
+      if (writing_) {
+        outbound_.erase(outbound_.begin() + 1, outbound_.end());
+        return;  // OnWriteDone finishes
+      }
+      if (!TakeFinishLocked()) return;
+    }
+    Finish(close_status_);
+  }
+
+  void MessageHandled() override {
+    std::lock_guard lock(mu_);
+    --unhandled_;
+    MaybeResumeReadLocked();
+  }
+
+  // grpc::ServerBidiReactor
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // Client half-closed, or the stream broke: either way it is over.
+      PostDisconnect("stream closed by client");
+      Close(absl::OkStatus());
+      return;
+    }
+    pb::ClientMessage message = std::move(incoming_);
+    incoming_.Clear();
+    {
+      std::lock_guard lock(mu_);
+      ++unhandled_;
+      reading_ = false;
+      MaybeResumeReadLocked();
+    }
+    loop_.Post([this, keep = shared_from_this(), message = std::move(message)]() mutable {
+      session_.OnMessage(connection_id_, std::move(message));
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      outbound_.pop_front();
+      if (!ok) {  // broken stream: OnDone follows
+        writing_ = false;
+        outbound_.clear();
+        return;
+      }
+      if (!outbound_.empty() && !close_requested_) {
+        StartWrite(&outbound_.front());
+        MaybeResumeReadLocked();
+        return;
+      }
+      writing_ = false;
+      outbound_.clear();
+      if (!close_requested_) {
+        MaybeResumeReadLocked();
+        return;
+      }
+      if (!TakeFinishLocked()) return;
+    }
+    // Finish may complete inline and reach OnDone: never call it under mu_.
+    Finish(close_status_);
+  }
+
+  void OnCancel() override {
+    PostDisconnect("stream cancelled");
+    Close(absl::CancelledError("stream cancelled"));
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+      outbound_.clear();
+    }
+    PostDisconnect("stream done");
+    auto last_reference = std::move(self_);  // may delete this when it goes out of scope
+  }
+
+ private:
+  void PostDisconnect(std::string reason) {
+    loop_.Post([this, keep = shared_from_this(), reason = std::move(reason)] {
+      session_.OnDisconnect(connection_id_, reason);
+    });
+  }
+
+  // Returns true exactly once: the caller then calls Finish() after
+  // releasing mu_. REQUIRES: mu_ held.
+  bool TakeFinishLocked() {
+    if (finished_) return false;
+    finished_ = true;
+    return true;
+  }
+
+  // REQUIRES: mu_ held.
+  void MaybeResumeReadLocked() {
+    if (reading_ || done_ || close_requested_ || connection_id_ == 0) return;
+    if (unhandled_ >= options_.read_window || outbound_.size() >= options_.max_outbound) return;
+    reading_ = true;
+    StartRead(&incoming_);
+  }
+
+  EventLoop& loop_;
+  SessionServer& session_;
+  const GrpcServiceOptions options_;
+  const std::string peer_;
+  std::atomic<uint64_t> connection_id_{0};  // set on the loop before the first read
+  std::shared_ptr<SessionReactor> self_;
+
+  pb::ClientMessage incoming_;  // owned by the outstanding read
+
+  std::mutex mu_;
+  std::deque<pb::ServerMessage> outbound_;  // front is being written while writing_
+  bool writing_ = false;
+  bool reading_ = true;  // the first read is started by Begin's posted task
+  size_t unhandled_ = 0;
+  bool close_requested_ = false;
+  bool finished_ = false;
+  bool done_ = false;
+  grpc::Status close_status_;
+};
+
+template <typename Request, typename Fn>
+grpc::ServerUnaryReactor* RunOnLoop(EventLoop& loop, grpc::CallbackServerContext* context,
+                                    const Request* request, Fn fn) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (auto s = RejectUnknownFields(*request); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  loop.Post([reactor, fn = std::move(fn)] { reactor->Finish(ToGrpcStatus(fn())); });
+  return reactor;
+}
+
+}  // namespace
+
+GrpcRegistryService::GrpcRegistryService(EventLoop& loop, SessionServer& session,
+                                         GrpcServiceOptions options)
+    : loop_(loop), session_(session), options_(options) {}
+
+grpc::ServerBidiReactor<pb::ClientMessage, pb::ServerMessage>* GrpcRegistryService::Session(
+    grpc::CallbackServerContext* context) {
+  auto reactor = std::make_shared<SessionReactor>(loop_, session_, options_, context->peer());
+  reactor->Begin();
+  return reactor.get();
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::ListDataInfos(
+    grpc::CallbackServerContext* context, const pb::ListDataInfosRequest* request,
+    pb::ListDataInfosResponse* response) {
+  return RunOnLoop(loop_, context, request, [this, request, response] {
+    *response = session_.ListDataInfos(*request);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::Describe(grpc::CallbackServerContext* context,
+                                                        const pb::DescribeRequest* request,
+                                                        pb::DescribeResponse* response) {
+  return RunOnLoop(loop_, context, request, [this, request, response] {
+    auto result = session_.Describe(*request);
+    if (!result.ok()) return result.status();
+    *response = std::move(*result);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::QueryByClient(
+    grpc::CallbackServerContext* context, const pb::QueryByClientRequest* request,
+    pb::QueryByClientResponse* response) {
+  return RunOnLoop(loop_, context, request, [this, request, response] {
+    *response = session_.QueryByClient(*request);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace cairn

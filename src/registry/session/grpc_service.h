@@ -1,0 +1,52 @@
+// GrpcRegistryService: the public gRPC API (cairn.registry.v1.Registry) on
+// top of a SessionServer.
+//
+// gRPC's callback threads never touch registry state: every message and
+// query is posted to the registry loop. Each Session stream is a reactor
+// with a bounded outbound queue and a bounded read window:
+//   * at most `read_window` received messages wait for the loop; past that
+//     the reactor stops reading, so a client flooding requests is slowed to
+//     the registry's pace instead of growing memory;
+//   * at most `max_outbound` messages wait to be written; past that pushes
+//     are refused (the push engine retries later) and reading pauses.
+//
+// Thread-safety: gRPC calls it from its own threads; it is safe for that.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include "cairn/registry/v1/registry.grpc.pb.h"
+#include "common/event_loop.h"
+#include "registry/session/session_server.h"
+
+namespace cairn {
+
+struct GrpcServiceOptions {
+  size_t read_window = 64;
+  size_t max_outbound = 4096;
+};
+
+class GrpcRegistryService final : public pb::Registry::CallbackService {
+ public:
+  // REQUIRES: loop and session outlive the gRPC server this is registered on.
+  GrpcRegistryService(EventLoop& loop, SessionServer& session, GrpcServiceOptions options);
+
+  grpc::ServerBidiReactor<pb::ClientMessage, pb::ServerMessage>* Session(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* ListDataInfos(grpc::CallbackServerContext* context,
+                                          const pb::ListDataInfosRequest* request,
+                                          pb::ListDataInfosResponse* response) override;
+  grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* context,
+                                     const pb::DescribeRequest* request,
+                                     pb::DescribeResponse* response) override;
+  grpc::ServerUnaryReactor* QueryByClient(grpc::CallbackServerContext* context,
+                                          const pb::QueryByClientRequest* request,
+                                          pb::QueryByClientResponse* response) override;
+
+ private:
+  EventLoop& loop_;
+  SessionServer& session_;
+  GrpcServiceOptions options_;
+};
+
+}  // namespace cairn

@@ -1,0 +1,225 @@
+#include "registry/session/push_engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+
+namespace cairn {
+
+PushEngine::PushEngine(EventLoop& loop, DataService& data, Transport& transport,
+                       RegistryMetrics& metrics, Options options)
+    : loop_(loop), data_(data), transport_(transport), metrics_(metrics), options_(options) {
+  data_.AddListener(this);
+}
+
+PushEngine::~PushEngine() {
+  *alive_ = false;
+  data_.RemoveListener(this);
+}
+
+uint64_t PushEngine::Subscribe(SubscriberSpec spec) {
+  auto sub = std::make_unique<Subscriber>();
+  sub->id = next_subscriber_id_++;
+  sub->data_info_id = DataInfoId(spec.key);
+  sub->spec = std::move(spec);
+  Subscriber& ref = *sub;
+  by_data_info_[ref.data_info_id].insert(ref.id);
+  subscribers_.emplace(ref.id, std::move(sub));
+  metrics_.subscribers.Increment();
+  MarkDirty(ref, SteadyNow());
+  return ref.id;
+}
+
+void PushEngine::Unsubscribe(uint64_t id) {
+  auto it = subscribers_.find(id);
+  if (it == subscribers_.end()) return;
+  auto index = by_data_info_.find(it->second->data_info_id);
+  if (index != by_data_info_.end()) {
+    index->second.erase(id);
+    if (index->second.empty()) by_data_info_.erase(index);
+  }
+  subscribers_.erase(it);  // a queued id is skipped by Drain
+  metrics_.subscribers.Decrement();
+}
+
+void PushEngine::OnDatumChanged(const std::string& data_info_id, uint64_t /*version*/) {
+  auto index = by_data_info_.find(data_info_id);
+  if (index == by_data_info_.end()) return;
+  SteadyTime now = SteadyNow();
+  for (uint64_t id : index->second) MarkDirty(*subscribers_.at(id), now);
+}
+
+void PushEngine::MarkDirty(Subscriber& sub, SteadyTime change_time) {
+  if (sub.dirty) {
+    metrics_.pushes_coalesced.Increment();
+  } else {
+    sub.dirty = true;
+    sub.dirty_since = change_time;
+  }
+  if (sub.inflight_push_id == 0) Enqueue(sub);
+}
+
+void PushEngine::Enqueue(Subscriber& sub) {
+  if (sub.queued) return;
+  sub.queued = true;
+  ready_.push_back(sub.id);
+  if (!drain_posted_) {
+    drain_posted_ = true;
+    loop_.Post([this, alive = alive_] {
+      if (*alive) Drain();
+    });
+  }
+}
+
+void PushEngine::Drain() {
+  drain_posted_ = false;
+  size_t budget = options_.batch;
+  while (!ready_.empty() && budget-- > 0) {
+    uint64_t id = ready_.front();
+    ready_.pop_front();
+    auto it = subscribers_.find(id);
+    if (it == subscribers_.end()) continue;
+    Subscriber& sub = *it->second;
+    sub.queued = false;
+    if (!sub.dirty || sub.inflight_push_id != 0) continue;
+    data_.Fetch(sub.data_info_id, [this, id](std::shared_ptr<const DatumSnapshot> snapshot) {
+      auto found = subscribers_.find(id);
+      if (found != subscribers_.end()) SendNewest(*found->second, *snapshot);
+    });
+  }
+  if (!ready_.empty() && !drain_posted_) {
+    drain_posted_ = true;
+    loop_.Post([this, alive = alive_] {
+      if (*alive) Drain();
+    });
+  }
+}
+
+void PushEngine::SendNewest(Subscriber& sub, const DatumSnapshot& snapshot) {
+  if (sub.initial_acked && snapshot.version <= sub.acked_version) {
+    sub.dirty = false;  // the client already has this (or newer) data
+    return;
+  }
+  uint64_t push_id = next_push_id_++;
+  pb::ServerMessage message = BuildPush(snapshot, sub.spec, push_id);
+  sub.inflight_push_id = push_id;
+  sub.inflight_version = snapshot.version;
+  sub.inflight_change_time = sub.dirty_since;
+  sub.dirty = false;
+  if (transport_.SendPush(sub.spec.connection_id, std::move(message))) {
+    metrics_.pushes_sent.Increment();
+    sub.pushed_version = std::max(sub.pushed_version, snapshot.version);
+  }
+  // Sent or not, wait for the ack; the timeout resends the newest data.
+  uint64_t id = sub.id;
+  sub.retry_timer = loop_.RunAfter(Backoff(sub.attempts), [this, id, push_id, alive = alive_] {
+    if (*alive) OnAckTimeout(id, push_id);
+  });
+}
+
+void PushEngine::OnAck(uint64_t id, uint64_t push_id) {
+  auto it = subscribers_.find(id);
+  if (it == subscribers_.end()) return;
+  Subscriber& sub = *it->second;
+  if (push_id == 0 || push_id != sub.inflight_push_id) return;
+  metrics_.pushes_acked.Increment();
+  metrics_.push_latency.Observe(
+      std::chrono::duration<double>(SteadyNow() - sub.inflight_change_time).count());
+  sub.acked_version = std::max(sub.acked_version, sub.inflight_version);
+  sub.initial_acked = true;
+  sub.inflight_push_id = 0;
+  sub.attempts = 0;
+  if (sub.stalled) {
+    spdlog::info("subscriber {} acknowledged again; resuming pushes", sub.spec.registration_id);
+    sub.stalled = false;
+  }
+  sub.retry_timer.reset();
+  if (sub.dirty) Enqueue(sub);
+}
+
+void PushEngine::OnAckTimeout(uint64_t id, uint64_t push_id) {
+  auto it = subscribers_.find(id);
+  if (it == subscribers_.end()) return;
+  Subscriber& sub = *it->second;
+  if (sub.inflight_push_id != push_id) return;
+  ++sub.attempts;
+  if (sub.attempts >= options_.max_attempts) {
+    // Keep inflight_push_id so that a late ack still resumes the subscriber.
+    sub.stalled = true;
+    sub.dirty = true;
+    metrics_.pushes_given_up.Increment();
+    spdlog::warn("subscriber {} on connection {} did not acknowledge {} pushes; pausing it",
+                 sub.spec.registration_id, sub.spec.connection_id, sub.attempts);
+    return;
+  }
+  metrics_.pushes_retried.Increment();
+  sub.inflight_push_id = 0;
+  if (!sub.dirty) {
+    sub.dirty = true;
+    sub.dirty_since = sub.inflight_change_time;
+  }
+  Enqueue(sub);
+}
+
+std::chrono::milliseconds PushEngine::Backoff(int attempts) const {
+  auto wait = options_.ack_timeout * (1LL << std::min(attempts, 16));
+  return std::min<std::chrono::milliseconds>(wait, options_.max_backoff);
+}
+
+pb::ServerMessage PushEngine::BuildPush(const DatumSnapshot& snapshot, const SubscriberSpec& spec,
+                                        uint64_t push_id) {
+  pb::ServerMessage message;
+  pb::Push* push = message.mutable_push();
+  push->set_registration_id(spec.registration_id);
+  push->set_push_id(push_id);
+  *push->mutable_key() = spec.key;
+  push->set_version(snapshot.version);
+  // Zones in name order, publishers in registration-id order: the same data
+  // always gives the same bytes.
+  std::map<std::string_view, pb::ZoneData*> zones;
+  bool zone_only = spec.scope == pb::SCOPE_ZONE;
+  for (const auto& record : snapshot.publishers) {
+    if (zone_only && record->zone != spec.zone) continue;
+    auto [it, inserted] = zones.emplace(record->zone, nullptr);
+    if (inserted) it->second = new pb::ZoneData();
+    pb::PublisherData* out = it->second->add_publishers();
+    out->set_registration_id(record->registration_id);
+    out->mutable_data()->Add(record->data.begin(), record->data.end());
+    out->set_app_name(record->app_name);
+    out->mutable_attributes()->insert(record->attributes.begin(), record->attributes.end());
+    out->set_version(record->version);
+  }
+  for (auto& [zone, data] : zones) {
+    data->set_zone(std::string(zone));
+    push->mutable_zones()->AddAllocated(data);
+  }
+  push->set_empty(zones.empty());
+  return message;
+}
+
+size_t PushEngine::SubscriberCountOf(const std::string& data_info_id) const {
+  auto it = by_data_info_.find(data_info_id);
+  return it == by_data_info_.end() ? 0 : it->second.size();
+}
+
+std::vector<PushEngine::SubscriberView> PushEngine::SubscribersOf(
+    const std::string& data_info_id) const {
+  std::vector<SubscriberView> out;
+  auto it = by_data_info_.find(data_info_id);
+  if (it == by_data_info_.end()) return out;
+  for (uint64_t id : it->second) out.push_back(*View(id));
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.spec.registration_id < b.spec.registration_id;
+  });
+  return out;
+}
+
+std::optional<PushEngine::SubscriberView> PushEngine::View(uint64_t id) const {
+  auto it = subscribers_.find(id);
+  if (it == subscribers_.end()) return std::nullopt;
+  const Subscriber& sub = *it->second;
+  return SubscriberView{sub.spec, sub.acked_version, sub.pushed_version, sub.stalled};
+}
+
+}  // namespace cairn

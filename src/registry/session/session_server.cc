@@ -1,0 +1,320 @@
+#include "registry/session/session_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+
+namespace cairn {
+
+SessionServer::SessionServer(EventLoop& loop, DataService& data, RegistryMetrics& metrics,
+                             SessionOptions options)
+    : loop_(loop),
+      data_(data),
+      metrics_(metrics),
+      options_(std::move(options)),
+      push_(loop, data, *this, metrics, options_.push) {}
+
+SessionServer::~SessionServer() = default;
+
+void SessionServer::Start() { SweepKeepalives(); }
+
+uint64_t SessionServer::OnConnect(std::string peer, std::shared_ptr<ClientStream> stream) {
+  uint64_t id = next_connection_id_++;
+  Connection& conn = connections_[id];
+  conn.id = id;
+  conn.peer = std::move(peer);
+  conn.keepalive_timeout = options_.keepalive_timeout;
+  conn.last_seen = SteadyNow();
+  conn.stream = std::move(stream);
+  metrics_.connections.Increment();
+  metrics_.connections_opened.Increment();
+  spdlog::debug("connection {} from {}", id, conn.peer);
+  return id;
+}
+
+void SessionServer::OnMessage(uint64_t connection_id, pb::ClientMessage message) {
+  auto it = connections_.find(connection_id);
+  if (it == connections_.end()) return;  // closed meanwhile: nothing to answer
+  Connection& conn = it->second;
+  conn.last_seen = SteadyNow();
+  uint64_t request_id = message.request_id();
+  if (auto s = RejectUnknownFields(message); !s.ok()) {
+    metrics_.bad_messages.Increment();
+    Reply(conn, request_id, s);
+  } else {
+    switch (message.body_case()) {
+      case pb::ClientMessage::kHello:
+        HandleHello(conn, request_id, message.hello());
+        break;
+      case pb::ClientMessage::kPublish:
+        HandlePublish(conn, request_id, message.publish());
+        break;
+      case pb::ClientMessage::kSubscribe:
+        HandleSubscribe(conn, request_id, message.subscribe());
+        break;
+      case pb::ClientMessage::kUnregister:
+        HandleUnregister(conn, request_id, message.unregister());
+        break;
+      case pb::ClientMessage::kPushAck: {
+        auto sub = conn.subscribers.find(message.push_ack().registration_id());
+        if (sub != conn.subscribers.end()) push_.OnAck(sub->second, message.push_ack().push_id());
+        break;
+      }
+      case pb::ClientMessage::kPing: {
+        pb::ServerMessage pong;
+        pong.mutable_pong()->set_nonce(message.ping().nonce());
+        conn.stream->Send(std::move(pong), /*droppable=*/false);
+        break;
+      }
+      case pb::ClientMessage::BODY_NOT_SET:
+        metrics_.bad_messages.Increment();
+        Reply(conn, request_id,
+              absl::InvalidArgumentError("client message has no body (hello, publish, "
+                                         "subscribe, unregister, push_ack or ping)"));
+        break;
+    }
+  }
+  // The connection may have been closed by the handler; the stream outlives it.
+  auto again = connections_.find(connection_id);
+  if (again != connections_.end()) again->second.stream->MessageHandled();
+}
+
+void SessionServer::Reply(Connection& conn, uint64_t request_id, const absl::Status& status,
+                          uint64_t datum_version) {
+  if (status.ok()) {
+    metrics_.requests_ok.Increment();
+  } else {
+    metrics_.requests_refused.Increment();
+  }
+  if (request_id == 0) {
+    if (!status.ok()) {
+      spdlog::debug("connection {}: refused a request without id: {}", conn.id,
+                    status.ToString());
+    }
+    return;
+  }
+  pb::ServerMessage message;
+  pb::Result* result = message.mutable_result();
+  result->set_request_id(request_id);
+  result->set_code(static_cast<int32_t>(status.code()));
+  result->set_message(std::string(status.message()));
+  result->set_datum_version(datum_version);
+  conn.stream->Send(std::move(message), /*droppable=*/false);
+}
+
+void SessionServer::HandleHello(Connection& conn, uint64_t request_id, const pb::Hello& hello) {
+  if (auto s = ValidateHello(hello); !s.ok()) {
+    Reply(conn, request_id, s);
+    return;
+  }
+  conn.client_id = hello.client_id();
+  conn.app_name = hello.app_name();
+  conn.zone = hello.zone();
+  if (hello.keepalive_timeout_ms() != 0) {
+    conn.keepalive_timeout =
+        std::clamp(std::chrono::milliseconds(hello.keepalive_timeout_ms()),
+                   options_.min_keepalive_timeout, options_.max_keepalive_timeout);
+  }
+  Reply(conn, request_id, absl::OkStatus());
+}
+
+void SessionServer::HandlePublish(Connection& conn, uint64_t request_id,
+                                  const pb::Publish& publish) {
+  if (auto s = ValidatePublish(publish); !s.ok()) {
+    Reply(conn, request_id, s);
+    return;
+  }
+  const std::string& reg_id = publish.registration_id();
+  auto record = std::make_shared<PublisherRecord>();
+  record->key = NormalizeKey(publish.key());
+  record->data_info_id = DataInfoId(record->key);
+  auto existing = publishers_.find(reg_id);
+  if (existing != publishers_.end() && existing->second.data_info_id != record->data_info_id) {
+    Reply(conn, request_id,
+          absl::InvalidArgumentError(absl::StrCat("registration id ", reg_id,
+                                                  " is already used for ",
+                                                  existing->second.data_info_id)));
+    return;
+  }
+  bool known_here = conn.publishers.count(reg_id) > 0;
+  if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
+    Reply(conn, request_id,
+          absl::ResourceExhaustedError(absl::StrCat(
+              "this stream already holds ", conn.registrations(),
+              " registrations; the limit is ", options_.max_registrations_per_client)));
+    return;
+  }
+  record->registration_id = reg_id;
+  record->data.assign(publish.data().begin(), publish.data().end());
+  record->app_name = publish.app_name().empty() ? conn.app_name : publish.app_name();
+  record->zone = !publish.zone().empty()  ? publish.zone()
+                 : !conn.zone.empty()     ? conn.zone
+                                          : std::string(kDefaultZone);
+  record->attributes.insert(publish.attributes().begin(), publish.attributes().end());
+  record->version = publish.version();
+  record->owner = OwnerOf(conn);
+  record->registered_at_ms = WallMillis();
+
+  uint64_t conn_id = conn.id;
+  data_.Publish(record, [this, conn_id, request_id, record](absl::StatusOr<uint64_t> version) {
+    auto it = connections_.find(conn_id);
+    if (!version.ok()) {
+      if (it != connections_.end()) Reply(it->second, request_id, version.status());
+      return;
+    }
+    if (it == connections_.end()) {
+      // The stream ended while the data role was answering: undo.
+      data_.Unpublish(record->data_info_id, record->registration_id, record->owner,
+                      [](absl::StatusOr<uint64_t>) {});
+      return;
+    }
+    auto& index = publishers_[record->registration_id];
+    if (index.connection_id != 0 && index.connection_id != conn_id) {
+      // Taken over from an older stream of the same client.
+      auto old = connections_.find(index.connection_id);
+      if (old != connections_.end()) old->second.publishers.erase(record->registration_id);
+    }
+    index = PublisherIndexEntry{conn_id, record->data_info_id};
+    it->second.publishers[record->registration_id] = record;
+    metrics_.publishers.Set(static_cast<double>(publishers_.size()));
+    Reply(it->second, request_id, absl::OkStatus(), *version);
+  });
+}
+
+void SessionServer::HandleSubscribe(Connection& conn, uint64_t request_id,
+                                    const pb::Subscribe& subscribe) {
+  if (auto s = ValidateSubscribe(subscribe); !s.ok()) {
+    Reply(conn, request_id, s);
+    return;
+  }
+  const std::string& reg_id = subscribe.registration_id();
+  bool known_here = conn.subscribers.count(reg_id) > 0;
+  if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
+    Reply(conn, request_id,
+          absl::ResourceExhaustedError(absl::StrCat(
+              "this stream already holds ", conn.registrations(),
+              " registrations; the limit is ", options_.max_registrations_per_client)));
+    return;
+  }
+  DropSubscriber(reg_id);  // a re-subscribe (or a reconnect) replaces the old one
+  PushEngine::SubscriberSpec spec;
+  spec.registration_id = reg_id;
+  spec.key = NormalizeKey(subscribe.key());
+  spec.scope = subscribe.scope() == pb::SCOPE_UNSPECIFIED ? pb::SCOPE_DATACENTER : subscribe.scope();
+  spec.zone = !subscribe.zone().empty() ? subscribe.zone()
+              : !conn.zone.empty()      ? conn.zone
+                                        : std::string(kDefaultZone);
+  spec.connection_id = conn.id;
+  // Answer first: the first push is queued and goes out after the result.
+  Reply(conn, request_id, absl::OkStatus());
+  conn.subscribers[reg_id] = push_.Subscribe(std::move(spec));
+  subscriber_owner_[reg_id] = conn.id;
+}
+
+void SessionServer::DropSubscriber(const std::string& reg_id) {
+  auto owner = subscriber_owner_.find(reg_id);
+  if (owner == subscriber_owner_.end()) return;
+  auto conn = connections_.find(owner->second);
+  if (conn != connections_.end()) {
+    auto sub = conn->second.subscribers.find(reg_id);
+    if (sub != conn->second.subscribers.end()) {
+      push_.Unsubscribe(sub->second);
+      conn->second.subscribers.erase(sub);
+    }
+  }
+  subscriber_owner_.erase(owner);
+}
+
+void SessionServer::HandleUnregister(Connection& conn, uint64_t request_id,
+                                     const pb::Unregister& request) {
+  const std::string& reg_id = request.registration_id();
+  auto pub = conn.publishers.find(reg_id);
+  if (pub != conn.publishers.end()) {
+    std::shared_ptr<const PublisherRecord> record = pub->second;
+    conn.publishers.erase(pub);
+    publishers_.erase(reg_id);
+    metrics_.publishers.Set(static_cast<double>(publishers_.size()));
+    uint64_t conn_id = conn.id;
+    data_.Unpublish(record->data_info_id, reg_id, record->owner,
+                    [this, conn_id, request_id](absl::StatusOr<uint64_t> version) {
+                      auto it = connections_.find(conn_id);
+                      if (it == connections_.end()) return;
+                      Reply(it->second, request_id, version.status(), version.value_or(0));
+                    });
+    return;
+  }
+  if (conn.subscribers.count(reg_id) > 0) {
+    DropSubscriber(reg_id);
+    Reply(conn, request_id, absl::OkStatus());
+    return;
+  }
+  Reply(conn, request_id,
+        absl::NotFoundError(absl::StrCat("no publisher or subscriber ", reg_id,
+                                         " on this stream")));
+}
+
+void SessionServer::OnDisconnect(uint64_t connection_id, const std::string& reason) {
+  auto it = connections_.find(connection_id);
+  if (it == connections_.end()) return;
+  Connection conn = std::move(it->second);
+  connections_.erase(it);
+  spdlog::debug("connection {} ({}) closed: {}; removing {} publishers, {} subscribers",
+                connection_id, conn.peer, reason, conn.publishers.size(),
+                conn.subscribers.size());
+  for (auto& [reg_id, record] : conn.publishers) {
+    auto index = publishers_.find(reg_id);
+    if (index != publishers_.end() && index->second.connection_id == connection_id) {
+      publishers_.erase(index);
+    }
+    data_.Unpublish(record->data_info_id, reg_id, record->owner, [](absl::StatusOr<uint64_t>) {});
+  }
+  for (auto& [reg_id, subscriber_id] : conn.subscribers) {
+    push_.Unsubscribe(subscriber_id);
+    auto owner = subscriber_owner_.find(reg_id);
+    if (owner != subscriber_owner_.end() && owner->second == connection_id) {
+      subscriber_owner_.erase(owner);
+    }
+  }
+  metrics_.publishers.Set(static_cast<double>(publishers_.size()));
+  metrics_.connections.Decrement();
+  metrics_.connections_closed.Increment();
+}
+
+void SessionServer::SweepKeepalives() {
+  SteadyTime now = SteadyNow();
+  std::vector<uint64_t> expired;
+  for (const auto& [id, conn] : connections_) {
+    if (now - conn.last_seen > conn.keepalive_timeout) expired.push_back(id);
+  }
+  for (uint64_t id : expired) {
+    Connection& conn = connections_.at(id);
+    auto timeout_ms = conn.keepalive_timeout.count();
+    spdlog::warn("connection {} ({}, client '{}') sent nothing for {} ms: closing it", id,
+                 conn.peer, conn.client_id, timeout_ms);
+    metrics_.keepalive_expired.Increment();
+    conn.stream->Close(absl::UnavailableError(
+        absl::StrCat("no message within the keepalive timeout of ", timeout_ms, " ms")));
+    OnDisconnect(id, "keepalive timeout");
+  }
+  // Sweep often enough that a connection is removed within a quarter of the
+  // shortest allowed timeout after it expires.
+  auto period = std::clamp(options_.min_keepalive_timeout / 4, std::chrono::milliseconds(50),
+                           std::chrono::milliseconds(1000));
+  sweep_timer_ = loop_.RunAfter(period, [this] { SweepKeepalives(); });
+}
+
+bool SessionServer::SendPush(uint64_t connection_id, pb::ServerMessage&& message) {
+  auto it = connections_.find(connection_id);
+  if (it == connections_.end()) return false;
+  return it->second.stream->Send(std::move(message), /*droppable=*/true);
+}
+
+OwnerRef SessionServer::OwnerOf(const Connection& conn) const {
+  return OwnerRef{options_.session_name, conn.id, conn.client_id, conn.peer};
+}
+
+}  // namespace cairn

@@ -1,0 +1,115 @@
+// SessionServer: the session role. It holds the clients' streams, is the
+// authoritative copy of its own clients' publishers, forwards them to the
+// data role, and keeps its subscribers up to date through the PushEngine.
+//
+// Registrations live as long as the stream that owns them. A registration id
+// re-registered from another stream (a reconnecting client) moves to that
+// stream, and the old stream's end no longer removes it.
+//
+// Thread-safety: not thread-safe. Every method runs on the registry loop;
+// the gRPC layer posts into it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "common/event_loop.h"
+#include "registry/data/data_service.h"
+#include "registry/metrics.h"
+#include "registry/session/client_stream.h"
+#include "registry/session/push_engine.h"
+
+namespace cairn {
+
+struct SessionOptions {
+  std::string session_name = "local";
+  // Applied when a client's Hello asks for 0; requests are clamped to
+  // [min_keepalive_timeout, max_keepalive_timeout].
+  std::chrono::milliseconds keepalive_timeout{30000};
+  std::chrono::milliseconds min_keepalive_timeout{500};
+  std::chrono::milliseconds max_keepalive_timeout{300000};
+  // Publishers plus subscribers one stream may hold.
+  size_t max_registrations_per_client = 100000;
+  PushEngine::Options push;
+};
+
+class SessionServer final : private PushEngine::Transport {
+ public:
+  // REQUIRES: loop, data and metrics outlive the server.
+  SessionServer(EventLoop& loop, DataService& data, RegistryMetrics& metrics,
+                SessionOptions options);
+  ~SessionServer() override;
+
+  // Starts the keepalive sweep. REQUIRES: on the loop.
+  void Start();
+
+  // A new stream. Returns its connection id.
+  uint64_t OnConnect(std::string peer, std::shared_ptr<ClientStream> stream);
+  // One message from the stream. Calls stream->MessageHandled() when done.
+  void OnMessage(uint64_t connection_id, pb::ClientMessage message);
+  // The stream ended (client closed, cancelled, or broke). Idempotent.
+  void OnDisconnect(uint64_t connection_id, const std::string& reason);
+
+  // Queries (answers to the unary RPCs and the admin API).
+  pb::ListDataInfosResponse ListDataInfos(const pb::ListDataInfosRequest& request) const;
+  absl::StatusOr<pb::DescribeResponse> Describe(const pb::DescribeRequest& request) const;
+  pb::QueryByClientResponse QueryByClient(const pb::QueryByClientRequest& request) const;
+
+  size_t connection_count() const { return connections_.size(); }
+  size_t publisher_count() const { return publishers_.size(); }
+  const PushEngine& push_engine() const { return push_; }
+
+ private:
+  struct Connection {
+    uint64_t id = 0;
+    std::string peer;
+    std::string client_id;
+    std::string app_name;
+    std::string zone;
+    std::chrono::milliseconds keepalive_timeout{0};
+    SteadyTime last_seen{};
+    std::shared_ptr<ClientStream> stream;
+    // registration id -> the record as accepted (authoritative copy)
+    std::unordered_map<std::string, std::shared_ptr<const PublisherRecord>> publishers;
+    // registration id -> push engine subscriber id
+    std::unordered_map<std::string, uint64_t> subscribers;
+    size_t registrations() const { return publishers.size() + subscribers.size(); }
+  };
+  struct PublisherIndexEntry {
+    uint64_t connection_id;
+    std::string data_info_id;
+  };
+
+  void HandleHello(Connection& conn, uint64_t request_id, const pb::Hello& hello);
+  void HandlePublish(Connection& conn, uint64_t request_id, const pb::Publish& publish);
+  void HandleSubscribe(Connection& conn, uint64_t request_id, const pb::Subscribe& subscribe);
+  void HandleUnregister(Connection& conn, uint64_t request_id, const pb::Unregister& request);
+  void Reply(Connection& conn, uint64_t request_id, const absl::Status& status,
+             uint64_t datum_version = 0);
+  void DropSubscriber(const std::string& registration_id);
+  void SweepKeepalives();
+  OwnerRef OwnerOf(const Connection& conn) const;
+  pb::Owner OwnerProto(uint64_t connection_id) const;
+  pb::PublisherInfo PublisherInfoOf(const PublisherRecord& record) const;
+  pb::SubscriberInfo SubscriberInfoOf(const PushEngine::SubscriberView& view) const;
+
+  // PushEngine::Transport
+  bool SendPush(uint64_t connection_id, pb::ServerMessage&& message) override;
+
+  EventLoop& loop_;
+  DataService& data_;
+  RegistryMetrics& metrics_;
+  SessionOptions options_;
+  PushEngine push_;
+
+  uint64_t next_connection_id_ = 1;
+  std::unordered_map<uint64_t, Connection> connections_;
+  std::unordered_map<std::string, PublisherIndexEntry> publishers_;  // by registration id
+  std::unordered_map<std::string, uint64_t> subscriber_owner_;      // reg id -> connection
+  std::unique_ptr<EventLoop::Timer> sweep_timer_;
+};
+
+}  // namespace cairn

@@ -1,0 +1,64 @@
+#include "registry/server/registry_config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace cairn {
+namespace {
+
+std::string WriteFile(const std::string& name, const std::string& text) {
+  auto path = std::filesystem::temp_directory_path() / (name + std::to_string(::getpid()));
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+TEST(RegistryConfigTest, DefaultsAreValidAndLoopback) {
+  RegistryConfig c;
+  EXPECT_TRUE(ValidateRegistryConfig(c).ok());
+  EXPECT_EQ(c.listen, "127.0.0.1:9600");
+  EXPECT_EQ(c.admin, "127.0.0.1:9603");
+}
+
+TEST(RegistryConfigTest, FileOverridesDefaults) {
+  auto path = WriteFile("cairn-cfg-ok", "listen: 127.0.0.1:0\nslots: 64\nkeepalive_timeout_ms: 1000\n");
+  auto c = LoadRegistryConfig(path, RegistryConfig{});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "127.0.0.1:0");
+  EXPECT_EQ(c->slots, 64u);
+  EXPECT_EQ(c->keepalive_timeout_ms, 1000u);
+  EXPECT_EQ(c->admin, "127.0.0.1:9603");  // untouched
+  std::filesystem::remove(path);
+}
+
+TEST(RegistryConfigTest, UnknownKeysAndBadValuesAreErrorsNamingTheKey) {
+  auto path = WriteFile("cairn-cfg-bad", "listne: 127.0.0.1:1\n");
+  auto c = LoadRegistryConfig(path, RegistryConfig{});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("unknown key 'listne'"), std::string::npos);
+  std::filesystem::remove(path);
+
+  path = WriteFile("cairn-cfg-bad2", "slots: many\n");
+  c = LoadRegistryConfig(path, RegistryConfig{});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("'slots'"), std::string::npos);
+  std::filesystem::remove(path);
+
+  EXPECT_FALSE(LoadRegistryConfig("/nonexistent/cairn.yaml", RegistryConfig{}).ok());
+}
+
+TEST(RegistryConfigTest, ValidationCatchesInconsistentTimeouts) {
+  RegistryConfig c;
+  c.keepalive_timeout_ms = 100;  // below the 500 ms minimum
+  EXPECT_FALSE(ValidateRegistryConfig(c).ok());
+  c = RegistryConfig{};
+  c.slots = 0;
+  EXPECT_FALSE(ValidateRegistryConfig(c).ok());
+  c = RegistryConfig{};
+  c.log_level = "loud";
+  EXPECT_FALSE(ValidateRegistryConfig(c).ok());
+}
+
+}  // namespace
+}  // namespace cairn
