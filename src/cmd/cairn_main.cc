@@ -1,7 +1,7 @@
 // cairn: the server binary. Subcommands:
 //   cairn registry [--config FILE] [flags]   standalone registry (every role in one process)
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <cstdio>

@@ -14,8 +14,7 @@ namespace {
 // wherever absl functions take the text.
 constexpr absl::string_view kSeparator = "#@#";
 
-absl::Status CheckLength(absl::string_view field, absl::string_view value, size_t min,
-                         size_t max) {
+absl::Status CheckLength(absl::string_view field, absl::string_view value, size_t min, size_t max) {
   if (value.size() < min) {
     return absl::InvalidArgumentError(absl::StrCat(field, " must not be empty"));
   }
@@ -71,9 +70,9 @@ absl::Status ValidateKey(const pb::DataInfoKey& key) {
   if (auto s = CheckLength("instance_id", key.instance_id(), 0, Limits::kMaxName); !s.ok()) {
     return s;
   }
-  for (const auto& [name, value] : {std::pair{"data_id", &key.data_id()},
-                                    std::pair{"group", &key.group()},
-                                    std::pair{"instance_id", &key.instance_id()}}) {
+  for (const auto& [name, value] :
+       {std::pair{"data_id", &key.data_id()}, std::pair{"group", &key.group()},
+        std::pair{"instance_id", &key.instance_id()}}) {
     if (auto s = CheckNoSeparator(name, *value); !s.ok()) return s;
   }
   return absl::OkStatus();
@@ -88,29 +87,25 @@ absl::Status ValidatePublish(const pb::Publish& p) {
   if (auto s = CheckLength("app_name", p.app_name(), 0, Limits::kMaxName); !s.ok()) return s;
   if (auto s = CheckLength("zone", p.zone(), 0, Limits::kMaxName); !s.ok()) return s;
   if (static_cast<size_t>(p.data_size()) > Limits::kMaxDataEntries) {
-    return absl::InvalidArgumentError(absl::StrCat("publish has ", p.data_size(),
-                                                   " data entries; the limit is ",
-                                                   Limits::kMaxDataEntries));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "publish has ", p.data_size(), " data entries; the limit is ", Limits::kMaxDataEntries));
   }
   size_t total = 0;
   for (int i = 0; i < p.data_size(); ++i) {
     const std::string& entry = p.data(i);
     if (entry.size() > Limits::kMaxDataEntryBytes) {
-      return absl::InvalidArgumentError(absl::StrCat("data[", i, "] is ", entry.size(),
-                                                     " bytes; the limit is ",
-                                                     Limits::kMaxDataEntryBytes));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data[", i, "] is ", entry.size(), " bytes; the limit is ", Limits::kMaxDataEntryBytes));
     }
     total += entry.size();
   }
   if (total > Limits::kMaxDataTotalBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("publish data totals ", total,
-                                                   " bytes; the limit is ",
-                                                   Limits::kMaxDataTotalBytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "publish data totals ", total, " bytes; the limit is ", Limits::kMaxDataTotalBytes));
   }
   if (static_cast<size_t>(p.attributes_size()) > Limits::kMaxAttributes) {
-    return absl::InvalidArgumentError(absl::StrCat("publish has ", p.attributes_size(),
-                                                   " attributes; the limit is ",
-                                                   Limits::kMaxAttributes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "publish has ", p.attributes_size(), " attributes; the limit is ", Limits::kMaxAttributes));
   }
   for (const auto& [k, v] : p.attributes()) {
     if (auto s = CheckLength("attribute key", k, 1, Limits::kMaxName); !s.ok()) return s;
@@ -144,8 +139,8 @@ absl::Status RejectUnknownFields(const google::protobuf::Message& message) {
   const google::protobuf::Reflection* reflection = message.GetReflection();
   const google::protobuf::UnknownFieldSet& unknown = reflection->GetUnknownFields(message);
   if (!unknown.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown field number ", unknown.field(0).number(),
-                                                   " in ", message.GetTypeName()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown field number ", unknown.field(0).number(), " in ", message.GetTypeName()));
   }
   std::vector<const google::protobuf::FieldDescriptor*> fields;
   reflection->ListFields(message, &fields);

@@ -1,7 +1,7 @@
 #include "common/event_loop.h"
 
-#include <asio/post.hpp>
 #include <spdlog/spdlog.h>
+#include <asio/post.hpp>
 
 namespace cairn {
 

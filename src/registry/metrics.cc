@@ -31,10 +31,10 @@ RegistryMetrics::RegistryMetrics(std::shared_ptr<prometheus::Registry> r)
       subscribers(MakeGauge(*r, "cairn_registry_subscribers", "Subscribers registered")),
       connections(MakeGauge(*r, "cairn_registry_connections", "Client streams open")),
       datums(MakeGauge(*r, "cairn_registry_datums", "DataInfoIds known to the data role")),
-      connections_opened(MakeCounter(*r, "cairn_registry_connections_opened_total",
-                                     "Client streams accepted")),
-      connections_closed(MakeCounter(*r, "cairn_registry_connections_closed_total",
-                                     "Client streams ended")),
+      connections_opened(
+          MakeCounter(*r, "cairn_registry_connections_opened_total", "Client streams accepted")),
+      connections_closed(
+          MakeCounter(*r, "cairn_registry_connections_closed_total", "Client streams ended")),
       keepalive_expired(MakeCounter(*r, "cairn_registry_keepalive_expired_total",
                                     "Client streams closed for missing keepalive")),
       pushes_sent(MakeCounter(*r, "cairn_registry_pushes_total", "Pushes by outcome",
@@ -54,8 +54,8 @@ RegistryMetrics::RegistryMetrics(std::shared_ptr<prometheus::Registry> r)
                        .Add({}, LatencyBuckets())),
       requests_ok(MakeCounter(*r, "cairn_registry_requests_total", "Client requests by result",
                               {{"result", "ok"}})),
-      requests_refused(MakeCounter(*r, "cairn_registry_requests_total",
-                                   "Client requests by result", {{"result", "refused"}})),
+      requests_refused(MakeCounter(*r, "cairn_registry_requests_total", "Client requests by result",
+                                   {{"result", "refused"}})),
       bad_messages(MakeCounter(*r, "cairn_registry_errors_total", "Errors by kind",
                                {{"kind", "bad_message"}})),
       registry_(std::move(r)) {}

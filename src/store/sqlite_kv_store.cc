@@ -31,8 +31,9 @@ class SqliteKvStore final : public KvStore {
 
   absl::Status Put(std::string_view key, std::string_view value) override {
     std::lock_guard lock(mu_);
-    Statement stmt(db_, "INSERT INTO kv(key, value) VALUES(?1, ?2) "
-                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    Statement stmt(db_,
+                   "INSERT INTO kv(key, value) VALUES(?1, ?2) "
+                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     if (!stmt.ok()) return Error("prepare put");
     sqlite3_bind_text(stmt.get(), 1, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
     sqlite3_bind_blob(stmt.get(), 2, value.data(), static_cast<int>(value.size()),
@@ -54,8 +55,9 @@ class SqliteKvStore final : public KvStore {
     std::lock_guard lock(mu_);
     // Range scan [prefix, prefix + 0xFF): keys are compared as bytes (BLOB-like
     // ordering of TEXT under the default BINARY collation).
-    Statement stmt(db_, "SELECT key, value FROM kv WHERE key >= ?1 AND substr(key, 1, ?2) = ?1 "
-                        "ORDER BY key");
+    Statement stmt(db_,
+                   "SELECT key, value FROM kv WHERE key >= ?1 AND substr(key, 1, ?2) = ?1 "
+                   "ORDER BY key");
     if (!stmt.ok()) return Error("prepare scan");
     sqlite3_bind_text(stmt.get(), 1, prefix.data(), static_cast<int>(prefix.size()),
                       SQLITE_TRANSIENT);
@@ -85,7 +87,8 @@ class SqliteKvStore final : public KvStore {
   };
 
   absl::Status Error(std::string_view what) {
-    return absl::InternalError(absl::StrCat("sqlite ", std::string(what), ": ", sqlite3_errmsg(db_)));
+    return absl::InternalError(
+        absl::StrCat("sqlite ", std::string(what), ": ", sqlite3_errmsg(db_)));
   }
 
   std::mutex mu_;

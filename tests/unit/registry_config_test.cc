@@ -22,7 +22,8 @@ TEST(RegistryConfigTest, DefaultsAreValidAndLoopback) {
 }
 
 TEST(RegistryConfigTest, FileOverridesDefaults) {
-  auto path = WriteFile("cairn-cfg-ok", "listen: 127.0.0.1:0\nslots: 64\nkeepalive_timeout_ms: 1000\n");
+  auto path =
+      WriteFile("cairn-cfg-ok", "listen: 127.0.0.1:0\nslots: 64\nkeepalive_timeout_ms: 1000\n");
   auto c = LoadRegistryConfig(path, RegistryConfig{});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->listen, "127.0.0.1:0");
@@ -58,6 +59,33 @@ TEST(RegistryConfigTest, ValidationCatchesInconsistentTimeouts) {
   c = RegistryConfig{};
   c.log_level = "loud";
   EXPECT_FALSE(ValidateRegistryConfig(c).ok());
+}
+
+}  // namespace
+}  // namespace cairn
+
+namespace cairn {
+namespace {
+
+// config/registry.yaml documents every default: keep it true.
+TEST(RegistryConfigTest, DocumentedExampleMatchesTheDefaults) {
+  auto c = LoadRegistryConfig(CAIRN_SOURCE_DIR "/config/registry.yaml", RegistryConfig{});
+  ASSERT_TRUE(c.ok()) << c.status();
+  RegistryConfig d;
+  EXPECT_EQ(c->listen, d.listen);
+  EXPECT_EQ(c->admin, d.admin);
+  EXPECT_EQ(c->slots, d.slots);
+  EXPECT_EQ(c->keepalive_timeout_ms, d.keepalive_timeout_ms);
+  EXPECT_EQ(c->min_keepalive_timeout_ms, d.min_keepalive_timeout_ms);
+  EXPECT_EQ(c->max_keepalive_timeout_ms, d.max_keepalive_timeout_ms);
+  EXPECT_EQ(c->max_registrations_per_client, d.max_registrations_per_client);
+  EXPECT_EQ(c->push_ack_timeout_ms, d.push_ack_timeout_ms);
+  EXPECT_EQ(c->push_max_backoff_ms, d.push_max_backoff_ms);
+  EXPECT_EQ(c->push_max_attempts, d.push_max_attempts);
+  EXPECT_EQ(c->stream_read_window, d.stream_read_window);
+  EXPECT_EQ(c->stream_max_outbound, d.stream_max_outbound);
+  EXPECT_EQ(c->ready_file, d.ready_file);
+  EXPECT_EQ(c->log_level, d.log_level);
 }
 
 }  // namespace

@@ -45,8 +45,9 @@ class FakeStream : public ClientStream {
 class SessionServerTest : public ::testing::Test {
  protected:
   SessionServerTest()
-      : loop_("test"), data_(8, *VersionClock::Open(nullptr)), session_(loop_, data_, metrics_,
-                                                                         Options()) {}
+      : loop_("test"),
+        data_(8, *VersionClock::Open(nullptr)),
+        session_(loop_, data_, metrics_, Options()) {}
   static SessionOptions Options() {
     SessionOptions o;
     o.max_registrations_per_client = 3;
@@ -164,8 +165,8 @@ TEST_F(SessionServerTest, BadInputIsRefusedWithAClearStatusAndTheStreamKeepsWork
 TEST_F(SessionServerTest, RegistrationLimitPerStreamIsEnforced) {
   auto [conn, stream] = Connect("ipv4:127.0.0.1:1000");
   for (int i = 0; i < 4; ++i) {
-    session_.OnMessage(conn, PublishMsg(i + 1, "p" + std::to_string(i), 1, {"a"},
-                                        "svc" + std::to_string(i)));
+    session_.OnMessage(
+        conn, PublishMsg(i + 1, "p" + std::to_string(i), 1, {"a"}, "svc" + std::to_string(i)));
   }
   auto results = stream->Results();
   ASSERT_EQ(results.size(), 4u);

@@ -14,10 +14,10 @@ namespace cairn {
 
 // Which client stream a registration belongs to.
 struct OwnerRef {
-  std::string session;     // session server that holds the stream ("local" standalone)
+  std::string session;  // session server that holds the stream ("local" standalone)
   uint64_t connection_id = 0;
   std::string client_id;
-  std::string address;     // peer address as gRPC reports it
+  std::string address;  // peer address as gRPC reports it
 
   bool SameStream(const OwnerRef& other) const {
     return session == other.session && connection_id == other.connection_id;
@@ -48,6 +48,7 @@ struct DatumSnapshot {
   std::string data_info_id;
   pb::DataInfoKey key;
   uint64_t version = 0;  // 0: the datum has never existed on this server
+  uint32_t slot = 0;
   std::vector<std::shared_ptr<const PublisherRecord>> publishers;  // by registration id
 };
 

@@ -17,8 +17,7 @@ const LocalDataServer::Slot& LocalDataServer::SlotFor(const std::string& id) con
   return slots_[SlotOf(id, slot_count())];
 }
 
-void LocalDataServer::Publish(std::shared_ptr<const PublisherRecord> record,
-                              VersionCallback done) {
+void LocalDataServer::Publish(std::shared_ptr<const PublisherRecord> record, VersionCallback done) {
   const std::string data_info_id = record->data_info_id;
   Datum& datum = SlotFor(data_info_id).datums[data_info_id];
   if (datum.key.data_id().empty()) datum.key = record->key;
@@ -46,9 +45,8 @@ void LocalDataServer::Publish(std::shared_ptr<const PublisherRecord> record,
   done(datum.version);
 }
 
-void LocalDataServer::Unpublish(const std::string& data_info_id,
-                                const std::string& registration_id, const OwnerRef& owner,
-                                VersionCallback done) {
+void LocalDataServer::Unpublish(const std::string& data_info_id, const std::string& registration_id,
+                                const OwnerRef& owner, VersionCallback done) {
   auto& datums = SlotFor(data_info_id).datums;
   auto dit = datums.find(data_info_id);
   if (dit == datums.end()) {
@@ -83,6 +81,7 @@ void LocalDataServer::Fetch(const std::string& data_info_id, SnapshotCallback do
   if (it == datums.end()) {
     auto empty = std::make_shared<DatumSnapshot>();
     empty->data_info_id = data_info_id;
+    empty->slot = SlotOf(data_info_id, slot_count());
     ParseDataInfoId(data_info_id, &empty->key);
     done(std::move(empty));
     return;
@@ -93,6 +92,7 @@ void LocalDataServer::Fetch(const std::string& data_info_id, SnapshotCallback do
     snap->data_info_id = data_info_id;
     snap->key = datum.key;
     snap->version = datum.version;
+    snap->slot = SlotOf(data_info_id, slot_count());
     snap->publishers.reserve(datum.publishers.size());
     for (const auto& [id, rec] : datum.publishers) snap->publishers.push_back(rec);
     std::sort(snap->publishers.begin(), snap->publishers.end(),
@@ -122,9 +122,7 @@ size_t LocalDataServer::datum_count() const {
   return n;
 }
 
-void LocalDataServer::AddListener(DataChangeListener* listener) {
-  listeners_.push_back(listener);
-}
+void LocalDataServer::AddListener(DataChangeListener* listener) { listeners_.push_back(listener); }
 
 void LocalDataServer::RemoveListener(DataChangeListener* listener) {
   listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());

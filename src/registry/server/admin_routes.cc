@@ -82,7 +82,7 @@ void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionS
     query.mutable_key()->set_instance_id(QueryParam(request, "instance_id"));
     return OnLoop(loop, [&session, query] {
       auto result = session.Describe(query);
-      if (!result.ok()) return JsonError(400, result.status().message());
+      if (!result.ok()) return JsonError(400, std::string(result.status().message()));
       return ProtoJson(*result);
     });
   });

@@ -103,8 +103,8 @@ absl::Status ValidateRegistryConfig(const RegistryConfig& c) {
   bool level_ok = false;
   for (const char* level : kLevels) level_ok |= c.log_level == level;
   if (!level_ok) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("log_level '", c.log_level, "' is not one of trace, debug, info, warn, error"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "log_level '", c.log_level, "' is not one of trace, debug, info, warn, error"));
   }
   return absl::OkStatus();
 }

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <future>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "core/http/admin_http_server.h"
 #include "registry/data/local_data_server.h"
 #include "registry/meta/meta_service.h"
@@ -107,7 +107,8 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   r.loop.Post([&r] { r.session->Start(); });
 
   r.service = std::make_unique<GrpcRegistryService>(
-      r.loop, *r.session, GrpcServiceOptions{config.stream_read_window, config.stream_max_outbound});
+      r.loop, *r.session,
+      GrpcServiceOptions{config.stream_read_window, config.stream_max_outbound});
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -137,8 +138,8 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   if (auto s = r.admin->Start(); !s.ok()) {
     r.grpc_server->Shutdown();
     r.loop.Stop();
-    return absl::UnavailableError(absl::StrCat("admin: cannot listen on ", config.admin, ": ",
-                                               s.message()));
+    return absl::UnavailableError(
+        absl::StrCat("admin: cannot listen on ", config.admin, ": ", s.message()));
   }
   r.admin_address = absl::StrCat(admin_hp->first, ":", r.admin->port());
 

@@ -3,8 +3,9 @@
 //   gRPC (cairn.registry.v1, health, reflection)  ─┐
 //   admin HTTP (/health, /metrics, /api/v1/...)   ─┼─► registry loop: SessionServer
 //                                                   │      ├─ PushEngine
-//                                                   │      └─ LocalDataServer (slots) ─ VersionClock ─ KvStore (SQLite)
-//                                                   └─ LocalMetaService (all slots, epoch 1)
+//                                                   │      └─ LocalDataServer (slots) ─
+//                                                   VersionClock ─ KvStore (SQLite) └─
+//                                                   LocalMetaService (all slots, epoch 1)
 //
 // Thread-safety: Start() and Shutdown() from one thread; the accessors are
 // immutable after Start().

@@ -74,15 +74,15 @@ class SessionReactor final : public grpc::ServerBidiReactor<pb::ClientMessage, p
     }
     pb::ClientMessage message = std::move(incoming_);
     incoming_.Clear();
-    {
-      std::lock_guard lock(mu_);
-      ++unhandled_;
-      reading_ = false;
-      MaybeResumeReadLocked();
-    }
+    std::lock_guard lock(mu_);
+    ++unhandled_;
+    // Post before starting the next read: the next OnReadDone may run on
+    // another gRPC thread, and messages must reach the loop in stream order.
     loop_.Post([this, keep = shared_from_this(), message = std::move(message)]() mutable {
       session_.OnMessage(connection_id_, std::move(message));
     });
+    reading_ = false;
+    MaybeResumeReadLocked();
   }
 
   void OnWriteDone(bool ok) override {

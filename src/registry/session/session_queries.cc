@@ -97,6 +97,7 @@ absl::StatusOr<pb::DescribeResponse> SessionServer::Describe(
   data_.Fetch(id, [&snapshot](std::shared_ptr<const DatumSnapshot> s) { snapshot = std::move(s); });
   if (snapshot == nullptr) return absl::UnavailableError("data role did not answer");
   response.set_version(snapshot->version);
+  response.set_slot(snapshot->slot);
   for (const auto& record : snapshot->publishers) {
     *response.add_publishers() = PublisherInfoOf(*record);
   }

@@ -92,8 +92,7 @@ void SessionServer::Reply(Connection& conn, uint64_t request_id, const absl::Sta
   }
   if (request_id == 0) {
     if (!status.ok()) {
-      spdlog::debug("connection {}: refused a request without id: {}", conn.id,
-                    status.ToString());
+      spdlog::debug("connection {}: refused a request without id: {}", conn.id, status.ToString());
     }
     return;
   }
@@ -135,25 +134,24 @@ void SessionServer::HandlePublish(Connection& conn, uint64_t request_id,
   auto existing = publishers_.find(reg_id);
   if (existing != publishers_.end() && existing->second.data_info_id != record->data_info_id) {
     Reply(conn, request_id,
-          absl::InvalidArgumentError(absl::StrCat("registration id ", reg_id,
-                                                  " is already used for ",
-                                                  existing->second.data_info_id)));
+          absl::InvalidArgumentError(absl::StrCat(
+              "registration id ", reg_id, " is already used for ", existing->second.data_info_id)));
     return;
   }
   bool known_here = conn.publishers.count(reg_id) > 0;
   if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
     Reply(conn, request_id,
           absl::ResourceExhaustedError(absl::StrCat(
-              "this stream already holds ", conn.registrations(),
-              " registrations; the limit is ", options_.max_registrations_per_client)));
+              "this stream already holds ", conn.registrations(), " registrations; the limit is ",
+              options_.max_registrations_per_client)));
     return;
   }
   record->registration_id = reg_id;
   record->data.assign(publish.data().begin(), publish.data().end());
   record->app_name = publish.app_name().empty() ? conn.app_name : publish.app_name();
-  record->zone = !publish.zone().empty()  ? publish.zone()
-                 : !conn.zone.empty()     ? conn.zone
-                                          : std::string(kDefaultZone);
+  record->zone = !publish.zone().empty() ? publish.zone()
+                 : !conn.zone.empty()    ? conn.zone
+                                         : std::string(kDefaultZone);
   record->attributes.insert(publish.attributes().begin(), publish.attributes().end());
   record->version = publish.version();
   record->owner = OwnerOf(conn);
@@ -196,15 +194,16 @@ void SessionServer::HandleSubscribe(Connection& conn, uint64_t request_id,
   if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
     Reply(conn, request_id,
           absl::ResourceExhaustedError(absl::StrCat(
-              "this stream already holds ", conn.registrations(),
-              " registrations; the limit is ", options_.max_registrations_per_client)));
+              "this stream already holds ", conn.registrations(), " registrations; the limit is ",
+              options_.max_registrations_per_client)));
     return;
   }
   DropSubscriber(reg_id);  // a re-subscribe (or a reconnect) replaces the old one
   PushEngine::SubscriberSpec spec;
   spec.registration_id = reg_id;
   spec.key = NormalizeKey(subscribe.key());
-  spec.scope = subscribe.scope() == pb::SCOPE_UNSPECIFIED ? pb::SCOPE_DATACENTER : subscribe.scope();
+  spec.scope =
+      subscribe.scope() == pb::SCOPE_UNSPECIFIED ? pb::SCOPE_DATACENTER : subscribe.scope();
   spec.zone = !subscribe.zone().empty() ? subscribe.zone()
               : !conn.zone.empty()      ? conn.zone
                                         : std::string(kDefaultZone);
@@ -252,9 +251,9 @@ void SessionServer::HandleUnregister(Connection& conn, uint64_t request_id,
     Reply(conn, request_id, absl::OkStatus());
     return;
   }
-  Reply(conn, request_id,
-        absl::NotFoundError(absl::StrCat("no publisher or subscriber ", reg_id,
-                                         " on this stream")));
+  Reply(
+      conn, request_id,
+      absl::NotFoundError(absl::StrCat("no publisher or subscriber ", reg_id, " on this stream")));
 }
 
 void SessionServer::OnDisconnect(uint64_t connection_id, const std::string& reason) {
@@ -263,8 +262,7 @@ void SessionServer::OnDisconnect(uint64_t connection_id, const std::string& reas
   Connection conn = std::move(it->second);
   connections_.erase(it);
   spdlog::debug("connection {} ({}) closed: {}; removing {} publishers, {} subscribers",
-                connection_id, conn.peer, reason, conn.publishers.size(),
-                conn.subscribers.size());
+                connection_id, conn.peer, reason, conn.publishers.size(), conn.subscribers.size());
   for (auto& [reg_id, record] : conn.publishers) {
     auto index = publishers_.find(reg_id);
     if (index != publishers_.end() && index->second.connection_id == connection_id) {

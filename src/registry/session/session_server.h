@@ -108,7 +108,7 @@ class SessionServer final : private PushEngine::Transport {
   uint64_t next_connection_id_ = 1;
   std::unordered_map<uint64_t, Connection> connections_;
   std::unordered_map<std::string, PublisherIndexEntry> publishers_;  // by registration id
-  std::unordered_map<std::string, uint64_t> subscriber_owner_;      // reg id -> connection
+  std::unordered_map<std::string, uint64_t> subscriber_owner_;       // reg id -> connection
   std::unique_ptr<EventLoop::Timer> sweep_timer_;
 };
 

@@ -1,0 +1,125 @@
+// cairnctl: command-line client of the Cairn registry.
+//
+//   cairnctl [--server HOST:PORT[,HOST:PORT...]] [--output table|json] COMMAND ...
+//
+// Exit codes: 0 success; 1 refused (server Result/RPC status or local
+// validation); 2 usage error; 3 `subscribe --timeout` passed without any push;
+// 4 no server reachable / no answer in time (UNAVAILABLE, DEADLINE_EXCEEDED).
+// Errors are printed as "error: <CODE_NAME>: <message>" on stderr.
+#include <CLI/CLI.hpp>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+
+namespace {
+
+using namespace cairn::cli;  // NOLINT(build/namespaces): main() only
+
+void AddKeyFlags(CLI::App* cmd, KeyFlags* key) {
+  cmd->add_option("DATAID", key->data_id, "data_id of the dataInfoId")->required();
+  cmd->add_option("--group", key->group, "group (empty: DEFAULT_GROUP)");
+  cmd->add_option("--instance-id", key->instance_id, "instance id (empty: DEFAULT_INSTANCE_ID)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists, so every thread inherits the blocked mask and
+  // publish/subscribe can wait for the signals synchronously.
+  BlockTerminationSignals();
+
+  CLI::App app{"cairnctl: command-line client of the Cairn registry"};
+  app.fallthrough();  // global flags may follow the subcommand
+  app.require_subcommand(1);
+  app.footer(
+      "Exit codes: 0 ok, 1 refused, 2 usage, 3 subscribe timeout without a push, "
+      "4 server unreachable or no answer in time.");
+  GlobalFlags global;
+  std::vector<std::string> servers = {"127.0.0.1:9600"};
+  app.add_option("--server", servers, "registry address(es), HOST:PORT; comma-separated list")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--output", global.output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+
+  PublishFlags publish;
+  CLI::App* publish_cmd = app.add_subcommand(
+      "publish", "publish DATA under DATAID and stay registered until SIGINT/SIGTERM or --for");
+  AddKeyFlags(publish_cmd, &publish.key);
+  publish_cmd->add_option("DATA", publish.data, "data entries");
+  publish_cmd->add_option("--app", publish.app_name, "app name of the publisher");
+  publish_cmd->add_option("--zone", publish.zone, "zone of the publisher");
+  publish_cmd->add_option("--attr", publish.attributes, "attribute KEY=VALUE (repeatable)");
+  publish_cmd->add_option("--client-id", publish.client_id, "client id sent in Hello")
+      ->capture_default_str();
+  publish_cmd->add_option("--for", publish.for_seconds, "unregister and exit after SECONDS")
+      ->check(CLI::NonNegativeNumber);
+  publish_cmd->add_option("--timeout", publish.timeout_seconds, "request timeout in seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
+  SubscribeFlags subscribe;
+  CLI::App* subscribe_cmd = app.add_subcommand(
+      "subscribe", "print every push for DATAID as one JSON line (proto field names)");
+  AddKeyFlags(subscribe_cmd, &subscribe.key);
+  subscribe_cmd->add_option("--zone", subscribe.zone, "zone of the subscriber");
+  subscribe_cmd->add_option("--scope", subscribe.scope, "zone, datacenter or global")
+      ->check(CLI::IsMember({"zone", "datacenter", "global"}))
+      ->capture_default_str();
+  subscribe_cmd->add_option("--client-id", subscribe.client_id, "client id sent in Hello")
+      ->capture_default_str();
+  subscribe_cmd->add_flag("--once", subscribe.once, "exit 0 after the first push");
+  subscribe_cmd
+      ->add_option("--timeout", subscribe.timeout_seconds,
+                   "exit after SECONDS: 0 if a push was printed, else 3")
+      ->check(CLI::NonNegativeNumber);
+
+  ListFlags list;
+  CLI::App* list_cmd = app.add_subcommand("list", "list dataInfoIds with their counts");
+  list_cmd->add_option("--prefix", list.prefix, "only data_ids starting with this");
+  list_cmd->add_option("--timeout", list.timeout_seconds, "RPC deadline in seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
+  DescribeFlags describe;
+  CLI::App* describe_cmd =
+      app.add_subcommand("describe", "publishers and subscribers of one dataInfoId");
+  AddKeyFlags(describe_cmd, &describe.key);
+  describe_cmd->add_option("--timeout", describe.timeout_seconds, "RPC deadline in seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
+  ClientsFlags clients;
+  CLI::App* clients_cmd = app.add_subcommand(
+      "clients", "registrations of the clients at ADDRESS (\"host\" or \"host:port\")");
+  clients_cmd->add_option("ADDRESS", clients.address, "peer address")->required();
+  clients_cmd->add_option("--timeout", clients.timeout_seconds, "RPC deadline in seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  for (const std::string& server : servers) {
+    if (!server.empty()) global.servers.push_back(server);
+  }
+  if (global.servers.empty()) {
+    std::fprintf(stderr, "error: --server needs at least one HOST:PORT\n");
+    return kExitUsage;
+  }
+
+  if (*publish_cmd) return RunPublish(global, publish);
+  if (*subscribe_cmd) return RunSubscribe(global, subscribe);
+  if (*list_cmd) return RunList(global, list);
+  if (*describe_cmd) return RunDescribe(global, describe);
+  if (*clients_cmd) return RunClients(global, clients);
+  return kExitUsage;
+}

@@ -1,0 +1,63 @@
+// The cairnctl commands. Each Run* function returns the process exit code
+// (see cli_util.h) and prints its own output and errors.
+//
+// Thread safety: meant to be called once, from main(), after
+// BlockTerminationSignals().
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cli/cli_util.h"
+
+namespace cairn::cli {
+
+struct KeyFlags {
+  std::string data_id;
+  std::string group;
+  std::string instance_id;
+};
+
+struct PublishFlags {
+  KeyFlags key;
+  std::vector<std::string> data;
+  std::string app_name;
+  std::string zone;
+  std::vector<std::string> attributes;  // "key=value"
+  std::string client_id = "cairnctl";
+  double for_seconds = 0;  // 0: until SIGINT/SIGTERM
+  double timeout_seconds = 5;
+};
+
+struct SubscribeFlags {
+  KeyFlags key;
+  std::string zone;
+  std::string scope = "datacenter";
+  std::string client_id = "cairnctl";
+  bool once = false;
+  double timeout_seconds = 0;  // 0: until SIGINT/SIGTERM
+};
+
+struct ListFlags {
+  std::string prefix;
+  double timeout_seconds = 5;
+};
+
+struct DescribeFlags {
+  KeyFlags key;
+  double timeout_seconds = 5;
+};
+
+struct ClientsFlags {
+  std::string address;
+  double timeout_seconds = 5;
+};
+
+int RunPublish(const GlobalFlags& global, const PublishFlags& flags);
+int RunSubscribe(const GlobalFlags& global, const SubscribeFlags& flags);
+int RunList(const GlobalFlags& global, const ListFlags& flags);
+int RunDescribe(const GlobalFlags& global, const DescribeFlags& flags);
+int RunClients(const GlobalFlags& global, const ClientsFlags& flags);
+
+}  // namespace cairn::cli
