@@ -13,7 +13,13 @@
 
 namespace {
 
-using namespace cairn::cli;  // NOLINT(build/namespaces): main() only
+using cairn::cli::ClientsFlags;
+using cairn::cli::DescribeFlags;
+using cairn::cli::GlobalFlags;
+using cairn::cli::KeyFlags;
+using cairn::cli::ListFlags;
+using cairn::cli::PublishFlags;
+using cairn::cli::SubscribeFlags;
 
 void AddKeyFlags(CLI::App* cmd, KeyFlags* key) {
   cmd->add_option("DATAID", key->data_id, "data_id of the dataInfoId")->required();
@@ -26,7 +32,7 @@ void AddKeyFlags(CLI::App* cmd, KeyFlags* key) {
 int main(int argc, char** argv) {
   // Before any thread exists, so every thread inherits the blocked mask and
   // publish/subscribe can wait for the signals synchronously.
-  BlockTerminationSignals();
+  cairn::cli::BlockTerminationSignals();
 
   CLI::App app{"cairnctl: command-line client of the Cairn registry"};
   app.fallthrough();  // global flags may follow the subcommand
@@ -106,20 +112,20 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
-    return kExitUsage;
+    return cairn::cli::kExitUsage;
   }
   for (const std::string& server : servers) {
     if (!server.empty()) global.servers.push_back(server);
   }
   if (global.servers.empty()) {
     std::fprintf(stderr, "error: --server needs at least one HOST:PORT\n");
-    return kExitUsage;
+    return cairn::cli::kExitUsage;
   }
 
-  if (*publish_cmd) return RunPublish(global, publish);
-  if (*subscribe_cmd) return RunSubscribe(global, subscribe);
-  if (*list_cmd) return RunList(global, list);
-  if (*describe_cmd) return RunDescribe(global, describe);
-  if (*clients_cmd) return RunClients(global, clients);
-  return kExitUsage;
+  if (*publish_cmd) return cairn::cli::RunPublish(global, publish);
+  if (*subscribe_cmd) return cairn::cli::RunSubscribe(global, subscribe);
+  if (*list_cmd) return cairn::cli::RunList(global, list);
+  if (*describe_cmd) return cairn::cli::RunDescribe(global, describe);
+  if (*clients_cmd) return cairn::cli::RunClients(global, clients);
+  return cairn::cli::kExitUsage;
 }

@@ -160,6 +160,16 @@ TEST_F(RegistryIntegrationTest, RestartedServerGetsEverythingReplayed) {
   EXPECT_TRUE(pushes.WaitForData({"127.0.0.1:7002"}, seconds(5)).has_value());
 }
 
+TEST_F(RegistryIntegrationTest, ClientMovesOnFromADeadServerInItsList) {
+  // Port 1 on loopback refuses connections: the client must go to the next server.
+  auto client = MakeClient({"127.0.0.1:1", server_->grpc_address()}, "failover");
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->WaitConnected(seconds(10)).ok());
+  EXPECT_EQ(client->ConnectedServer(), server_->grpc_address());
+  auto handle = client->Publish({Key("svc.failover"), {"x"}, "", "", {}});
+  EXPECT_TRUE(handle.ok()) << handle.status();
+}
+
 // ---- raw gRPC: what any-language clients see ----
 
 class RawStream {
@@ -255,6 +265,20 @@ TEST_F(RegistryIntegrationTest, OversizedMessageEndsOnlyThatStream) {
   }
   grpc::Status status = raw.Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  auto client = Client("after");
+  EXPECT_TRUE(client->Publish({Key("svc.after"), {"ok"}, "", "", {}}).ok());
+}
+
+TEST_F(RegistryIntegrationTest, UndecodableMessageEndsOnlyThatStreamWithAStatus) {
+  RawStream raw(server_->grpc_address());
+  // proto3 strings must be UTF-8; the server cannot decode this message.
+  ASSERT_TRUE(raw.Write(PublishMessage(1, "r\xff\xfe", "svc.utf8", 1)));
+  pb::ServerMessage m;
+  while (raw.Read(&m)) {
+  }
+  grpc::Status status = raw.Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("UTF-8"), std::string::npos) << status.error_message();
   auto client = Client("after");
   EXPECT_TRUE(client->Publish({Key("svc.after"), {"ok"}, "", "", {}}).ok());
 }

@@ -12,7 +12,7 @@ namespace {
 // One client's Session stream. Lives as long as both gRPC (until OnDone) and
 // the session role (until it drops the connection) hold it: `self_` is the
 // gRPC side's reference.
-class SessionReactor final : public grpc::ServerBidiReactor<pb::ClientMessage, pb::ServerMessage>,
+class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                              public ClientStream,
                              public std::enable_shared_from_this<SessionReactor> {
  public:
@@ -31,10 +31,17 @@ class SessionReactor final : public grpc::ServerBidiReactor<pb::ClientMessage, p
 
   // ClientStream
   bool Send(pb::ServerMessage&& message, bool droppable) override {
+    // Serialize outside the lock: it is the expensive part of a push.
+    grpc::ByteBuffer bytes;
+    bool own_buffer = false;
+    if (!grpc::SerializationTraits<pb::ServerMessage>::Serialize(message, &bytes, &own_buffer)
+             .ok()) {
+      return false;
+    }
     std::lock_guard lock(mu_);
     if (done_ || close_requested_) return false;
     if (droppable && outbound_.size() >= options_.max_outbound) return false;
-    outbound_.push_back(std::move(message));
+    outbound_.push_back(std::move(bytes));
     if (!writing_) {
       writing_ = true;
       StartWrite(&outbound_.front());
@@ -72,8 +79,17 @@ class SessionReactor final : public grpc::ServerBidiReactor<pb::ClientMessage, p
       Close(absl::OkStatus());
       return;
     }
-    pb::ClientMessage message = std::move(incoming_);
+    pb::ClientMessage message;
+    grpc::Status decoded =
+        grpc::SerializationTraits<pb::ClientMessage>::Deserialize(&incoming_, &message);
     incoming_.Clear();
+    if (!decoded.ok()) {
+      PostDisconnect("undecodable message");
+      Close(absl::InvalidArgumentError(
+          "cannot decode the ClientMessage (malformed protobuf, or a string field that is "
+          "not valid UTF-8); closing the stream"));
+      return;
+    }
     std::lock_guard lock(mu_);
     ++unhandled_;
     // Post before starting the next read: the next OnReadDone may run on
@@ -156,10 +172,10 @@ class SessionReactor final : public grpc::ServerBidiReactor<pb::ClientMessage, p
   std::atomic<uint64_t> connection_id_{0};  // set on the loop before the first read
   std::shared_ptr<SessionReactor> self_;
 
-  pb::ClientMessage incoming_;  // owned by the outstanding read
+  grpc::ByteBuffer incoming_;  // owned by the outstanding read
 
   std::mutex mu_;
-  std::deque<pb::ServerMessage> outbound_;  // front is being written while writing_
+  std::deque<grpc::ByteBuffer> outbound_;  // front is being written while writing_
   bool writing_ = false;
   bool reading_ = true;  // the first read is started by Begin's posted task
   size_t unhandled_ = 0;
@@ -187,7 +203,7 @@ GrpcRegistryService::GrpcRegistryService(EventLoop& loop, SessionServer& session
                                          GrpcServiceOptions options)
     : loop_(loop), session_(session), options_(options) {}
 
-grpc::ServerBidiReactor<pb::ClientMessage, pb::ServerMessage>* GrpcRegistryService::Session(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GrpcRegistryService::Session(
     grpc::CallbackServerContext* context) {
   auto reactor = std::make_shared<SessionReactor>(loop_, session_, options_, context->peer());
   reactor->Begin();

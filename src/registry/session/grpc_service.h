@@ -26,12 +26,20 @@ struct GrpcServiceOptions {
   size_t max_outbound = 4096;
 };
 
-class GrpcRegistryService final : public pb::Registry::CallbackService {
+// Session is registered "raw" (ByteBuffer in and out): the reactor decodes
+// each message itself, so that a message gRPC could not decode ends the
+// stream with INVALID_ARGUMENT and a reason, instead of looking like a normal
+// half-close to the server and an OK status to the client.
+using RegistryServiceBase = pb::Registry::WithRawCallbackMethod_Session<
+    pb::Registry::WithCallbackMethod_ListDataInfos<pb::Registry::WithCallbackMethod_Describe<
+        pb::Registry::WithCallbackMethod_QueryByClient<pb::Registry::Service>>>>;
+
+class GrpcRegistryService final : public RegistryServiceBase {
  public:
   // REQUIRES: loop and session outlive the gRPC server this is registered on.
   GrpcRegistryService(EventLoop& loop, SessionServer& session, GrpcServiceOptions options);
 
-  grpc::ServerBidiReactor<pb::ClientMessage, pb::ServerMessage>* Session(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* ListDataInfos(grpc::CallbackServerContext* context,
                                           const pb::ListDataInfosRequest* request,
