@@ -20,6 +20,7 @@ std::string Squash(std::string text) {
 class CairnctlTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(server_.Start()) << server_.Log(); }
+  void TearDown() override { EXPECT_EQ(server_.Stop(SIGTERM), 0) << server_.Log(); }
   std::vector<std::string> Ctl(std::vector<std::string> args) {
     args.insert(args.begin(), BinDir() + "/cairnctl");
     args.push_back("--server");

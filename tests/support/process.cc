@@ -134,18 +134,18 @@ bool RegistryProcess::Start(uint16_t grpc_port) {
   return !grpc_address_.empty() && !admin_address_.empty();
 }
 
-void RegistryProcess::Stop(int signal) {
-  if (!process_) return;
+std::optional<int> RegistryProcess::Stop(int signal) {
+  if (!process_) return std::nullopt;
   process_->Signal(signal);
-  if (!process_->Wait(std::chrono::seconds(10))) {
-    process_->Signal(SIGKILL);
-    process_->Wait(std::chrono::seconds(10));
-  }
+  if (auto code = process_->Wait(std::chrono::seconds(10))) return code;
+  process_->Signal(SIGKILL);
+  process_->Wait(std::chrono::seconds(10));
+  return std::nullopt;
 }
 
 bool RegistryProcess::Restart() {
   uint16_t port = grpc_port();
-  Stop(SIGTERM);
+  if (Stop(SIGTERM) != 0) return false;
   return Start(port);
 }
 

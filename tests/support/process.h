@@ -70,7 +70,10 @@ class RegistryProcess {
   // Starts and waits for the ready file. grpc_port 0 picks a free one;
   // Restart() reuses the port the first start got.
   bool Start(uint16_t grpc_port = 0);
-  void Stop(int signal = 15);
+  // Signals the process and waits for it (SIGKILL after 10 s). Returns its
+  // exit code: 0 after a clean SIGTERM shutdown (sanitizer reports make it
+  // non-zero).
+  std::optional<int> Stop(int signal = 15);
   bool Restart();
 
   const std::string& grpc_address() const { return grpc_address_; }
