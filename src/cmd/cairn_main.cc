@@ -1,5 +1,6 @@
 // cairn: the server binary. Subcommands:
 //   cairn registry [--config FILE] [flags]   standalone registry (every role in one process)
+//   cairn sidecar --config FILE              the mesh sidecar (see examples/)
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
@@ -8,6 +9,7 @@
 
 #include "registry/server/registry_config.h"
 #include "registry/server/standalone_registry.h"
+#include "sidecar/server/sidecar_server.h"
 
 namespace {
 
@@ -66,15 +68,43 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
   return config;
 }
 
-int RunRegistry(const cairn::RegistryConfig& config) {
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
-  // Block the stop signals in every thread (threads inherit the mask), then
-  // wait for one here.
+// Blocks the stop signals in every thread (threads inherit the mask), so
+// that the main thread can wait for one with sigwait.
+sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A peer that closes while we write must not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+  return stop_signals;
+}
+
+int RunSidecar(const std::string& config_file, const std::string& ready_file,
+               const std::string& log_level) {
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  auto config = cairn::sidecar::LoadSidecarConfig(config_file);
+  if (!config.ok()) {
+    std::fprintf(stderr, "cairn sidecar: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  sigset_t stop_signals = BlockStopSignals();
+  auto sidecar = cairn::sidecar::SidecarServer::Start(std::move(*config), ready_file);
+  if (!sidecar.ok()) {
+    spdlog::error("cannot start the sidecar: {}", sidecar.status().ToString());
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("received {}: draining", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  (*sidecar)->Drain();
+  return 0;
+}
+
+int RunRegistry(const cairn::RegistryConfig& config) {
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  sigset_t stop_signals = BlockStopSignals();
 
   auto registry = cairn::StandaloneRegistry::Start(config);
   if (!registry.ok()) {
@@ -96,7 +126,15 @@ int main(int argc, char** argv) {
   RegistryFlags registry_flags;
   CLI::App* registry = app.add_subcommand("registry", "run the standalone registry");
   AddRegistryFlags(*registry, registry_flags);
+  std::string sidecar_config, sidecar_ready_file, sidecar_log_level = "info";
+  CLI::App* sidecar = app.add_subcommand("sidecar", "run the mesh sidecar");
+  sidecar->add_option("--config", sidecar_config, "YAML config file (see examples/)")->required();
+  sidecar->add_option("--ready-file", sidecar_ready_file,
+                      "write admin= and listener.NAME= addresses here when serving");
+  sidecar->add_option("--log-level", sidecar_log_level, "trace|debug|info|warn|error");
   CLI11_PARSE(app, argc, argv);
+
+  if (sidecar->parsed()) return RunSidecar(sidecar_config, sidecar_ready_file, sidecar_log_level);
 
   if (registry->parsed()) {
     auto config = ResolveConfig(*registry, registry_flags);

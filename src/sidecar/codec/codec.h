@@ -54,11 +54,11 @@ struct ResponseHead {
 
 // Why a stream or connection ended abnormally.
 enum class ResetReason {
-  kProtocolError,   // the peer broke the protocol (malformed frame, bad header)
-  kTooLarge,        // a documented limit was exceeded
-  kRefused,         // the peer refused the stream (HTTP/2 REFUSED_STREAM, GOAWAY)
-  kCancelled,       // the peer cancelled (RST_STREAM CANCEL, connection closed)
-  kLocal,           // we reset it
+  kProtocolError,  // the peer broke the protocol (malformed frame, bad header)
+  kTooLarge,       // a documented limit was exceeded
+  kRefused,        // the peer refused the stream (HTTP/2 REFUSED_STREAM, GOAWAY)
+  kCancelled,      // the peer cancelled (RST_STREAM CANCEL, connection closed)
+  kLocal,          // we reset it
 };
 
 // Limits every codec enforces; defaults are documented in examples/ and

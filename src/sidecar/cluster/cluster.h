@@ -1,0 +1,123 @@
+// Clusters: the upstream side of the sidecar.
+//
+//   ClusterManager (main thread)              WorkerClusters (one per worker)
+//   ├ per cluster: current HostSet  ── post ─► per cluster: LoadBalancer,
+//   │   (static endpoints or registry)         ConnectionPool per host,
+//   ├ active health checks                     circuit-breaker counters
+//   └ outlier ejection / un-ejection
+//
+// The manager builds immutable HostSet snapshots and posts them to every
+// worker; a worker's ClusterWorker swaps its load balancer input and drops
+// pools of hosts that left. Health is read live from Host flags, so ejection
+// and health checks need no new snapshot.
+//
+// Thread-safety: ClusterManager methods run on the main (control) loop
+// unless stated; ClusterWorker on its worker only. ClusterStats are atomics.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "sidecar/config/sidecar_config.h"
+#include "sidecar/network/worker.h"
+#include "sidecar/pool/connection_pool.h"
+#include "sidecar/upstream/host.h"
+#include "sidecar/upstream/load_balancer.h"
+
+namespace cairn::sidecar {
+
+// Per-cluster metrics, shared by every worker.
+struct ClusterStats {
+  ClusterStats(prometheus::Registry& registry, const std::string& cluster);
+  prometheus::Counter& requests;
+  prometheus::Counter& responses_5xx;
+  prometheus::Counter& errors;  // no response: connect failure, reset, timeout
+  prometheus::Counter& retries;
+  prometheus::Counter& timeouts;
+  prometheus::Counter& overflows;  // circuit breaker tripped
+  prometheus::Counter& ejections;
+  prometheus::Gauge& active_connections;
+  prometheus::Histogram& latency;  // seconds, request start to response end
+};
+
+// Passive health: consecutive failures of one host, shared by all workers.
+struct HostHealth {
+  std::atomic<uint32_t> consecutive_failures{0};
+  std::atomic<uint32_t> times_ejected{0};
+};
+
+// One cluster as one worker sees it.
+class ClusterWorker : private ConnectionPool::Observer {
+ public:
+  ClusterWorker(Worker& worker, const ClusterConfig& config, ClusterStats& stats,
+                std::function<void(const upstream::HostPtr&)> on_outlier);
+  ~ClusterWorker() override;
+
+  const ClusterConfig& config() const { return config_; }
+  ClusterStats& stats() { return stats_; }
+
+  // nullptr when the cluster has no host.
+  upstream::HostPtr ChooseHost(const upstream::LbContext& ctx);
+  ConnectionPool& PoolFor(const upstream::HostPtr& host);
+
+  // Passive health: the outcome of one request (or connect) to a host.
+  void ReportResult(const upstream::HostPtr& host, bool success);
+
+  // Circuit breakers (per worker).
+  bool TryStartRequest();
+  void EndRequest();
+  bool TryStartRetry();
+  void EndRetry();
+
+  void UpdateHosts(
+      std::shared_ptr<const upstream::HostSet> hosts,
+      std::shared_ptr<std::unordered_map<const upstream::Host*, std::shared_ptr<HostHealth>>>
+          health);
+  std::shared_ptr<const upstream::HostSet> hosts() const { return hosts_; }
+  void CloseIdleConnections();
+
+ private:
+  void OnConnectResult(bool ok) override;
+
+  Worker& worker_;
+  const ClusterConfig& config_;
+  ClusterStats& stats_;
+  std::function<void(const upstream::HostPtr&)> on_outlier_;
+  std::unique_ptr<upstream::LoadBalancer> lb_;
+  std::shared_ptr<const upstream::HostSet> hosts_;
+  std::shared_ptr<std::unordered_map<const upstream::Host*, std::shared_ptr<HostHealth>>> health_;
+  // By address: a host that leaves and comes back (a new Host object) gets
+  // its old pool, and no pointer is ever reused as a key.
+  std::unordered_map<std::string, std::unique_ptr<ConnectionPool>> pools_;
+  uint32_t active_requests_ = 0;
+  uint32_t active_retries_ = 0;
+};
+
+// Every cluster of one worker, by name.
+class WorkerClusters {
+ public:
+  ClusterWorker* Find(const std::string& name) {
+    auto it = clusters_.find(name);
+    return it == clusters_.end() ? nullptr : it->second.get();
+  }
+  void Add(const std::string& name, std::unique_ptr<ClusterWorker> cluster) {
+    clusters_[name] = std::move(cluster);
+  }
+  std::unordered_map<std::string, std::unique_ptr<ClusterWorker>>& all() { return clusters_; }
+
+ private:
+  std::unordered_map<std::string, std::unique_ptr<ClusterWorker>> clusters_;
+};
+
+// Parses "host:port" into an endpoint. IP literals only (no DNS on the hot path).
+absl::StatusOr<asio::ip::tcp::endpoint> ToEndpoint(const upstream::HostAddress& address);
+
+}  // namespace cairn::sidecar

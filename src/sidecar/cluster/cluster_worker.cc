@@ -1,0 +1,149 @@
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "sidecar/cluster/cluster.h"
+
+namespace cairn::sidecar {
+namespace {
+
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  prometheus::Histogram::BucketBoundaries b;
+  for (double v = 0.0001; v < 30; v *= 2) b.push_back(v);
+  return b;
+}
+
+prometheus::Counter& Counter(prometheus::Registry& r, const char* name, const char* help,
+                             const std::string& cluster) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({{"cluster", cluster}});
+}
+
+}  // namespace
+
+ClusterStats::ClusterStats(prometheus::Registry& r, const std::string& c)
+    : requests(Counter(r, "cairn_sidecar_upstream_requests_total", "Requests sent upstream", c)),
+      responses_5xx(Counter(r, "cairn_sidecar_upstream_5xx_total", "5xx responses", c)),
+      errors(Counter(r, "cairn_sidecar_upstream_errors_total",
+                     "Requests that got no response (connect failure, reset, timeout)", c)),
+      retries(Counter(r, "cairn_sidecar_upstream_retries_total", "Retries", c)),
+      timeouts(Counter(r, "cairn_sidecar_upstream_timeouts_total", "Requests timed out", c)),
+      overflows(Counter(r, "cairn_sidecar_upstream_overflow_total",
+                        "Requests refused by a circuit breaker", c)),
+      ejections(Counter(r, "cairn_sidecar_upstream_ejections_total",
+                        "Hosts ejected by outlier detection", c)),
+      active_connections(prometheus::BuildGauge()
+                             .Name("cairn_sidecar_upstream_connections")
+                             .Help("Open upstream connections")
+                             .Register(r)
+                             .Add({{"cluster", c}})),
+      latency(prometheus::BuildHistogram()
+                  .Name("cairn_sidecar_upstream_latency_seconds")
+                  .Help("Request start to response end, seconds")
+                  .Register(r)
+                  .Add({{"cluster", c}}, LatencyBuckets())) {}
+
+absl::StatusOr<asio::ip::tcp::endpoint> ToEndpoint(const upstream::HostAddress& address) {
+  std::error_code ec;
+  auto ip = asio::ip::make_address(address.host, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", address.host, "' is not an IP address (DNS names are not supported)"));
+  }
+  return asio::ip::tcp::endpoint(ip, address.port);
+}
+
+ClusterWorker::ClusterWorker(Worker& worker, const ClusterConfig& config, ClusterStats& stats,
+                             std::function<void(const upstream::HostPtr&)> on_outlier)
+    : worker_(worker), config_(config), stats_(stats), on_outlier_(std::move(on_outlier)) {
+  auto lb = upstream::CreateLoadBalancer(config.lb, static_cast<uint64_t>(worker.index()) + 1);
+  lb_ = lb.ok() ? std::move(*lb) : upstream::NewRoundRobinLoadBalancer(1);
+}
+
+ClusterWorker::~ClusterWorker() = default;
+
+upstream::HostPtr ClusterWorker::ChooseHost(const upstream::LbContext& ctx) {
+  return lb_->ChooseHost(ctx);
+}
+
+ConnectionPool& ClusterWorker::PoolFor(const upstream::HostPtr& host) {
+  auto& pool = pools_[host->address_string()];
+  if (pool == nullptr) {
+    PoolOptions options;
+    options.protocol = config_.protocol == "http2" ? UpstreamConnection::Protocol::kHttp2
+                                                   : UpstreamConnection::Protocol::kHttp1;
+    options.connect_timeout = std::chrono::milliseconds(config_.connect_timeout_ms);
+    options.idle_timeout = std::chrono::milliseconds(config_.idle_timeout_ms);
+    options.max_connections = config_.limits.max_connections;
+    options.max_pending = config_.limits.max_pending;
+    auto endpoint = ToEndpoint(host->address());
+    ConnectionPool::Observer* observer = this;
+    pool = std::make_unique<ConnectionPool>(
+        worker_, endpoint.ok() ? *endpoint : asio::ip::tcp::endpoint(), options, observer);
+  }
+  return *pool;
+}
+
+void ClusterWorker::OnConnectResult(bool) {}
+
+void ClusterWorker::ReportResult(const upstream::HostPtr& host, bool success) {
+  if (config_.outlier.consecutive_failures == 0 || health_ == nullptr) return;
+  auto it = health_->find(host.get());
+  if (it == health_->end()) return;
+  HostHealth& h = *it->second;
+  if (success) {
+    h.consecutive_failures.store(0, std::memory_order_relaxed);
+    return;
+  }
+  uint32_t failures = h.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (failures == config_.outlier.consecutive_failures && on_outlier_) on_outlier_(host);
+}
+
+bool ClusterWorker::TryStartRequest() {
+  if (active_requests_ >= config_.limits.max_requests) {
+    stats_.overflows.Increment();
+    return false;
+  }
+  ++active_requests_;
+  return true;
+}
+
+void ClusterWorker::EndRequest() { --active_requests_; }
+
+bool ClusterWorker::TryStartRetry() {
+  if (active_retries_ >= config_.limits.max_retries) {
+    stats_.overflows.Increment();
+    return false;
+  }
+  ++active_retries_;
+  return true;
+}
+
+void ClusterWorker::EndRetry() { --active_retries_; }
+
+void ClusterWorker::UpdateHosts(
+    std::shared_ptr<const upstream::HostSet> hosts,
+    std::shared_ptr<std::unordered_map<const upstream::Host*, std::shared_ptr<HostHealth>>>
+        health) {
+  hosts_ = hosts;
+  health_ = std::move(health);
+  lb_->UpdateHosts(hosts);
+  CloseIdleConnections();
+}
+
+void ClusterWorker::CloseIdleConnections() {
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    ConnectionPool& pool = *it->second;
+    pool.CloseIdle();
+    bool present = false;
+    if (hosts_ != nullptr) {
+      for (const auto& h : hosts_->hosts()) present |= h->address_string() == it->first;
+    }
+    // A departed host's pool goes once its last request has finished.
+    if (!present && pool.connection_count() == 0 && pool.pending_count() == 0) {
+      it = pools_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace cairn::sidecar

@@ -1,0 +1,294 @@
+#include "sidecar/codec/http1/http1_common.h"
+
+#include <cstring>
+
+namespace cairn::sidecar::http1 {
+namespace {
+
+constexpr std::array<uint8_t, 256> BuildCharClass() {
+  std::array<uint8_t, 256> table{};
+  for (int c = 0; c < 256; ++c) {
+    uint8_t bits = 0;
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    bool tchar = alnum;
+    for (char t : std::string_view("!#$%&'*+-.^_`|~")) tchar |= (c == t);
+    if (tchar) bits |= kTokenChar;
+    // obs-text (0x80-0xFF) is allowed in values and targets: real clients send
+    // raw UTF-8, and it cannot change framing.
+    if (c == '\t' || (c >= 0x20 && c != 0x7f)) bits |= kFieldValueChar;
+    if (c > 0x20 && c != 0x7f) bits |= kTargetChar;
+    bool authority = alnum;
+    for (char t : std::string_view("-._~!$&'()*+,;=:[]%")) authority |= (c == t);
+    if (authority) bits |= kAuthorityChar;
+    table[c] = bits;
+  }
+  return table;
+}
+
+}  // namespace
+
+const std::array<uint8_t, 256> kCharClass = BuildCharClass();
+
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!HasClass(c, kTokenChar)) return false;
+  }
+  return true;
+}
+
+bool IsFieldValue(std::string_view s) {
+  for (char c : s) {
+    if (!HasClass(c, kFieldValueChar)) return false;
+  }
+  return true;
+}
+
+bool IsValidAuthority(std::string_view s) {
+  for (char c : s) {
+    if (!HasClass(c, kAuthorityChar)) return false;
+  }
+  return true;
+}
+
+bool EqualsIgnoreCase(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (ToLowerAscii(s[i]) != lower[i]) return false;
+  }
+  return true;
+}
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool ParseDecimal(std::string_view s, uint64_t* value) {
+  if (s.empty() || s.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *value = v;
+  return true;
+}
+
+bool ParseContentLength(std::string_view value, uint64_t* length) {
+  // Fast path: a single number, which is what every sane peer sends.
+  if (ParseDecimal(value, length)) return true;
+  bool ok = true;
+  bool seen = false;
+  uint64_t first = 0;
+  ForEachListElement(value, [&](std::string_view element) {
+    uint64_t v = 0;
+    if (!ParseDecimal(element, &v) || (seen && v != first)) ok = false;
+    first = v;
+    seen = true;
+  });
+  if (!ok || !seen) return false;
+  *length = first;
+  return true;
+}
+
+FieldKind ClassifyField(std::string_view name) {
+  // Dispatch on length first: most ordinary names fail after one compare.
+  switch (name.size()) {
+    case 2:
+      if (EqualsIgnoreCase(name, "te")) return FieldKind::kTe;
+      break;
+    case 4:
+      if (EqualsIgnoreCase(name, "host")) return FieldKind::kHost;
+      break;
+    case 6:
+      if (EqualsIgnoreCase(name, "expect")) return FieldKind::kExpect;
+      break;
+    case 7:
+      if (EqualsIgnoreCase(name, "upgrade")) return FieldKind::kUpgrade;
+      break;
+    case 10:
+      if (EqualsIgnoreCase(name, "connection")) return FieldKind::kConnection;
+      if (EqualsIgnoreCase(name, "keep-alive")) return FieldKind::kKeepAlive;
+      break;
+    case 14:
+      if (EqualsIgnoreCase(name, "content-length")) return FieldKind::kContentLength;
+      break;
+    case 16:
+      if (EqualsIgnoreCase(name, "proxy-connection")) return FieldKind::kProxyConnection;
+      break;
+    case 17:
+      if (EqualsIgnoreCase(name, "transfer-encoding")) return FieldKind::kTransferEncoding;
+      break;
+    default:
+      break;
+  }
+  return FieldKind::kOrdinary;
+}
+
+bool TeAllowsTrailers(std::string_view value) {
+  bool found = false;
+  ForEachListElement(value, [&](std::string_view element) {
+    if (EqualsIgnoreCase(TrimOws(element.substr(0, element.find(';'))), "trailers")) found = true;
+  });
+  return found;
+}
+
+void AppendDecimal(uint64_t value, std::string& out) {
+  char buf[20];
+  size_t pos = sizeof(buf);
+  do {
+    buf[--pos] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0);
+  out.append(buf + pos, sizeof(buf) - pos);
+}
+
+std::string_view ReasonPhrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 103:
+      return "Early Hints";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 203:
+      return "Non-Authoritative Information";
+    case 204:
+      return "No Content";
+    case 205:
+      return "Reset Content";
+    case 206:
+      return "Partial Content";
+    case 300:
+      return "Multiple Choices";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 411:
+      return "Length Required";
+    case 412:
+      return "Precondition Failed";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
+    case 416:
+      return "Range Not Satisfiable";
+    case 417:
+      return "Expectation Failed";
+    case 421:
+      return "Misdirected Request";
+    case 422:
+      return "Unprocessable Content";
+    case 425:
+      return "Too Early";
+    case 426:
+      return "Upgrade Required";
+    case 428:
+      return "Precondition Required";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "";  // the reason phrase is optional (RFC 9112 4)
+  }
+}
+
+void AppendStatusLine(int status, std::string& out) {
+  if (status < 100 || status > 599) status = 500;
+  const char digits[3] = {static_cast<char>('0' + status / 100),
+                          static_cast<char>('0' + status / 10 % 10),
+                          static_cast<char>('0' + status % 10)};
+  out.append("HTTP/1.1 ");
+  out.append(digits, 3);
+  out.push_back(' ');
+  out.append(ReasonPhrase(status));
+  out.append("\r\n");
+}
+
+bool AppendField(std::string_view name, std::string_view value, std::string& out) {
+  if (!IsToken(name) || !IsFieldValue(value)) return false;
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+  return true;
+}
+
+void AppendChunk(std::string_view data, std::string& out) {
+  if (data.empty()) return;
+  static constexpr char kHex[] = "0123456789abcdef";
+  char buf[16];
+  size_t pos = sizeof(buf);
+  uint64_t size = data.size();
+  do {
+    buf[--pos] = kHex[size & 15];
+    size >>= 4;
+  } while (size != 0);
+  out.append(buf + pos, sizeof(buf) - pos);
+  out.append("\r\n");
+  out.append(data);
+  out.append("\r\n");
+}
+
+void AppendLastChunk(const HeaderList* trailers, std::string& out) {
+  out.append("0\r\n");
+  if (trailers != nullptr) {
+    for (const auto& [name, value] : *trailers) {
+      if (ClassifyField(name) == FieldKind::kOrdinary) AppendField(name, value, out);
+    }
+  }
+  out.append("\r\n");
+}
+
+}  // namespace cairn::sidecar::http1

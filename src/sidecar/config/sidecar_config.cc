@@ -1,0 +1,356 @@
+#include "sidecar/config/sidecar_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace cairn::sidecar {
+namespace {
+
+// Walks one YAML mapping, remembering which keys were read, so that unknown
+// keys (usually typos) are reported with their full path.
+class MapReader {
+ public:
+  MapReader(const YAML::Node& node, std::string path) : node_(node), path_(std::move(path)) {
+    if (node_ && !node_.IsNull() && !node_.IsMap()) {
+      status_ = absl::InvalidArgumentError(absl::StrCat(path_, ": expected a mapping"));
+    }
+  }
+
+  template <typename T>
+  void Get(const char* key, T* out) {
+    known_.insert(key);
+    if (!status_.ok() || !node_ || !node_[key]) return;
+    try {
+      *out = node_[key].as<T>();
+    } catch (const YAML::Exception& e) {
+      status_ = absl::InvalidArgumentError(absl::StrCat(Path(key), ": bad value (", e.what(), ")"));
+    }
+  }
+
+  // Returns the sub-node (possibly undefined) and marks the key known.
+  YAML::Node Child(const char* key) {
+    known_.insert(key);
+    if (!node_ || node_.IsNull()) return YAML::Node();
+    return node_[key];
+  }
+
+  std::string Path(const std::string& key) const {
+    return path_.empty() ? key : absl::StrCat(path_, ".", key);
+  }
+
+  absl::Status Finish() {
+    if (!status_.ok() || !node_ || node_.IsNull()) return status_;
+    for (const auto& entry : node_) {
+      std::string key = entry.first.as<std::string>("");
+      if (known_.count(key) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(Path(key), ": unknown key"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string> known_;
+  absl::Status status_;
+};
+
+#define CAIRN_RETURN_IF_ERROR(expr) \
+  do {                              \
+    absl::Status _s = (expr);       \
+    if (!_s.ok()) return _s;        \
+  } while (0)
+
+absl::Status ParseRoute(const YAML::Node& node, const std::string& path, Route* route) {
+  MapReader r(node, path);
+  YAML::Node match = r.Child("match");
+  {
+    MapReader m(match, r.Path("match"));
+    m.Get("prefix", &route->prefix);
+    m.Get("path", &route->path);
+    m.Get("host", &route->host);
+    YAML::Node headers = m.Child("headers");
+    if (headers && headers.IsSequence()) {
+      for (size_t i = 0; i < headers.size(); ++i) {
+        MapReader h(headers[i], absl::StrCat(m.Path("headers"), "[", i, "]"));
+        HeaderMatch hm;
+        h.Get("name", &hm.name);
+        h.Get("value", &hm.value);
+        CAIRN_RETURN_IF_ERROR(h.Finish());
+        for (char& c : hm.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        route->headers.push_back(std::move(hm));
+      }
+    }
+    CAIRN_RETURN_IF_ERROR(m.Finish());
+  }
+  r.Get("cluster", &route->cluster);
+  YAML::Node weighted = r.Child("weighted_clusters");
+  if (weighted && weighted.IsSequence()) {
+    for (size_t i = 0; i < weighted.size(); ++i) {
+      MapReader w(weighted[i], absl::StrCat(r.Path("weighted_clusters"), "[", i, "]"));
+      WeightedCluster wc;
+      w.Get("cluster", &wc.cluster);
+      w.Get("weight", &wc.weight);
+      CAIRN_RETURN_IF_ERROR(w.Finish());
+      route->weighted_clusters.push_back(std::move(wc));
+    }
+  }
+  YAML::Node direct = r.Child("direct_response");
+  if (direct) {
+    MapReader d(direct, r.Path("direct_response"));
+    DirectResponse dr;
+    d.Get("status", &dr.status);
+    d.Get("body", &dr.body);
+    CAIRN_RETURN_IF_ERROR(d.Finish());
+    route->direct_response = dr;
+  }
+  r.Get("timeout_ms", &route->timeout_ms);
+  r.Get("hash_header", &route->hash_header);
+  YAML::Node retry = r.Child("retry");
+  if (retry) {
+    MapReader t(retry, r.Path("retry"));
+    t.Get("attempts", &route->retry.attempts);
+    t.Get("on_connect_failure", &route->retry.on_connect_failure);
+    t.Get("on_5xx", &route->retry.on_5xx);
+    t.Get("on_reset", &route->retry.on_reset);
+    t.Get("per_try_timeout_ms", &route->retry.per_try_timeout_ms);
+    CAIRN_RETURN_IF_ERROR(t.Finish());
+  }
+  CAIRN_RETURN_IF_ERROR(r.Finish());
+  int actions = (route->cluster.empty() ? 0 : 1) + (route->weighted_clusters.empty() ? 0 : 1) +
+                (route->direct_response ? 1 : 0);
+  if (actions != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": exactly one of cluster, weighted_clusters, direct_response is required"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseCluster(const YAML::Node& node, const std::string& path, ClusterConfig* c) {
+  MapReader r(node, path);
+  r.Get("name", &c->name);
+  r.Get("lb", &c->lb);
+  r.Get("protocol", &c->protocol);
+  r.Get("endpoints", &c->endpoints);
+  r.Get("connect_timeout_ms", &c->connect_timeout_ms);
+  r.Get("idle_timeout_ms", &c->idle_timeout_ms);
+  YAML::Node registry = r.Child("registry");
+  if (registry) {
+    MapReader g(registry, r.Path("registry"));
+    RegistrySource source;
+    g.Get("data_id", &source.data_id);
+    g.Get("group", &source.group);
+    g.Get("instance_id", &source.instance_id);
+    CAIRN_RETURN_IF_ERROR(g.Finish());
+    if (source.data_id.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(g.Path("data_id"), ": required"));
+    }
+    c->registry = source;
+  }
+  YAML::Node limits = r.Child("limits");
+  {
+    MapReader l(limits, r.Path("limits"));
+    l.Get("max_connections", &c->limits.max_connections);
+    l.Get("max_pending", &c->limits.max_pending);
+    l.Get("max_requests", &c->limits.max_requests);
+    l.Get("max_retries", &c->limits.max_retries);
+    CAIRN_RETURN_IF_ERROR(l.Finish());
+  }
+  YAML::Node hc = r.Child("health_check");
+  {
+    MapReader h(hc, r.Path("health_check"));
+    h.Get("type", &c->health_check.type);
+    h.Get("path", &c->health_check.path);
+    h.Get("interval_ms", &c->health_check.interval_ms);
+    h.Get("timeout_ms", &c->health_check.timeout_ms);
+    h.Get("unhealthy_threshold", &c->health_check.unhealthy_threshold);
+    h.Get("healthy_threshold", &c->health_check.healthy_threshold);
+    CAIRN_RETURN_IF_ERROR(h.Finish());
+  }
+  YAML::Node outlier = r.Child("outlier");
+  {
+    MapReader o(outlier, r.Path("outlier"));
+    o.Get("consecutive_failures", &c->outlier.consecutive_failures);
+    o.Get("base_ejection_ms", &c->outlier.base_ejection_ms);
+    o.Get("max_ejection_percent", &c->outlier.max_ejection_percent);
+    CAIRN_RETURN_IF_ERROR(o.Finish());
+  }
+  CAIRN_RETURN_IF_ERROR(r.Finish());
+  if (c->name.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ".name: required"));
+  static const std::set<std::string> kLbs = {"round_robin", "weighted_round_robin", "random",
+                                             "least_request", "ring_hash"};
+  if (kLbs.count(c->lb) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(r.Path("lb"), ": unknown policy '", c->lb, "'"));
+  }
+  if (c->protocol != "http1" && c->protocol != "http2" && c->protocol != "tcp") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Path("protocol"), ": must be http1, http2 or tcp"));
+  }
+  if (c->endpoints.empty() == !c->registry.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": exactly one of endpoints and registry is required"));
+  }
+  if (!c->health_check.type.empty() && c->health_check.type != "tcp" &&
+      c->health_check.type != "http") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Path("health_check.type"), ": must be tcp or http"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseListener(const YAML::Node& node, const std::string& path, ListenerConfig* l) {
+  MapReader r(node, path);
+  r.Get("name", &l->name);
+  r.Get("address", &l->address);
+  r.Get("protocol", &l->protocol);
+  r.Get("tcp_cluster", &l->tcp_cluster);
+  r.Get("publish_health_cluster", &l->publish_health_cluster);
+  YAML::Node routes = r.Child("routes");
+  if (routes && routes.IsSequence()) {
+    for (size_t i = 0; i < routes.size(); ++i) {
+      Route route;
+      CAIRN_RETURN_IF_ERROR(
+          ParseRoute(routes[i], absl::StrCat(r.Path("routes"), "[", i, "]"), &route));
+      l->routes.push_back(std::move(route));
+    }
+  }
+  YAML::Node publish = r.Child("publish");
+  if (publish) {
+    MapReader p(publish, r.Path("publish"));
+    PublishConfig spec;
+    p.Get("data_id", &spec.data_id);
+    p.Get("group", &spec.group);
+    p.Get("instance_id", &spec.instance_id);
+    p.Get("app", &spec.app);
+    p.Get("zone", &spec.zone);
+    p.Get("endpoint", &spec.endpoint);
+    CAIRN_RETURN_IF_ERROR(p.Finish());
+    if (spec.data_id.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(p.Path("data_id"), ": required"));
+    }
+    l->publish = spec;
+  }
+  CAIRN_RETURN_IF_ERROR(r.Finish());
+  if (l->name.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ".name: required"));
+  if (l->address.rfind(':') == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(r.Path("address"), ": expected HOST:PORT"));
+  }
+  static const std::set<std::string> kProtocols = {"auto", "http1", "http2", "tcp"};
+  if (kProtocols.count(l->protocol) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Path("protocol"), ": must be auto, http1, http2 or tcp"));
+  }
+  if (l->protocol == "tcp" && l->tcp_cluster.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": a tcp listener needs tcp_cluster"));
+  }
+  if (l->protocol != "tcp" && l->routes.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": an HTTP listener needs routes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckReferences(const SidecarConfig& c) {
+  auto known = [&c](const std::string& name) { return c.FindCluster(name) != nullptr; };
+  for (size_t i = 0; i < c.listeners.size(); ++i) {
+    const ListenerConfig& l = c.listeners[i];
+    std::string path = absl::StrCat("listeners[", i, "]");
+    if (!l.tcp_cluster.empty() && !known(l.tcp_cluster)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ".tcp_cluster: no cluster named '", l.tcp_cluster, "'"));
+    }
+    if (!l.publish_health_cluster.empty() && !known(l.publish_health_cluster)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ".publish_health_cluster: no cluster '",
+                                                     l.publish_health_cluster, "'"));
+    }
+    for (size_t j = 0; j < l.routes.size(); ++j) {
+      const Route& r = l.routes[j];
+      std::string rpath = absl::StrCat(path, ".routes[", j, "]");
+      if (!r.cluster.empty() && !known(r.cluster)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(rpath, ".cluster: no cluster named '", r.cluster, "'"));
+      }
+      for (const auto& w : r.weighted_clusters) {
+        if (!known(w.cluster)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(rpath, ".weighted_clusters: no cluster named '", w.cluster, "'"));
+        }
+      }
+    }
+  }
+  std::set<std::string> names;
+  for (const auto& cluster : c.clusters) {
+    if (!names.insert(cluster.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("clusters: duplicate name '", cluster.name, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const ClusterConfig* SidecarConfig::FindCluster(const std::string& name) const {
+  for (const auto& c : clusters) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<SidecarConfig> ParseSidecarConfig(const std::string& yaml_text) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("YAML: ", e.what()));
+  }
+  SidecarConfig c;
+  MapReader r(root, "");
+  r.Get("workers", &c.workers);
+  r.Get("admin", &c.admin);
+  r.Get("registry_servers", &c.registry_servers);
+  r.Get("access_log", &c.access_log);
+  r.Get("drain_timeout_ms", &c.drain_timeout_ms);
+  r.Get("max_request_header_bytes", &c.max_request_header_bytes);
+  r.Get("max_request_body_bytes", &c.max_request_body_bytes);
+  YAML::Node clusters = r.Child("clusters");
+  if (clusters && clusters.IsSequence()) {
+    for (size_t i = 0; i < clusters.size(); ++i) {
+      ClusterConfig cluster;
+      CAIRN_RETURN_IF_ERROR(ParseCluster(clusters[i], absl::StrCat("clusters[", i, "]"), &cluster));
+      c.clusters.push_back(std::move(cluster));
+    }
+  }
+  YAML::Node listeners = r.Child("listeners");
+  if (listeners && listeners.IsSequence()) {
+    for (size_t i = 0; i < listeners.size(); ++i) {
+      ListenerConfig listener;
+      CAIRN_RETURN_IF_ERROR(
+          ParseListener(listeners[i], absl::StrCat("listeners[", i, "]"), &listener));
+      c.listeners.push_back(std::move(listener));
+    }
+  }
+  CAIRN_RETURN_IF_ERROR(r.Finish());
+  if (c.listeners.empty()) return absl::InvalidArgumentError("listeners: at least one is required");
+  CAIRN_RETURN_IF_ERROR(CheckReferences(c));
+  return c;
+}
+
+absl::StatusOr<SidecarConfig> LoadSidecarConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto config = ParseSidecarConfig(text.str());
+  if (!config.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", config.status().message()));
+  }
+  return config;
+}
+
+}  // namespace cairn::sidecar

@@ -1,0 +1,140 @@
+// SidecarConfig: what `cairn sidecar --config FILE` reads. Every field's
+// default is written next to it; examples/ holds commented, runnable files.
+//
+// Plain data, validated once by LoadSidecarConfig; immutable afterwards and
+// shared read-only by every worker.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace cairn::sidecar {
+
+struct HeaderMatch {
+  std::string name;   // lower-case header name
+  std::string value;  // exact value; empty: the header must be present
+};
+
+struct WeightedCluster {
+  std::string cluster;
+  uint32_t weight = 1;
+};
+
+struct RetryPolicy {
+  uint32_t attempts = 0;  // retries after the first try (0: none)
+  bool on_connect_failure = true;
+  bool on_5xx = false;
+  bool on_reset = true;
+  uint32_t per_try_timeout_ms = 0;  // 0: the route timeout
+};
+
+struct DirectResponse {
+  int status = 200;
+  std::string body;
+};
+
+struct Route {
+  // Match (all given conditions must hold).
+  std::string prefix = "/";  // path prefix (ignored when `path` is set)
+  std::string path;          // exact path
+  std::string host;          // exact authority (without port); empty: any
+  std::vector<HeaderMatch> headers;
+  // Action: exactly one of cluster, weighted_clusters, direct_response.
+  std::string cluster;
+  std::vector<WeightedCluster> weighted_clusters;
+  std::optional<DirectResponse> direct_response;
+  uint32_t timeout_ms = 15000;  // whole request, retries included; 0: none
+  RetryPolicy retry;
+  std::string hash_header;  // ring_hash key: this request header's value
+};
+
+struct PublishConfig {
+  std::string data_id;  // publishes "<address-of-listener>" under this id
+  std::string group;
+  std::string instance_id;
+  std::string app;
+  std::string zone;
+  std::string endpoint;  // data string; default "http://<listener address>"
+};
+
+struct ListenerConfig {
+  std::string name;
+  std::string address;  // HOST:PORT
+  // auto: detect per connection (HTTP/2 preface, else HTTP/1); or http1, http2, tcp.
+  std::string protocol = "auto";
+  std::vector<Route> routes;             // HTTP protocols
+  std::string tcp_cluster;               // protocol tcp
+  std::optional<PublishConfig> publish;  // inbound: publish while the app is healthy
+  std::string publish_health_cluster;    // the local app's cluster whose health gates publishing
+};
+
+struct HealthCheckConfig {
+  std::string type;  // "" (none), "tcp", "http"
+  std::string path = "/health";
+  uint32_t interval_ms = 5000;
+  uint32_t timeout_ms = 1000;
+  uint32_t unhealthy_threshold = 2;
+  uint32_t healthy_threshold = 1;
+};
+
+struct OutlierConfig {
+  uint32_t consecutive_failures = 5;  // 5xx / connect failures / resets in a row; 0: off
+  uint32_t base_ejection_ms = 10000;  // doubles per repeated ejection
+  uint32_t max_ejection_percent = 50;
+};
+
+struct CircuitBreakers {
+  uint32_t max_connections = 1024;  // per worker
+  uint32_t max_pending = 1024;      // requests waiting for a connection, per worker
+  uint32_t max_requests = 4096;     // in flight, per worker
+  uint32_t max_retries = 16;        // retries in flight, per worker
+};
+
+struct RegistrySource {
+  std::string data_id;
+  std::string group;
+  std::string instance_id;
+};
+
+struct ClusterConfig {
+  std::string name;
+  std::string lb =
+      "round_robin";  // round_robin | weighted_round_robin | random | least_request | ring_hash
+  std::string protocol = "http1";          // upstream protocol: http1 | http2 | tcp
+  std::vector<std::string> endpoints;      // static "host:port[?weight=N]"
+  std::optional<RegistrySource> registry;  // endpoints from the registry instead
+  uint32_t connect_timeout_ms = 1000;
+  uint32_t idle_timeout_ms = 60000;  // pooled upstream connection idle close
+  CircuitBreakers limits;
+  HealthCheckConfig health_check;
+  OutlierConfig outlier;
+};
+
+struct SidecarConfig {
+  uint32_t workers = 0;  // 0: one per core
+  std::string admin = "127.0.0.1:9901";
+  std::vector<std::string> registry_servers = {"127.0.0.1:9600"};
+  std::string access_log;            // file path; empty: off
+  uint32_t drain_timeout_ms = 5000;  // SIGTERM: stop accepting, finish requests in flight
+  size_t max_request_header_bytes = 64 * 1024;
+  size_t max_request_body_bytes = 64 * 1024 * 1024;
+  std::vector<ListenerConfig> listeners;
+  std::vector<ClusterConfig> clusters;
+
+  const ClusterConfig* FindCluster(const std::string& name) const;
+};
+
+// Parses and validates (unknown keys, dangling cluster names, bad values are
+// errors naming the key path, e.g. "listeners[0].routes[1].cluster").
+absl::StatusOr<SidecarConfig> LoadSidecarConfig(const std::string& path);
+absl::StatusOr<SidecarConfig> ParseSidecarConfig(const std::string& yaml_text);
+
+// The effective configuration as YAML, for the admin /config endpoint.
+std::string DumpSidecarConfig(const SidecarConfig& config);
+
+}  // namespace cairn::sidecar

@@ -1,0 +1,135 @@
+// DumpSidecarConfig: the effective configuration (defaults filled in) as
+// YAML, served by the admin /config endpoint. There are no secrets in the
+// schema yet; a field that holds one must be printed as "<redacted>" here.
+#include <yaml-cpp/yaml.h>
+
+#include "sidecar/config/sidecar_config.h"
+
+namespace cairn::sidecar {
+namespace {
+
+void EmitCluster(YAML::Emitter& out, const ClusterConfig& c) {
+  out << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << c.name;
+  out << YAML::Key << "lb" << YAML::Value << c.lb;
+  out << YAML::Key << "protocol" << YAML::Value << c.protocol;
+  if (c.registry) {
+    out << YAML::Key << "registry" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "data_id" << YAML::Value << c.registry->data_id;
+    out << YAML::Key << "group" << YAML::Value << c.registry->group;
+    out << YAML::Key << "instance_id" << YAML::Value << c.registry->instance_id;
+    out << YAML::EndMap;
+  } else {
+    out << YAML::Key << "endpoints" << YAML::Value << YAML::Flow << c.endpoints;
+  }
+  out << YAML::Key << "connect_timeout_ms" << YAML::Value << c.connect_timeout_ms;
+  out << YAML::Key << "idle_timeout_ms" << YAML::Value << c.idle_timeout_ms;
+  out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "max_connections" << YAML::Value << c.limits.max_connections;
+  out << YAML::Key << "max_pending" << YAML::Value << c.limits.max_pending;
+  out << YAML::Key << "max_requests" << YAML::Value << c.limits.max_requests;
+  out << YAML::Key << "max_retries" << YAML::Value << c.limits.max_retries;
+  out << YAML::EndMap;
+  out << YAML::Key << "health_check" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << c.health_check.type;
+  out << YAML::Key << "path" << YAML::Value << c.health_check.path;
+  out << YAML::Key << "interval_ms" << YAML::Value << c.health_check.interval_ms;
+  out << YAML::Key << "timeout_ms" << YAML::Value << c.health_check.timeout_ms;
+  out << YAML::Key << "unhealthy_threshold" << YAML::Value << c.health_check.unhealthy_threshold;
+  out << YAML::Key << "healthy_threshold" << YAML::Value << c.health_check.healthy_threshold;
+  out << YAML::EndMap;
+  out << YAML::Key << "outlier" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "consecutive_failures" << YAML::Value << c.outlier.consecutive_failures;
+  out << YAML::Key << "base_ejection_ms" << YAML::Value << c.outlier.base_ejection_ms;
+  out << YAML::Key << "max_ejection_percent" << YAML::Value << c.outlier.max_ejection_percent;
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+}
+
+void EmitRoute(YAML::Emitter& out, const Route& r) {
+  out << YAML::BeginMap;
+  out << YAML::Key << "match" << YAML::Value << YAML::BeginMap;
+  if (!r.path.empty()) {
+    out << YAML::Key << "path" << YAML::Value << r.path;
+  } else {
+    out << YAML::Key << "prefix" << YAML::Value << r.prefix;
+  }
+  if (!r.host.empty()) out << YAML::Key << "host" << YAML::Value << r.host;
+  if (!r.headers.empty()) {
+    out << YAML::Key << "headers" << YAML::Value << YAML::BeginSeq;
+    for (const auto& h : r.headers) {
+      out << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << h.name
+          << YAML::Key << "value" << YAML::Value << h.value << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap;
+  if (!r.cluster.empty()) out << YAML::Key << "cluster" << YAML::Value << r.cluster;
+  if (!r.weighted_clusters.empty()) {
+    out << YAML::Key << "weighted_clusters" << YAML::Value << YAML::BeginSeq;
+    for (const auto& w : r.weighted_clusters) {
+      out << YAML::Flow << YAML::BeginMap << YAML::Key << "cluster" << YAML::Value << w.cluster
+          << YAML::Key << "weight" << YAML::Value << w.weight << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  if (r.direct_response) {
+    out << YAML::Key << "direct_response" << YAML::Value << YAML::Flow << YAML::BeginMap
+        << YAML::Key << "status" << YAML::Value << r.direct_response->status << YAML::Key << "body"
+        << YAML::Value << r.direct_response->body << YAML::EndMap;
+  }
+  out << YAML::Key << "timeout_ms" << YAML::Value << r.timeout_ms;
+  out << YAML::Key << "retry" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "attempts" << YAML::Value << r.retry.attempts;
+  out << YAML::Key << "on_connect_failure" << YAML::Value << r.retry.on_connect_failure;
+  out << YAML::Key << "on_5xx" << YAML::Value << r.retry.on_5xx;
+  out << YAML::Key << "on_reset" << YAML::Value << r.retry.on_reset;
+  out << YAML::Key << "per_try_timeout_ms" << YAML::Value << r.retry.per_try_timeout_ms;
+  out << YAML::EndMap;
+  if (!r.hash_header.empty()) out << YAML::Key << "hash_header" << YAML::Value << r.hash_header;
+  out << YAML::EndMap;
+}
+
+}  // namespace
+
+std::string DumpSidecarConfig(const SidecarConfig& c) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "workers" << YAML::Value << c.workers;
+  out << YAML::Key << "admin" << YAML::Value << c.admin;
+  out << YAML::Key << "registry_servers" << YAML::Value << YAML::Flow << c.registry_servers;
+  out << YAML::Key << "access_log" << YAML::Value << c.access_log;
+  out << YAML::Key << "drain_timeout_ms" << YAML::Value << c.drain_timeout_ms;
+  out << YAML::Key << "max_request_header_bytes" << YAML::Value << c.max_request_header_bytes;
+  out << YAML::Key << "max_request_body_bytes" << YAML::Value << c.max_request_body_bytes;
+  out << YAML::Key << "listeners" << YAML::Value << YAML::BeginSeq;
+  for (const auto& l : c.listeners) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << l.name;
+    out << YAML::Key << "address" << YAML::Value << l.address;
+    out << YAML::Key << "protocol" << YAML::Value << l.protocol;
+    if (!l.tcp_cluster.empty()) out << YAML::Key << "tcp_cluster" << YAML::Value << l.tcp_cluster;
+    if (!l.routes.empty()) {
+      out << YAML::Key << "routes" << YAML::Value << YAML::BeginSeq;
+      for (const auto& r : l.routes) EmitRoute(out, r);
+      out << YAML::EndSeq;
+    }
+    if (l.publish) {
+      out << YAML::Key << "publish" << YAML::Value << YAML::BeginMap;
+      out << YAML::Key << "data_id" << YAML::Value << l.publish->data_id;
+      out << YAML::Key << "app" << YAML::Value << l.publish->app;
+      out << YAML::Key << "zone" << YAML::Value << l.publish->zone;
+      out << YAML::Key << "endpoint" << YAML::Value << l.publish->endpoint;
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "clusters" << YAML::Value << YAML::BeginSeq;
+  for (const auto& cluster : c.clusters) EmitCluster(out, cluster);
+  out << YAML::EndSeq;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace cairn::sidecar

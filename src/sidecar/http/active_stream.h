@@ -1,0 +1,83 @@
+// ActiveStream: one request on a downstream connection, from its head to the
+// end of its response, including the upstream attempts (with retries) and
+// the route timeout.
+//
+// Ownership: owned by its HttpConnectionManager. Thread-safety: worker only.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <asio/steady_timer.hpp>
+
+#include "sidecar/cluster/cluster.h"
+#include "sidecar/http/route_table.h"
+#include "sidecar/pool/connection_pool.h"
+
+namespace cairn::sidecar {
+
+class HttpConnectionManager;
+
+class ActiveStream : private PoolClient, private UpstreamStreamCallbacks {
+ public:
+  ActiveStream(HttpConnectionManager& manager, StreamId id, RequestHead&& head, bool end_stream);
+  ~ActiveStream() override;
+
+  // Routes and starts the first attempt (or answers directly).
+  void Start();
+  void OnRequestData(std::string_view data, bool end_stream);
+  void OnRequestTrailers(HeaderList&& trailers);
+  // The downstream reset or closed: drop everything quietly.
+  void OnDownstreamReset();
+  bool started() const { return started_; }
+
+ private:
+  // PoolClient
+  void OnPoolReady(UpstreamConnection& conn) override;
+  void OnPoolFailure(PoolFailure failure, const std::string& reason) override;
+  // UpstreamStreamCallbacks
+  void OnUpstreamHead(ResponseHead&& head, bool end_stream) override;
+  void OnUpstreamData(std::string_view data, bool end_stream) override;
+  void OnUpstreamTrailers(HeaderList&& trailers) override;
+  void OnUpstreamReset(ResetReason reason) override;
+
+  void TryUpstream();
+  bool MaybeRetry(const char* why);
+  void DetachUpstream();
+  void OnTimeout();
+  void SendLocalReply(int status, std::string_view body);
+  void Complete();
+  void LogAccess();
+
+  HttpConnectionManager& manager_;
+  const StreamId id_;
+  RequestHead head_;
+  bool request_complete_;
+  std::string body_;           // kept for retries (and while waiting for a connection)
+  bool body_retained_ = true;  // false once body_ outgrew the retry limit
+  std::optional<HeaderList> request_trailers_;
+  const Route* route_ = nullptr;
+  ClusterWorker* cluster_ = nullptr;
+  bool counted_request_ = false;
+  bool counted_retry_ = false;
+
+  upstream::HostPtr host_;
+  upstream::ActiveRequestHandle host_request_;
+  ConnectionPool* waiting_pool_ = nullptr;  // attached, not yet ready
+  UpstreamConnection* upstream_ = nullptr;
+  StreamId upstream_stream_ = 0;
+  uint32_t attempts_ = 0;
+
+  bool started_ = false;
+  bool response_started_ = false;
+  bool done_ = false;
+  int status_ = 0;
+  size_t response_bytes_ = 0;
+  std::chrono::steady_clock::time_point start_time_;
+  std::unique_ptr<asio::steady_timer> timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace cairn::sidecar

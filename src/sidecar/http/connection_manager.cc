@@ -1,0 +1,212 @@
+#include "sidecar/http/connection_manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include "sidecar/codec/http1/http1_codec.h"
+#include "sidecar/codec/http2/http2_codec.h"
+#include "sidecar/http/active_stream.h"
+
+namespace cairn::sidecar {
+
+HttpConnectionManager::HttpConnectionManager(
+    Worker& worker, std::unique_ptr<Connection> connection, const HttpListenerContext& context,
+    WorkerClusters& clusters, std::function<void(HttpConnectionManager*)> on_finished)
+    : worker_(worker),
+      connection_(std::move(connection)),
+      context_(context),
+      clusters_(clusters),
+      on_finished_(std::move(on_finished)) {
+  connection_->SetHandler(this);
+  if (context_.downstream_connections) context_.downstream_connections->Increment();
+}
+
+HttpConnectionManager::~HttpConnectionManager() {
+  *alive_ = false;
+  for (auto& [id, stream] : streams_) stream->OnDownstreamReset();
+  streams_.clear();
+  if (context_.downstream_connections) context_.downstream_connections->Decrement();
+}
+
+void HttpConnectionManager::Start() {
+  if (context_.protocol == "http1") {
+    codec_ = NewHttp1ServerCodec(*this, context_.limits);
+  } else if (context_.protocol == "http2") {
+    codec_ = NewHttp2ServerCodec(*this, context_.limits);
+  }
+  if (codec_) {
+    codec_->Flush(out_);
+    Flush();
+  }
+  connection_->StartReading();
+}
+
+// "auto": an HTTP/2 client with prior knowledge opens with the 24-byte
+// preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"; anything else is HTTP/1.
+bool HttpConnectionManager::DetectProtocol(std::string_view data) {
+  detect_buffer_.append(data);
+  static constexpr size_t kPrefaceSize = 24;
+  if (LooksLikeHttp2Preface(detect_buffer_) && detect_buffer_.size() < kPrefaceSize) {
+    return false;  // could still be HTTP/2: wait for more
+  }
+  if (LooksLikeHttp2Preface(detect_buffer_)) {
+    codec_ = NewHttp2ServerCodec(*this, context_.limits);
+  } else {
+    codec_ = NewHttp1ServerCodec(*this, context_.limits);
+  }
+  codec_->Flush(out_);
+  return true;
+}
+
+void HttpConnectionManager::OnRead(std::string_view data) {
+  if (finished_) return;
+  if (codec_ == nullptr) {
+    if (!DetectProtocol(data)) return;
+    std::string buffered = std::move(detect_buffer_);
+    detect_buffer_.clear();
+    Feed(buffered);
+    return;
+  }
+  Feed(data);
+}
+
+void HttpConnectionManager::Feed(std::string_view data) {
+  std::shared_ptr<bool> alive = alive_;
+  in_ingress_ = true;
+  absl::Status status = codec_->OnIngress(data, out_);
+  if (!*alive) return;
+  in_ingress_ = false;
+  if (!status.ok()) {
+    spdlog::debug("listener {}: closing {} after a protocol error: {}", context_.name,
+                  connection_->PeerAddress(), status.ToString());
+    for (auto& [id, stream] : streams_) stream->OnDownstreamReset();
+    streams_.clear();
+    http1_queue_.clear();
+    Flush();
+    finished_ = true;
+    connection_->CloseAfterFlush();
+    return;
+  }
+  Flush();
+  StartNextQueued();
+}
+
+void HttpConnectionManager::OnClose(const std::error_code&) { Finish(); }
+
+void HttpConnectionManager::OnWriteDrained() {}
+
+void HttpConnectionManager::OnRequestHead(StreamId id, RequestHead&& head, bool end_stream) {
+  auto stream = std::make_unique<ActiveStream>(*this, id, std::move(head), end_stream);
+  ActiveStream* raw = stream.get();
+  streams_[id] = std::move(stream);
+  if (!codec_->SupportsMultiplexing() && streams_.size() > 1) {
+    http1_queue_.push_back(id);  // its turn comes when the earlier ones finish
+    return;
+  }
+  raw->Start();
+}
+
+void HttpConnectionManager::OnRequestData(StreamId id, std::string_view data, bool end_stream) {
+  auto it = streams_.find(id);
+  if (it != streams_.end()) it->second->OnRequestData(data, end_stream);
+}
+
+void HttpConnectionManager::OnRequestTrailers(StreamId id, HeaderList&& trailers) {
+  auto it = streams_.find(id);
+  if (it != streams_.end()) it->second->OnRequestTrailers(std::move(trailers));
+}
+
+void HttpConnectionManager::OnStreamReset(StreamId id, ResetReason) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  it->second->OnDownstreamReset();
+  std::shared_ptr<ActiveStream> doomed(std::move(it->second));
+  streams_.erase(it);
+  worker_.Post([doomed] {});
+}
+
+void HttpConnectionManager::StartNextQueued() {
+  while (!http1_queue_.empty() && !finished_) {
+    StreamId next = http1_queue_.front();
+    auto it = streams_.find(next);
+    if (it == streams_.end()) {
+      http1_queue_.pop_front();
+      continue;
+    }
+    if (streams_.begin()->first != next) return;  // an earlier one is still running
+    http1_queue_.pop_front();
+    if (!it->second->started()) it->second->Start();
+    return;
+  }
+}
+
+void HttpConnectionManager::EncodeHead(StreamId id, const ResponseHead& head, bool end_stream) {
+  codec_->EncodeResponseHead(id, head, end_stream, out_);
+  Flush();
+}
+
+void HttpConnectionManager::EncodeData(StreamId id, std::string_view data, bool end_stream) {
+  codec_->EncodeResponseData(id, data, end_stream, out_);
+  Flush();
+}
+
+void HttpConnectionManager::EncodeTrailers(StreamId id, const HeaderList& trailers) {
+  codec_->EncodeResponseTrailers(id, trailers, out_);
+  Flush();
+}
+
+void HttpConnectionManager::ResetDownstream(StreamId id) {
+  if (!codec_->ResetStream(id, out_)) {
+    // HTTP/1: a half-sent response can only be cut by closing.
+    Flush();
+    finished_ = true;
+    connection_->CloseAfterFlush();
+    return;
+  }
+  Flush();
+}
+
+void HttpConnectionManager::StreamFinished(StreamId id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  // Destroy on a later turn: the stream is calling us.
+  std::shared_ptr<ActiveStream> doomed(std::move(it->second));
+  streams_.erase(it);
+  worker_.Post([doomed] {});
+  if (finished_) return;
+  if ((codec_->WantsClose() || draining_) && streams_.empty()) {
+    finished_ = true;
+    Flush();
+    connection_->CloseAfterFlush();
+    return;
+  }
+  if (!in_ingress_) StartNextQueued();
+}
+
+void HttpConnectionManager::Flush() {
+  if (!out_.empty() && connection_->open()) connection_->Write(out_);
+}
+
+void HttpConnectionManager::Drain() {
+  draining_ = true;
+  if (streams_.empty()) {
+    finished_ = true;
+    connection_->CloseAfterFlush();
+  }
+}
+
+void HttpConnectionManager::Finish() {
+  for (auto& [id, stream] : streams_) stream->OnDownstreamReset();
+  std::vector<std::shared_ptr<ActiveStream>> doomed;
+  for (auto& [id, stream] : streams_) doomed.emplace_back(std::move(stream));
+  streams_.clear();
+  http1_queue_.clear();
+  finished_ = true;
+  if (!doomed.empty()) worker_.Post([doomed] {});
+  if (on_finished_) {
+    auto callback = std::move(on_finished_);
+    on_finished_ = nullptr;
+    callback(this);
+  }
+}
+
+}  // namespace cairn::sidecar

@@ -1,0 +1,110 @@
+// HttpConnectionManager: one downstream HTTP connection (HTTP/1.1 or
+// HTTP/2, detected from its first bytes when the listener says "auto").
+//
+//   bytes ─► ServerCodec ─► ActiveStream (one per request) ─► RouteTable
+//                                 │ direct response, or
+//                                 ▼
+//            ClusterWorker: LB picks a host ─► ConnectionPool ─► UpstreamConnection
+//                                 │            (ClientCodec of the cluster's protocol)
+//   bytes ◄─ ServerCodec ◄────────┘ response head / data / trailers
+//
+// Requests of one HTTP/1 connection run one at a time, in order (pipelined
+// requests wait, so responses leave in request order); HTTP/2 streams run
+// concurrently. Each request has the route's timeout and retries (connect
+// failure, 5xx, reset) while nothing of the response has been sent.
+//
+// Ownership: created by the listener glue, which owns it and destroys it
+// after `on_finished` (posted, never inside its own callbacks).
+// Thread-safety: its worker's thread only.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
+#include "sidecar/cluster/cluster.h"
+#include "sidecar/codec/codec.h"
+#include "sidecar/http/route_table.h"
+#include "sidecar/network/connection.h"
+
+namespace cairn::sidecar {
+
+class AccessLog {
+ public:
+  virtual ~AccessLog() = default;
+  // One line per finished request. May be called from any worker.
+  virtual void Log(const std::string& line) = 0;
+};
+
+// Everything a listener's connections share (read-only after start).
+struct HttpListenerContext {
+  std::string name;
+  std::string protocol;  // auto | http1 | http2
+  RouteTable routes;
+  CodecLimits limits;
+  AccessLog* access_log = nullptr;  // null: off
+  prometheus::Counter* downstream_requests = nullptr;
+  prometheus::Gauge* downstream_connections = nullptr;
+};
+
+class ActiveStream;
+
+class HttpConnectionManager : private Connection::Handler, private ServerCodecCallbacks {
+ public:
+  HttpConnectionManager(Worker& worker, std::unique_ptr<Connection> connection,
+                        const HttpListenerContext& context, WorkerClusters& clusters,
+                        std::function<void(HttpConnectionManager*)> on_finished);
+  ~HttpConnectionManager() override;
+
+  void Start();
+  // Graceful drain: HTTP/1 closes after the current response; HTTP/2 sends
+  // GOAWAY via the codec's close handling.
+  void Drain();
+
+ private:
+  friend class ActiveStream;
+
+  // Connection::Handler
+  void OnRead(std::string_view data) override;
+  void OnClose(const std::error_code& ec) override;
+  void OnWriteDrained() override;
+  // ServerCodecCallbacks
+  void OnRequestHead(StreamId stream, RequestHead&& head, bool end_stream) override;
+  void OnRequestData(StreamId stream, std::string_view data, bool end_stream) override;
+  void OnRequestTrailers(StreamId stream, HeaderList&& trailers) override;
+  void OnStreamReset(StreamId stream, ResetReason reason) override;
+
+  bool DetectProtocol(std::string_view data);
+  void Feed(std::string_view data);
+  // Called by ActiveStream.
+  void EncodeHead(StreamId id, const ResponseHead& head, bool end_stream);
+  void EncodeData(StreamId id, std::string_view data, bool end_stream);
+  void EncodeTrailers(StreamId id, const HeaderList& trailers);
+  void ResetDownstream(StreamId id);
+  void StreamFinished(StreamId id);
+  void Flush();
+  void Finish();
+  void StartNextQueued();
+
+  Worker& worker_;
+  std::unique_ptr<Connection> connection_;
+  const HttpListenerContext& context_;
+  WorkerClusters& clusters_;
+  std::function<void(HttpConnectionManager*)> on_finished_;
+  std::unique_ptr<ServerCodec> codec_;
+  std::string detect_buffer_;
+  std::string out_;
+  std::map<StreamId, std::unique_ptr<ActiveStream>> streams_;
+  std::deque<StreamId> http1_queue_;  // HTTP/1: requests waiting for their turn
+  bool in_ingress_ = false;
+  bool finished_ = false;
+  bool draining_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace cairn::sidecar

@@ -1,0 +1,185 @@
+#include "sidecar/pool/upstream_connection.h"
+
+#include "sidecar/codec/http1/http1_codec.h"
+#include "sidecar/codec/http2/http2_codec.h"
+
+namespace cairn::sidecar {
+
+UpstreamConnection::UpstreamConnection(Worker& worker, Owner& owner, Protocol protocol,
+                                       const CodecLimits& limits)
+    : worker_(worker),
+      owner_(owner),
+      protocol_(protocol),
+      connecting_socket_(worker.io()),
+      connect_timer_(worker.io()) {
+  codec_ = protocol == Protocol::kHttp2 ? NewHttp2ClientCodec(*this, limits)
+                                        : NewHttp1ClientCodec(*this, limits);
+}
+
+UpstreamConnection::~UpstreamConnection() {
+  *alive_ = false;
+  std::error_code ec;
+  connecting_socket_.close(ec);
+  connect_timer_.cancel();
+}
+
+void UpstreamConnection::Connect(const asio::ip::tcp::endpoint& endpoint,
+                                 std::chrono::milliseconds timeout) {
+  connect_timer_.expires_after(timeout);
+  connect_timer_.async_wait([this, alive = alive_](const std::error_code& ec) {
+    if (!*alive || ec || connected_ || closed_) return;
+    closed_ = true;
+    std::error_code ignored;
+    connecting_socket_.close(ignored);
+    owner_.OnConnectFailed(*this, "connect timeout");
+  });
+  connecting_socket_.async_connect(endpoint, [this, alive = alive_](const std::error_code& ec) {
+    if (!*alive || closed_) return;
+    connect_timer_.cancel();
+    if (ec) {
+      closed_ = true;
+      owner_.OnConnectFailed(*this, ec.message());
+      return;
+    }
+    connected_ = true;
+    Connection::Handler* handler = this;
+    connection_ = std::make_unique<Connection>(worker_, std::move(connecting_socket_), handler);
+    connection_->StartReading();
+    codec_->Flush(out_);  // HTTP/2: preface and SETTINGS
+    WriteOut();
+    idle_since_ = std::chrono::steady_clock::now();
+    owner_.OnConnected(*this);
+  });
+}
+
+bool UpstreamConnection::CanStartStream() const {
+  return connected_ && !closed_ && codec_->CanStartStream();
+}
+
+bool UpstreamConnection::WantsClose() const { return closed_ || codec_->WantsClose(); }
+
+StreamId UpstreamConnection::StartStream(const RequestHead& head, bool end_stream,
+                                         UpstreamStreamCallbacks* cb) {
+  StreamId id = codec_->EncodeRequestHead(head, end_stream, out_);
+  streams_[id] = cb;
+  WriteOut();
+  return id;
+}
+
+void UpstreamConnection::SendData(StreamId stream, std::string_view data, bool end_stream) {
+  if (closed_ || streams_.count(stream) == 0) return;
+  codec_->EncodeRequestData(stream, data, end_stream, out_);
+  WriteOut();
+}
+
+void UpstreamConnection::SendTrailers(StreamId stream, const HeaderList& trailers) {
+  if (closed_ || streams_.count(stream) == 0) return;
+  codec_->EncodeRequestTrailers(stream, trailers, out_);
+  WriteOut();
+}
+
+void UpstreamConnection::Abandon(StreamId stream) {
+  if (streams_.erase(stream) == 0 || closed_) return;
+  if (!codec_->ResetStream(stream, out_)) {
+    // HTTP/1 cannot cancel one request: the connection is unusable now.
+    CloseWithResets(ResetReason::kLocal);
+    return;
+  }
+  WriteOut();
+  StreamDone(stream);
+}
+
+void UpstreamConnection::WriteOut() {
+  if (!out_.empty() && connection_ != nullptr) connection_->Write(out_);
+}
+
+void UpstreamConnection::OnRead(std::string_view data) {
+  in_ingress_ = true;
+  std::shared_ptr<bool> alive = alive_;
+  absl::Status status = codec_->OnIngress(data, out_);
+  if (!*alive) return;
+  in_ingress_ = false;
+  WriteOut();
+  if (!status.ok()) {
+    CloseWithResets(ResetReason::kProtocolError);
+    return;
+  }
+  if (capacity_pending_) {
+    capacity_pending_ = false;
+    if (codec_->WantsClose() && streams_.empty()) {
+      CloseWithResets(ResetReason::kLocal);
+      return;
+    }
+    owner_.OnStreamCapacity(*this);
+  }
+}
+
+void UpstreamConnection::OnClose(const std::error_code&) {
+  connection_.reset();
+  std::shared_ptr<bool> alive = alive_;
+  codec_->OnUpstreamClosed();  // ends a close-delimited body, resets the rest
+  if (!*alive) return;
+  CloseWithResets(ResetReason::kCancelled);
+}
+
+void UpstreamConnection::CloseWithResets(ResetReason reason) {
+  if (reported_closed_) return;
+  reported_closed_ = true;
+  closed_ = true;
+  if (connection_ != nullptr) connection_->Close();
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, cb] : streams) cb->OnUpstreamReset(reason);
+  owner_.OnClosed(*this);
+}
+
+void UpstreamConnection::Close() {
+  closed_ = true;
+  if (connection_ != nullptr) connection_->Close();
+}
+
+void UpstreamConnection::OnResponseHead(StreamId stream, ResponseHead&& head, bool end_stream) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  UpstreamStreamCallbacks* cb = it->second;
+  if (end_stream) StreamDone(stream);
+  cb->OnUpstreamHead(std::move(head), end_stream);
+}
+
+void UpstreamConnection::OnResponseData(StreamId stream, std::string_view data, bool end_stream) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  UpstreamStreamCallbacks* cb = it->second;
+  if (end_stream) StreamDone(stream);
+  cb->OnUpstreamData(data, end_stream);
+}
+
+void UpstreamConnection::OnResponseTrailers(StreamId stream, HeaderList&& trailers) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  UpstreamStreamCallbacks* cb = it->second;
+  StreamDone(stream);
+  cb->OnUpstreamTrailers(std::move(trailers));
+}
+
+void UpstreamConnection::OnStreamReset(StreamId stream, ResetReason reason) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  UpstreamStreamCallbacks* cb = it->second;
+  StreamDone(stream);
+  cb->OnUpstreamReset(reason);
+}
+
+void UpstreamConnection::StreamDone(StreamId stream) {
+  streams_.erase(stream);
+  if (streams_.empty()) idle_since_ = std::chrono::steady_clock::now();
+  // Tell the pool after the codec finished this input: starting the next
+  // request from inside the codec's callback would re-enter it.
+  if (in_ingress_) {
+    capacity_pending_ = true;
+  } else if (!closed_) {
+    owner_.OnStreamCapacity(*this);
+  }
+}
+
+}  // namespace cairn::sidecar

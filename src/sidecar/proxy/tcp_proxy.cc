@@ -1,0 +1,110 @@
+#include "sidecar/proxy/tcp_proxy.h"
+
+#include <spdlog/spdlog.h>
+
+namespace cairn::sidecar {
+
+TcpProxy::TcpProxy(Worker& worker, std::unique_ptr<Connection> downstream, ClusterWorker& cluster,
+                   std::function<void(TcpProxy*)> on_finished)
+    : worker_(worker),
+      downstream_(std::move(downstream)),
+      cluster_(cluster),
+      on_finished_(std::move(on_finished)) {
+  downstream_->SetHandler(&downstream_side_);
+}
+
+TcpProxy::~TcpProxy() { *alive_ = false; }
+
+void TcpProxy::Start() {
+  downstream_->StartReading();
+  Connect(1);
+}
+
+void TcpProxy::Connect(int attempt) {
+  upstream::LbContext ctx;
+  ctx.avoid = host_.get();
+  host_ = cluster_.ChooseHost(ctx);
+  if (host_ == nullptr) {
+    spdlog::debug("tcp proxy: cluster {} has no host", cluster_.config().name);
+    Finish();
+    return;
+  }
+  auto endpoint = ToEndpoint(host_->address());
+  if (!endpoint.ok()) {
+    Finish();
+    return;
+  }
+  cluster_.stats().requests.Increment();
+  connecting_ = std::make_unique<asio::ip::tcp::socket>(worker_.io());
+  connect_timer_ = std::make_unique<asio::steady_timer>(worker_.io());
+  connect_timer_->expires_after(std::chrono::milliseconds(cluster_.config().connect_timeout_ms));
+  connect_timer_->async_wait([this, alive = alive_](const std::error_code& ec) {
+    if (*alive && !ec && connecting_) connecting_->close();
+  });
+  connecting_->async_connect(*endpoint, [this, attempt, alive = alive_](const std::error_code& ec) {
+    if (!*alive || finished_) return;
+    connect_timer_->cancel();
+    if (ec) {
+      cluster_.stats().errors.Increment();
+      cluster_.ReportResult(host_, false);
+      if (attempt < 3) {
+        Connect(attempt + 1);  // another host, if there is one
+      } else {
+        Finish();
+      }
+      return;
+    }
+    cluster_.ReportResult(host_, true);
+    upstream_ = std::make_unique<Connection>(worker_, std::move(*connecting_), &upstream_side_);
+    connecting_.reset();
+    upstream_->StartReading();
+    if (!early_data_.empty()) upstream_->Write(early_data_);
+  });
+}
+
+void TcpProxy::Forward(bool from_downstream, std::string_view data) {
+  if (from_downstream) {
+    if (upstream_ == nullptr) {
+      early_data_.append(data);
+      if (early_data_.size() > kHighWatermark) downstream_->PauseReading();
+      return;
+    }
+    upstream_->Write(data);
+    if (upstream_->queued_bytes() > kHighWatermark) downstream_->PauseReading();
+  } else {
+    downstream_->Write(data);
+    if (downstream_->queued_bytes() > kHighWatermark) upstream_->PauseReading();
+  }
+}
+
+void TcpProxy::Drained(bool downstream) {
+  // The side that drained can take more: resume reading from the other side.
+  if (downstream) {
+    if (upstream_) upstream_->StartReading();
+  } else {
+    downstream_->StartReading();
+  }
+}
+
+void TcpProxy::Closed(bool downstream) {
+  // One side closed: write what the other side still has queued, then close
+  // it too; its OnClose finishes the proxy.
+  Connection* other = downstream ? upstream_.get() : downstream_.get();
+  if (other != nullptr && other->open()) {
+    other->CloseAfterFlush();
+    return;
+  }
+  Finish();
+}
+
+void TcpProxy::Finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (connecting_) connecting_->close();
+  if (on_finished_) {
+    auto callback = std::move(on_finished_);
+    callback(this);
+  }
+}
+
+}  // namespace cairn::sidecar

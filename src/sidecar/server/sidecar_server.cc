@@ -1,0 +1,489 @@
+#include "sidecar/server/sidecar_server.h"
+
+#include <prometheus/text_serializer.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <asio/post.hpp>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "client/registry_client.h"
+#include "common/event_loop.h"
+#include "core/http/admin_http_server.h"
+#include "sidecar/cluster/cluster_manager.h"
+#include "sidecar/http/connection_manager.h"
+#include "sidecar/network/listener.h"
+#include "sidecar/proxy/tcp_proxy.h"
+
+namespace cairn::sidecar {
+namespace {
+
+absl::StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& address) {
+  auto colon = address.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
+      port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("'", address, "' is not HOST:PORT"));
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return std::pair{host, static_cast<uint16_t>(port)};
+}
+
+class FileAccessLog : public AccessLog {
+ public:
+  explicit FileAccessLog(const std::string& path)
+      : logger_(spdlog::basic_logger_mt("access-" + path, path)) {
+    logger_->set_pattern("%Y-%m-%dT%H:%M:%S.%e %v");
+    logger_->flush_on(spdlog::level::info);
+  }
+  ~FileAccessLog() override { spdlog::drop(logger_->name()); }
+  void Log(const std::string& line) override { logger_->info(line); }
+
+ private:
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+// The connections one worker accepted, owned here until they finish.
+struct WorkerState {
+  std::unordered_map<void*, std::shared_ptr<void>> sessions;  // worker-lifetime closures
+  std::unordered_map<HttpConnectionManager*, std::unique_ptr<HttpConnectionManager>> http;
+  std::unordered_map<TcpProxy*, std::unique_ptr<TcpProxy>> tcp;
+  std::vector<std::unique_ptr<Listener>> listeners;
+};
+
+}  // namespace
+
+struct SidecarServer::Impl {
+  SidecarConfig config;
+  std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
+  EventLoop control{"cairn-control"};
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::unique_ptr<WorkerState>> worker_states;
+  std::unique_ptr<ClusterManager> clusters;
+  std::vector<std::unique_ptr<HttpListenerContext>> http_contexts;  // by listener index
+  std::unique_ptr<AccessLog> access_log;
+  std::unique_ptr<http::AdminHttpServer> admin;
+  std::unique_ptr<RegistryClient> registry;
+  std::vector<std::shared_ptr<Subscription>> subscriptions;
+  std::vector<std::shared_ptr<Publisher>> publications;  // by listener index (may be null)
+  std::vector<char> publishing;  // a Publish call is in flight for that listener
+  std::vector<std::string> listener_addresses;
+  std::unique_ptr<EventLoop::Timer> publish_timer;
+  std::atomic<bool> draining{false};
+  bool stopped = false;
+  // Threads that make blocking registry calls; joined at shutdown after the
+  // registry client is closed (which fails their waiting calls at once).
+  std::mutex threads_mu;
+  std::vector<std::thread> threads;
+  template <typename Fn>
+  void Spawn(Fn fn) {
+    std::lock_guard lock(threads_mu);
+    threads.emplace_back(std::move(fn));
+  }
+
+  absl::Status StartListeners();
+  void Accept(size_t worker_index, size_t listener_index, asio::ip::tcp::socket socket);
+  void StartRegistry();
+  void UpdatePublications();
+  void InstallAdmin();
+  size_t OpenSessions();
+};
+
+void SidecarServer::Impl::Accept(size_t w, size_t l, asio::ip::tcp::socket socket) {
+  Worker& worker = *workers[w];
+  WorkerState& state = *worker_states[w];
+  const ListenerConfig& listener = config.listeners[l];
+  auto connection = std::make_unique<Connection>(worker, std::move(socket), nullptr);
+  if (listener.protocol == "tcp") {
+    ClusterWorker* cluster =
+        clusters->worker_clusters(static_cast<int>(w)).Find(listener.tcp_cluster);
+    if (cluster == nullptr) return;
+    auto proxy = std::make_unique<TcpProxy>(
+        worker, std::move(connection), *cluster, [&worker, &state](TcpProxy* done) {
+          worker.Post([&state, done] { state.tcp.erase(done); });
+        });
+    TcpProxy* raw = proxy.get();
+    state.tcp[raw] = std::move(proxy);
+    raw->Start();
+    return;
+  }
+  auto manager = std::make_unique<HttpConnectionManager>(
+      worker, std::move(connection), *http_contexts[l],
+      clusters->worker_clusters(static_cast<int>(w)),
+      [&worker, &state](HttpConnectionManager* done) {
+        worker.Post([&state, done] { state.http.erase(done); });
+      });
+  HttpConnectionManager* raw = manager.get();
+  state.http[raw] = std::move(manager);
+  raw->Start();
+}
+
+absl::Status SidecarServer::Impl::StartListeners() {
+  listener_addresses.resize(config.listeners.size());
+  for (size_t l = 0; l < config.listeners.size(); ++l) {
+    const ListenerConfig& listener = config.listeners[l];
+    auto hp = SplitHostPort(listener.address);
+    if (!hp.ok()) return hp.status();
+    uint16_t port = hp->second;
+    // Port 0: the first worker's socket picks the port; the others join it.
+    for (size_t w = 0; w < workers.size(); ++w) {
+      auto opened = Listener::Open(
+          *workers[w], hp->first, port,
+          [this, w, l](asio::ip::tcp::socket socket) { Accept(w, l, std::move(socket)); });
+      if (!opened.ok()) {
+        return absl::UnavailableError(
+            absl::StrCat("listener ", listener.name, ": ", opened.status().message()));
+      }
+      port = (*opened)->port();
+      worker_states[w]->listeners.push_back(std::move(*opened));
+    }
+    listener_addresses[l] = absl::StrCat(hp->first, ":", port);
+  }
+  for (size_t w = 0; w < workers.size(); ++w) {
+    WorkerState* state = worker_states[w].get();
+    workers[w]->Post([state] {
+      for (auto& listener : state->listeners) listener->StartAccepting();
+    });
+  }
+  return absl::OkStatus();
+}
+
+void SidecarServer::Impl::StartRegistry() {
+  bool needed = false;
+  for (const auto& c : config.clusters) needed |= c.registry.has_value();
+  for (const auto& l : config.listeners) needed |= l.publish.has_value();
+  if (!needed) return;
+  RegistryClientOptions options;
+  options.servers = config.registry_servers;
+  options.client_id = "cairn-sidecar-" + std::to_string(::getpid());
+  options.keepalive_interval = std::chrono::milliseconds(3000);
+  auto client = RegistryClient::Create(options);
+  if (!client.ok()) {
+    spdlog::error("registry client: {}", client.status().ToString());
+    return;
+  }
+  registry = std::move(*client);
+  // Subscriptions are made in the background: the registry may be down at
+  // start; the client keeps retrying and replays them when it connects.
+  for (const auto& cluster : config.clusters) {
+    if (!cluster.registry) continue;
+    SubscribeSpec spec;
+    spec.key.set_data_id(cluster.registry->data_id);
+    spec.key.set_group(cluster.registry->group);
+    spec.key.set_instance_id(cluster.registry->instance_id);
+    std::string name = cluster.name;
+    Spawn([this, spec, name] {
+      for (int attempt = 0; attempt < 600 && !draining.load(); ++attempt) {
+        auto sub = registry->Subscribe(spec, [this, name](const pb::Push& push) {
+          std::vector<std::string> urls;
+          for (const auto& zone : push.zones()) {
+            for (const auto& publisher : zone.publishers()) {
+              urls.insert(urls.end(), publisher.data().begin(), publisher.data().end());
+            }
+          }
+          spdlog::info("cluster {}: registry pushed {} endpoints (version {})", name, urls.size(),
+                       push.version());
+          control.Post([this, name, urls] { clusters->SetEndpoints(name, urls); });
+        });
+        if (sub.ok()) {
+          control.Post([this, sub = *sub] { subscriptions.push_back(sub); });
+          return;
+        }
+        if (absl::IsCancelled(sub.status())) return;  // client closed: shutting down
+        spdlog::warn("cluster {}: cannot subscribe yet: {}", name, sub.status().ToString());
+      }
+    });
+  }
+  publications.resize(config.listeners.size());
+  publishing.resize(config.listeners.size(), 0);
+  control.Post([this] { UpdatePublications(); });
+}
+
+// Publishes each inbound listener while its local app is healthy (or always,
+// without a health cluster) and withdraws it otherwise. Runs every second on
+// the control loop.
+void SidecarServer::Impl::UpdatePublications() {
+  if (draining.load() || registry == nullptr) return;
+  for (size_t l = 0; l < config.listeners.size(); ++l) {
+    const ListenerConfig& listener = config.listeners[l];
+    if (!listener.publish) continue;
+    bool healthy = true;
+    if (!listener.publish_health_cluster.empty()) {
+      auto& cluster = *clusters->worker_clusters(0).Find(listener.publish_health_cluster);
+      auto hosts = cluster.hosts();
+      healthy = hosts != nullptr && hosts->CountAvailable() > 0;
+    }
+    auto& publication = publications[l];
+    if (healthy && publication == nullptr && !publishing[l]) {
+      publishing[l] = 1;
+      cairn::PublishSpec spec;
+      spec.key.set_data_id(listener.publish->data_id);
+      spec.key.set_group(listener.publish->group);
+      spec.key.set_instance_id(listener.publish->instance_id);
+      spec.app_name = listener.publish->app;
+      spec.zone = listener.publish->zone;
+      spec.data = {listener.publish->endpoint.empty() ? "http://" + listener_addresses[l]
+                                                      : listener.publish->endpoint};
+      // Publish off the control loop: it waits for the registry's answer.
+      Spawn([this, l, spec] {
+        auto published = registry->Publish(spec);
+        control.Post([this, l, published] {
+          publishing[l] = 0;
+          if (published.ok()) {
+            publications[l] = *published;
+            spdlog::info("published listener {} as {}", config.listeners[l].name,
+                         config.listeners[l].publish->data_id);
+          } else {
+            spdlog::warn("cannot publish listener {}: {}", config.listeners[l].name,
+                         published.status().ToString());
+          }
+        });
+      });
+    } else if (!healthy && publication != nullptr) {
+      spdlog::warn("local app of listener {} is unhealthy: withdrawing it", listener.name);
+      auto withdrawn = std::move(publication);
+      Spawn([withdrawn] {
+        if (auto s = withdrawn->Unregister(); !s.ok()) spdlog::warn("withdraw: {}", s.ToString());
+      });
+    }
+  }
+  publish_timer =
+      control.RunAfter(std::chrono::milliseconds(1000), [this] { UpdatePublications(); });
+}
+
+void SidecarServer::Impl::InstallAdmin() {
+  admin->Handle("GET", "/health", [this](const http::Request&) {
+    http::Response response;
+    response.content_type = "application/json";
+    if (draining.load()) {
+      response.status = 503;
+      response.body = "{\"status\":\"DRAINING\"}\n";
+    } else {
+      response.body = "{\"status\":\"LIVE\"}\n";
+    }
+    return response;
+  });
+  admin->Handle("GET", "/metrics", [this](const http::Request&) {
+    http::Response response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = prometheus::TextSerializer().Serialize(metrics->Collect());
+    return response;
+  });
+  admin->Handle("GET", "/config", [this](const http::Request&) {
+    http::Response response;
+    response.content_type = "application/yaml";
+    response.body = DumpSidecarConfig(config);
+    return response;
+  });
+  admin->Handle("GET", "/clusters", [this](const http::Request&) {
+    std::promise<std::string> answer;
+    auto future = answer.get_future();
+    control.Post([this, &answer] { answer.set_value(clusters->DescribeJson()); });
+    http::Response response;
+    response.content_type = "application/json";
+    if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      response.status = 503;
+      response.body = "{\"error\":\"control loop busy\"}\n";
+      // The promise must outlive the posted task: wait for it after all.
+      future.wait();
+      return response;
+    }
+    response.body = future.get();
+    return response;
+  });
+}
+
+size_t SidecarServer::Impl::OpenSessions() {
+  size_t open = 0;
+  for (size_t w = 0; w < workers.size(); ++w) {
+    WorkerState* state = worker_states[w].get();
+    std::promise<size_t> count;
+    workers[w]->Post([state, &count] { count.set_value(state->http.size() + state->tcp.size()); });
+    open += count.get_future().get();
+  }
+  return open;
+}
+
+SidecarServer::SidecarServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SidecarServer::~SidecarServer() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfig config,
+                                                                    const std::string& ready_file) {
+  auto impl = std::make_unique<Impl>();
+  Impl& s = *impl;
+  s.config = std::move(config);
+  uint32_t worker_count =
+      s.config.workers != 0 ? s.config.workers : std::max(1u, std::thread::hardware_concurrency());
+  for (uint32_t i = 0; i < worker_count; ++i) {
+    s.workers.push_back(std::make_unique<Worker>(static_cast<int>(i)));
+    s.worker_states.push_back(std::make_unique<WorkerState>());
+  }
+  if (!s.config.access_log.empty())
+    s.access_log = std::make_unique<FileAccessLog>(s.config.access_log);
+  auto& requests_family = prometheus::BuildCounter()
+                              .Name("cairn_sidecar_downstream_requests_total")
+                              .Help("Requests received, by listener")
+                              .Register(*s.metrics);
+  auto& connections_family = prometheus::BuildGauge()
+                                 .Name("cairn_sidecar_downstream_connections")
+                                 .Help("Open downstream connections, by listener")
+                                 .Register(*s.metrics);
+  for (const auto& listener : s.config.listeners) {
+    auto context = std::make_unique<HttpListenerContext>(HttpListenerContext{
+        listener.name, listener.protocol, RouteTable(listener.routes), CodecLimits{},
+        s.access_log.get(), &requests_family.Add({{"listener", listener.name}}),
+        &connections_family.Add({{"listener", listener.name}})});
+    context->limits.max_header_bytes = s.config.max_request_header_bytes;
+    context->limits.max_body_bytes = s.config.max_request_body_bytes;
+    s.http_contexts.push_back(std::move(context));
+  }
+  s.control.Start();
+  for (auto& worker : s.workers) worker->Start();
+  std::vector<Worker*> worker_ptrs;
+  for (auto& worker : s.workers) worker_ptrs.push_back(worker.get());
+  s.clusters = std::make_unique<ClusterManager>(s.config, worker_ptrs, s.control.io(), *s.metrics);
+  std::promise<absl::Status> init;
+  s.control.Post([&s, &init] { init.set_value(s.clusters->Init()); });
+  if (auto status = init.get_future().get(); !status.ok()) {
+    std::unique_ptr<SidecarServer> failed(new SidecarServer(std::move(impl)));
+    failed->Shutdown();
+    return status;
+  }
+  // Idle upstream connections are closed once a second.
+  for (size_t w = 0; w < s.workers.size(); ++w) {
+    auto* clusters = &s.clusters->worker_clusters(static_cast<int>(w));
+    auto* worker = s.workers[w].get();
+    auto timer = std::make_shared<asio::steady_timer>(worker->io());
+    auto tick = std::make_shared<std::function<void()>>();
+    *tick = [timer, clusters, weak = std::weak_ptr<std::function<void()>>(tick)] {
+      for (auto& [name, cluster] : clusters->all()) cluster->CloseIdleConnections();
+      timer->expires_after(std::chrono::seconds(1));
+      timer->async_wait([weak](const std::error_code& ec) {
+        if (auto fn = weak.lock(); fn && !ec) (*fn)();
+      });
+    };
+    worker->Post([tick] { (*tick)(); });
+    // Keep the closure alive as long as the worker's state.
+    s.worker_states[w]->sessions[tick.get()] = tick;
+  }
+  if (auto status = s.StartListeners(); !status.ok()) {
+    std::unique_ptr<SidecarServer> failed(new SidecarServer(std::move(impl)));
+    failed->Shutdown();
+    return status;
+  }
+  auto admin_hp = SplitHostPort(s.config.admin);
+  if (!admin_hp.ok()) return admin_hp.status();
+  http::AdminHttpServer::Options admin_options;
+  admin_options.host = admin_hp->first;
+  admin_options.port = admin_hp->second;
+  s.admin = std::make_unique<http::AdminHttpServer>(admin_options);
+  s.InstallAdmin();
+  if (auto status = s.admin->Start(); !status.ok()) {
+    std::unique_ptr<SidecarServer> failed(new SidecarServer(std::move(impl)));
+    failed->Shutdown();
+    return absl::UnavailableError(absl::StrCat("admin: ", status.message()));
+  }
+  std::string admin_address = absl::StrCat(admin_hp->first, ":", s.admin->port());
+  s.StartRegistry();
+  for (size_t l = 0; l < s.config.listeners.size(); ++l) {
+    spdlog::info("listener {} ({}) on {} with {} workers", s.config.listeners[l].name,
+                 s.config.listeners[l].protocol, s.listener_addresses[l], s.workers.size());
+  }
+  spdlog::info("sidecar admin on {}", admin_address);
+  if (!ready_file.empty()) {
+    std::string tmp = ready_file + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << "admin=" << admin_address << "\n";
+      for (size_t l = 0; l < s.config.listeners.size(); ++l) {
+        out << "listener." << s.config.listeners[l].name << "=" << s.listener_addresses[l] << "\n";
+      }
+    }
+    std::filesystem::rename(tmp, ready_file);
+  }
+  return std::unique_ptr<SidecarServer>(new SidecarServer(std::move(impl)));
+}
+
+void SidecarServer::Drain() {
+  Impl& s = *impl_;
+  if (s.stopped || s.draining.exchange(true)) return;
+  spdlog::info("draining: withdrawing publications and closing listeners");
+  std::promise<void> withdrawn;
+  s.control.Post([&s, &withdrawn] {
+    s.publish_timer.reset();
+    withdrawn.set_value();
+  });
+  withdrawn.get_future().wait();
+  for (auto& publication : s.publications) {
+    if (publication == nullptr) continue;
+    if (auto status = publication->Unregister(); !status.ok()) {
+      spdlog::warn("withdrawing a publication: {}", status.ToString());
+    }
+  }
+  for (size_t w = 0; w < s.workers.size(); ++w) {
+    WorkerState* state = s.worker_states[w].get();
+    s.workers[w]->RunAndWait([state] {
+      for (auto& listener : state->listeners) listener->Close();
+      for (auto& [ptr, manager] : state->http) manager->Drain();
+    });
+  }
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(s.config.drain_timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline && s.OpenSessions() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Shutdown();
+}
+
+void SidecarServer::Shutdown() {
+  Impl& s = *impl_;
+  if (s.stopped) return;
+  s.stopped = true;
+  s.draining = true;
+  if (s.admin) s.admin->Stop();
+  if (s.registry) s.registry->Close();
+  {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(s.threads_mu);
+      threads.swap(s.threads);
+    }
+    for (auto& thread : threads) thread.join();
+  }
+  // Destroy each worker's objects on the worker, then stop it.
+  for (size_t w = 0; w < s.workers.size(); ++w) {
+    WorkerState* state = s.worker_states[w].get();
+    ClusterManager* clusters = s.clusters.get();
+    s.workers[w]->RunAndWait([state, clusters, w] {
+      state->listeners.clear();
+      state->http.clear();
+      state->tcp.clear();
+      state->sessions.clear();
+      if (clusters != nullptr) clusters->worker_clusters(static_cast<int>(w)).all().clear();
+    });
+    s.workers[w]->Stop();
+  }
+  if (s.clusters) {
+    std::promise<void> done;
+    s.control.Post([&s, &done] {
+      s.clusters->Shutdown();
+      s.publish_timer.reset();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+  s.control.Stop();
+  s.subscriptions.clear();
+  s.publications.clear();
+  s.registry.reset();
+}
+
+}  // namespace cairn::sidecar
