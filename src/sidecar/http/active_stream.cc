@@ -29,6 +29,7 @@ ActiveStream::ActiveStream(HttpConnectionManager& manager, StreamId id, RequestH
 
 ActiveStream::~ActiveStream() {
   *alive_ = false;
+  TimeoutNode::Cancel();
   DetachUpstream();
   if (counted_retry_ && cluster_ != nullptr) cluster_->EndRetry();
   if (counted_request_ && cluster_ != nullptr) cluster_->EndRequest();
@@ -58,11 +59,7 @@ void ActiveStream::Start() {
   }
   counted_request_ = true;
   if (route_->timeout_ms > 0) {
-    timer_ = std::make_unique<asio::steady_timer>(manager_.worker_.io());
-    timer_->expires_after(std::chrono::milliseconds(route_->timeout_ms));
-    timer_->async_wait([this, alive = alive_](const std::error_code& ec) {
-      if (*alive && !ec) OnTimeout();
-    });
+    manager_.worker_.Timeouts(std::chrono::milliseconds(route_->timeout_ms)).Add(this);
   }
   TryUpstream();
 }
@@ -255,7 +252,7 @@ void ActiveStream::SendLocalReply(int status, std::string_view body) {
 void ActiveStream::Complete() {
   if (done_) return;
   done_ = true;
-  if (timer_) timer_->cancel();
+  TimeoutNode::Cancel();
   if (cluster_ != nullptr && counted_request_) {
     cluster_->stats().latency.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time_).count());

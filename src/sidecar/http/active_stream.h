@@ -10,9 +10,9 @@
 #include <optional>
 #include <string>
 
-#include <asio/steady_timer.hpp>
 
 #include "sidecar/cluster/cluster.h"
+#include "sidecar/network/timeout_list.h"
 #include "sidecar/http/route_table.h"
 #include "sidecar/pool/connection_pool.h"
 
@@ -20,7 +20,7 @@ namespace cairn::sidecar {
 
 class HttpConnectionManager;
 
-class ActiveStream : private PoolClient, private UpstreamStreamCallbacks {
+class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, private TimeoutNode {
  public:
   ActiveStream(HttpConnectionManager& manager, StreamId id, RequestHead&& head, bool end_stream);
   ~ActiveStream() override;
@@ -46,7 +46,7 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks {
   void TryUpstream();
   bool MaybeRetry(const char* why);
   void DetachUpstream();
-  void OnTimeout();
+  void OnTimeout() override;  // TimeoutNode
   void SendLocalReply(int status, std::string_view body);
   void Complete();
   void LogAccess();
@@ -76,7 +76,6 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks {
   int status_ = 0;
   size_t response_bytes_ = 0;
   std::chrono::steady_clock::time_point start_time_;
-  std::unique_ptr<asio::steady_timer> timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

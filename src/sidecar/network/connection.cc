@@ -1,5 +1,6 @@
 #include "sidecar/network/connection.h"
 
+#include <asio/post.hpp>
 #include <asio/write.hpp>
 
 namespace cairn::sidecar {
@@ -11,7 +12,15 @@ Connection::Connection(Worker& worker, asio::ip::tcp::socket socket, Handler* ha
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
-Connection::~Connection() { Close(); }
+Connection::~Connection() {
+  if (in_dirty_list_) worker_.RemoveDirty(this);
+  Close();
+}
+
+void Connection::FlushFromWorker() {
+  in_dirty_list_ = false;
+  if (state_->open) FlushPending();
+}
 
 std::string Connection::PeerAddress() const {
   std::error_code ec;
@@ -39,6 +48,7 @@ void Connection::ArmRead() {
 }
 
 void Connection::OnReadable(const std::error_code& wait_ec) {
+  Worker::IoScope scope(worker_);
   if (wait_ec) {
     Fail(wait_ec);
     return;
@@ -72,7 +82,23 @@ void Connection::Write(std::string& data) {
     pending_.append(data);
     data.clear();
   }
-  FlushPending();
+  // Coalesce: everything written during this loop turn (a response head and
+  // its body, several pipelined responses) leaves in one send() at the end of
+  // the turn. Posting from the loop's own thread is a lock-free queue push.
+  if (write_armed_ || in_dirty_list_ || flush_posted_) return;
+  if (worker_.in_io_scope()) {
+    in_dirty_list_ = true;
+    worker_.AddDirty(this);
+    return;
+  }
+  {
+    flush_posted_ = true;
+    asio::post(worker_.io(), [this, state = state_] {
+      if (!state->open) return;
+      flush_posted_ = false;
+      FlushPending();
+    });
+  }
 }
 
 void Connection::Write(std::string_view data) {
@@ -108,6 +134,7 @@ void Connection::ArmWrite() {
   asio::async_write(socket_, asio::buffer(inflight_),
                     [this, state = state_](const std::error_code& ec, size_t) {
                       if (!state->open) return;
+                      Worker::IoScope scope(worker_);
                       write_armed_ = false;
                       inflight_.clear();
                       if (ec) {

@@ -4,9 +4,9 @@
 // Reads: the connection waits for the socket to become readable, then reads
 // into the worker's shared scratch buffer and hands the bytes to its Handler.
 // An idle connection therefore owns no read buffer.
-// Writes: Write() first tries to write synchronously (the common case on
-// loopback and for small responses: no extra syscall round trip, no copy);
-// what the kernel does not take is queued and written when the socket is
+// Writes: Write() queues the bytes and, once per loop turn, one send() takes
+// everything queued (a response head and body, pipelined responses: one
+// syscall). What the kernel does not take is written when the socket is
 // writable again.
 //
 // Ownership: the owner (a proxy session) holds the Connection by unique_ptr
@@ -67,6 +67,9 @@ class Connection {
   const asio::ip::tcp::socket& socket() const { return socket_; }
   std::string PeerAddress() const;
 
+  // Called by the worker at the end of an I/O scope (see Worker::IoScope).
+  void FlushFromWorker();
+
  private:
   struct State {
     bool open = true;
@@ -88,6 +91,8 @@ class Connection {
   bool read_armed_ = false;
   bool write_armed_ = false;
   bool close_after_flush_ = false;
+  bool flush_posted_ = false;
+  bool in_dirty_list_ = false;
 };
 
 }  // namespace cairn::sidecar

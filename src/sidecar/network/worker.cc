@@ -1,5 +1,7 @@
 #include "sidecar/network/worker.h"
 
+#include "sidecar/network/connection.h"
+
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <future>
@@ -26,6 +28,33 @@ void Worker::Stop() {
   running_ = false;
   io_.stop();
   if (thread_.joinable()) thread_.join();
+  timeouts_.clear();
+}
+
+TimeoutList& Worker::Timeouts(std::chrono::milliseconds duration) {
+  auto& list = timeouts_[duration];
+  if (list == nullptr) list = std::make_unique<TimeoutList>(io_, duration);
+  return *list;
+}
+
+void Worker::RemoveDirty(Connection* connection) {
+  for (auto& c : dirty_) {
+    if (c == connection) c = nullptr;
+  }
+}
+
+void Worker::FlushDirty() {
+  // Flushing can close connections (and so call handlers that write again):
+  // loop until nothing new was registered.
+  ++io_scope_depth_;
+  while (!dirty_.empty()) {
+    std::vector<Connection*> batch;
+    batch.swap(dirty_);
+    for (Connection* c : batch) {
+      if (c != nullptr) c->FlushFromWorker();
+    }
+  }
+  --io_scope_depth_;
 }
 
 void Worker::Post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }

@@ -13,6 +13,10 @@
 #include <thread>
 
 #include <asio/io_context.hpp>
+#include <map>
+#include <vector>
+
+#include "sidecar/network/timeout_list.h"
 
 namespace cairn::sidecar {
 
@@ -41,12 +45,39 @@ class Worker {
   char* read_buffer() { return read_buffer_.get(); }
   static constexpr size_t kReadBufferSize = 64 * 1024;
 
+  // Write coalescing. While an I/O handler runs (an IoScope is open), a
+  // connection that gets bytes to send registers here instead of sending;
+  // when the outermost scope closes, every registered connection sends once.
+  // A request that turns one downstream read into an upstream write (and a
+  // response read into a downstream write) thus costs one send() per side.
+  class IoScope {
+   public:
+    explicit IoScope(Worker& worker) : worker_(worker) { ++worker_.io_scope_depth_; }
+    ~IoScope() {
+      if (--worker_.io_scope_depth_ == 0) worker_.FlushDirty();
+    }
+
+   private:
+    Worker& worker_;
+  };
+  bool in_io_scope() const { return io_scope_depth_ > 0; }
+  void AddDirty(class Connection* connection) { dirty_.push_back(connection); }
+  void RemoveDirty(class Connection* connection);
+
+  // The worker's list for timeouts of this duration (created on first use).
+  // Worker thread only.
+  TimeoutList& Timeouts(std::chrono::milliseconds duration);
+
  private:
   int index_;
   asio::io_context io_{1};  // concurrency hint 1: one thread, no internal locking
   std::unique_ptr<char[]> read_buffer_;
   std::thread thread_;
   bool running_ = false;
+  std::map<std::chrono::milliseconds, std::unique_ptr<TimeoutList>> timeouts_;
+  void FlushDirty();
+  int io_scope_depth_ = 0;
+  std::vector<class Connection*> dirty_;
 };
 
 }  // namespace cairn::sidecar

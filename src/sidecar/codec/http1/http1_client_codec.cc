@@ -222,7 +222,8 @@ absl::Status Http1ClientCodec::OnHead() {
   if (parsed.status < 200) {
     // We never ask to upgrade, so a 101 means the upstream is confused.
     if (parsed.status == 101) return Fail(400, "unexpected 101 response");
-    parser_.StartBody(Framing::kNone, 0);
+    parser_.StartBody(Framing::kNone, 0);  // interim response: skipped
+    return absl::OkStatus();
   }
   Framing framing = parsed.framing;
   if (stream_.head_request || parsed.status == 204 || parsed.status == 304) {

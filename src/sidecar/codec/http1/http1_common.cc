@@ -38,8 +38,26 @@ bool IsToken(std::string_view s) {
 }
 
 bool IsFieldValue(std::string_view s) {
-  for (char c : s) {
-    if (!HasClass(c, kFieldValueChar)) return false;
+  // Eight bytes at a time while no byte is a CTL (< 0x20) or DEL: the
+  // common case, since values are long (cookies, user agents) and tabs rare.
+  // "Has a byte < n" is exact for n <= 128; bytes >= 0x80 (obs-text) are
+  // masked out by ~word. On a hit the per-byte loop decides (HTAB is legal).
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  const char* p = s.data();
+  size_t n = s.size();
+  while (n >= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    const uint64_t ctl = (word - 0x20 * kOnes) & ~word & kHigh;
+    const uint64_t del_xor = word ^ (0x7f * kOnes);
+    const uint64_t del = (del_xor - kOnes) & ~del_xor & kHigh;
+    if ((ctl | del) != 0) break;
+    p += 8;
+    n -= 8;
+  }
+  for (; n != 0; ++p, --n) {
+    if (!HasClass(*p, kFieldValueChar)) return false;
   }
   return true;
 }
@@ -93,39 +111,47 @@ bool ParseContentLength(std::string_view value, uint64_t* length) {
   return true;
 }
 
-FieldKind ClassifyField(std::string_view name) {
+template <bool kNameIsLower>
+FieldKind Classify(std::string_view name) {
+  // An exact compare (memcmp) when the parser already lower-cased the name.
+  auto is = [name](std::string_view lower) {
+    return kNameIsLower ? name == lower : EqualsIgnoreCase(name, lower);
+  };
   // Dispatch on length first: most ordinary names fail after one compare.
   switch (name.size()) {
     case 2:
-      if (EqualsIgnoreCase(name, "te")) return FieldKind::kTe;
+      if (is("te")) return FieldKind::kTe;
       break;
     case 4:
-      if (EqualsIgnoreCase(name, "host")) return FieldKind::kHost;
+      if (is("host")) return FieldKind::kHost;
       break;
     case 6:
-      if (EqualsIgnoreCase(name, "expect")) return FieldKind::kExpect;
+      if (is("expect")) return FieldKind::kExpect;
       break;
     case 7:
-      if (EqualsIgnoreCase(name, "upgrade")) return FieldKind::kUpgrade;
+      if (is("upgrade")) return FieldKind::kUpgrade;
       break;
     case 10:
-      if (EqualsIgnoreCase(name, "connection")) return FieldKind::kConnection;
-      if (EqualsIgnoreCase(name, "keep-alive")) return FieldKind::kKeepAlive;
+      if (is("connection")) return FieldKind::kConnection;
+      if (is("keep-alive")) return FieldKind::kKeepAlive;
       break;
     case 14:
-      if (EqualsIgnoreCase(name, "content-length")) return FieldKind::kContentLength;
+      if (is("content-length")) return FieldKind::kContentLength;
       break;
     case 16:
-      if (EqualsIgnoreCase(name, "proxy-connection")) return FieldKind::kProxyConnection;
+      if (is("proxy-connection")) return FieldKind::kProxyConnection;
       break;
     case 17:
-      if (EqualsIgnoreCase(name, "transfer-encoding")) return FieldKind::kTransferEncoding;
+      if (is("transfer-encoding")) return FieldKind::kTransferEncoding;
       break;
     default:
       break;
   }
   return FieldKind::kOrdinary;
 }
+
+FieldKind ClassifyField(std::string_view name) { return Classify<false>(name); }
+FieldKind ClassifyLowerField(std::string_view name) { return Classify<true>(name); }
 
 bool TeAllowsTrailers(std::string_view value) {
   bool found = false;

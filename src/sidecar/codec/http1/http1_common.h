@@ -28,7 +28,10 @@ extern const std::array<uint8_t, 256> kCharClass;
 inline bool HasClass(char c, uint8_t cls) {
   return (kCharClass[static_cast<unsigned char>(c)] & cls) != 0;
 }
-inline char ToLowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+// Branch-free: header names are lower-cased byte by byte on the hot path.
+inline char ToLowerAscii(char c) {
+  return static_cast<char>(c + ((static_cast<unsigned char>(c - 'A') < 26) << 5));
+}
 
 bool IsToken(std::string_view s);
 bool IsFieldValue(std::string_view s);
@@ -72,6 +75,8 @@ enum class FieldKind : uint8_t {
 };
 // ASCII case-insensitive (callers of the encoders may pass any case).
 FieldKind ClassifyField(std::string_view name);
+// Same, for a name known to be lower-case (cheaper).
+FieldKind ClassifyLowerField(std::string_view name);
 // True when a TE value lists the "trailers" token (possibly with parameters).
 bool TeAllowsTrailers(std::string_view value);
 

@@ -296,8 +296,11 @@ bool Http1Parser::ParseField(std::string_view line, bool trailer) {
   // obs-fold continuation lines (RFC 9112 5.1, 5.2), both smuggling vectors.
   if (colon == std::string_view::npos || colon == 0) return Fail(400, "malformed header field");
   const std::string_view name = line.substr(0, colon);
-  for (char c : name) {
-    if (!HasClass(c, kTokenChar)) return Fail(400, "invalid header name");
+  // Validate and lower-case in one pass.
+  std::string lower(name.size(), '\0');
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (!HasClass(name[i], kTokenChar)) return Fail(400, "invalid header name");
+    lower[i] = ToLowerAscii(name[i]);
   }
   const std::string_view value = TrimOws(line.substr(colon + 1));
   if (!IsFieldValue(value)) return Fail(400, "invalid header value");
@@ -305,8 +308,7 @@ bool Http1Parser::ParseField(std::string_view line, bool trailer) {
   field_bytes_ += name.size() + value.size();
   if (field_bytes_ > limits_.max_header_bytes) return Fail(431, "header fields too large");
 
-  std::string lower = LowerCopy(name);
-  const FieldKind kind = ClassifyField(lower);
+  const FieldKind kind = ClassifyLowerField(lower);
   if (trailer) {
     // Framing and connection fields cannot be trailers (RFC 9110 6.5.1).
     if (kind == FieldKind::kOrdinary) trailers_.emplace_back(std::move(lower), std::string(value));
