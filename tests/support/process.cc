@@ -150,3 +150,75 @@ bool RegistryProcess::Restart() {
 }
 
 }  // namespace cairn::testing
+
+namespace cairn::testing {
+namespace {
+
+std::map<std::string, std::string> ReadKeyValues(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
+bool WaitForFile(const std::string& path, ChildProcess& process) {
+  return Eventually([&] { return std::filesystem::exists(path) || !process.Running(); },
+                    std::chrono::seconds(20)) &&
+         std::filesystem::exists(path);
+}
+
+}  // namespace
+
+bool BackendProcess::Start(uint16_t port) {
+  std::string ready = dir_.File("ready");
+  std::filesystem::remove(ready);
+  process_ = ChildProcess::Start({BinDir() + "/cairn_test_backend", "--name", name_, "--port",
+                                  std::to_string(port), "--ready-file", ready},
+                                 dir_.File("log"));
+  if (!process_ || !WaitForFile(ready, *process_)) return false;
+  port_ = static_cast<uint16_t>(std::stoi(ReadKeyValues(ready)["port"]));
+  return port_ != 0;
+}
+
+std::optional<int> BackendProcess::Stop(int signal) {
+  if (!process_) return std::nullopt;
+  process_->Signal(signal);
+  return process_->Wait(std::chrono::seconds(10));
+}
+
+SidecarProcess::~SidecarProcess() { Stop(SIGKILL); }
+
+bool SidecarProcess::Start() {
+  std::string config_path = dir_.File("sidecar.yaml");
+  std::ofstream(config_path) << config_;
+  std::string ready = dir_.File("ready");
+  process_ = ChildProcess::Start(
+      {BinDir() + "/cairn", "sidecar", "--config", config_path, "--ready-file", ready},
+      dir_.File("log"));
+  if (!process_ || !WaitForFile(ready, *process_)) return false;
+  for (const auto& [key, value] : ReadKeyValues(ready)) {
+    if (key == "admin") admin_ = value;
+    if (key.rfind("listener.", 0) == 0) listeners_[key.substr(9)] = value;
+  }
+  return !admin_.empty();
+}
+
+std::optional<int> SidecarProcess::Stop(int signal) {
+  if (!process_) return std::nullopt;
+  process_->Signal(signal);
+  if (auto code = process_->Wait(std::chrono::seconds(15))) return code;
+  process_->Signal(SIGKILL);
+  process_->Wait(std::chrono::seconds(10));
+  return std::nullopt;
+}
+
+std::string SidecarProcess::listener(const std::string& name) const {
+  auto it = listeners_.find(name);
+  return it == listeners_.end() ? "" : it->second;
+}
+
+}  // namespace cairn::testing

@@ -91,6 +91,44 @@ class RegistryProcess {
   int starts_ = 0;
 };
 
+// A cairn_test_backend process (see test_backend.cc) on 127.0.0.1.
+class BackendProcess {
+ public:
+  explicit BackendProcess(std::string name) : name_(std::move(name)) {}
+  bool Start(uint16_t port = 0);
+  std::optional<int> Stop(int signal = 15);
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  ChildProcess* process() { return process_.get(); }
+
+ private:
+  std::string name_;
+  TempDir dir_;
+  std::unique_ptr<ChildProcess> process_;
+  uint16_t port_ = 0;
+};
+
+// A `cairn sidecar` process with the given YAML config.
+class SidecarProcess {
+ public:
+  explicit SidecarProcess(std::string config_yaml) : config_(std::move(config_yaml)) {}
+  ~SidecarProcess();
+  bool Start();
+  std::optional<int> Stop(int signal = 15);
+  // "127.0.0.1:PORT" of a listener by name, and of the admin endpoint.
+  std::string listener(const std::string& name) const;
+  const std::string& admin() const { return admin_; }
+  std::string Log() const { return process_ ? process_->Output() : ""; }
+  ChildProcess* process() { return process_.get(); }
+
+ private:
+  std::string config_;
+  TempDir dir_;
+  std::unique_ptr<ChildProcess> process_;
+  std::map<std::string, std::string> listeners_;
+  std::string admin_;
+};
+
 // Polls `condition` every 10 ms until it holds or the timeout passes.
 template <typename Condition>
 bool Eventually(Condition condition, std::chrono::milliseconds timeout) {

@@ -10,10 +10,9 @@
 #include <optional>
 #include <string>
 
-
 #include "sidecar/cluster/cluster.h"
-#include "sidecar/network/timeout_list.h"
 #include "sidecar/http/route_table.h"
+#include "sidecar/network/timeout_list.h"
 #include "sidecar/pool/connection_pool.h"
 
 namespace cairn::sidecar {

@@ -68,8 +68,9 @@
 //  - Responses: 1xx are skipped (101 is a protocol error: we never ask to
 //    upgrade); HEAD, 204, 304 have no body; otherwise chunked, content-length
 //    or close-delimited (ended by OnUpstreamClosed). Transfer-Encoding other
-//    than a single final "chunked", or together with Content-Length, is a
-//    protocol error. A response without keep-alive makes WantsClose() true.
+//    than a single final "chunked", together with Content-Length, or in an
+//    HTTP/1.0 response is a protocol error, as is a CRLF before the status
+//    line. A response without keep-alive makes WantsClose() true.
 //  - Errors: the in-flight stream gets OnStreamReset (kProtocolError, or
 //    kTooLarge for limits), OnIngress returns INVALID_ARGUMENT or
 //    RESOURCE_EXHAUSTED, and keeps returning it. Bytes arriving with no
