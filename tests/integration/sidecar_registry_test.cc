@@ -6,6 +6,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "cairn/registry/v1/registry.grpc.pb.h"
@@ -22,6 +24,23 @@ int CountOf(const std::string& text, const std::string& needle) {
   for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
     ++n;
   return n;
+}
+
+// An example config from examples/ with its fixed addresses replaced (ports
+// become 0, the registry and the app become the test's processes).
+std::string Example(const std::string& name,
+                    const std::vector<std::pair<std::string, std::string>>& replacements) {
+  std::ifstream in(std::string(CAIRN_SOURCE_DIR "/examples/") + name);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string config = text.str();
+  for (const auto& [from, to] : replacements) {
+    for (size_t pos = config.find(from); pos != std::string::npos; pos = config.find(from, pos)) {
+      config.replace(pos, from.size(), to);
+      pos += to.size();
+    }
+  }
+  return config;
 }
 
 class SidecarRegistryTest : public ::testing::Test {
@@ -177,6 +196,52 @@ clusters:
   // SIGTERM: withdrawn before the sidecar exits.
   EXPECT_EQ(sidecar_->Stop(SIGTERM), 0);
   EXPECT_TRUE(pushes.WaitForData({}, seconds(5)).has_value());
+}
+
+TEST_F(SidecarRegistryTest, ExamplesRunAsDocumented) {
+  BackendProcess app("echo-app");
+  ASSERT_TRUE(app.Start());
+  const std::vector<std::pair<std::string, std::string>> common = {
+      {"127.0.0.1:9600", registry_.grpc_address()},
+      {"127.0.0.1:8080", app.address()},
+      {"127.0.0.1:150", "127.0.0.1:0#"},  // every example port 150xx -> 0
+  };
+  auto fix = [&](std::string config) {
+    // "127.0.0.1:0#06" -> "127.0.0.1:0": drop what followed the rewritten prefix.
+    for (size_t pos = config.find(":0#"); pos != std::string::npos; pos = config.find(":0#", pos)) {
+      config.erase(pos + 2, 3);
+    }
+    return config;
+  };
+  // Inbound: publishes the app under com.example.Echo.
+  SidecarProcess inbound(fix(Example("inbound-publish.yaml", common)));
+  ASSERT_TRUE(inbound.Start()) << inbound.Log();
+  auto watcher = MakeClient({registry_.grpc_address()}, "watcher");
+  PushCollector pushes;
+  auto sub = watcher->Subscribe({Key("com.example.Echo")}, pushes.Callback());
+  ASSERT_TRUE(sub.ok());
+  std::string inbound_endpoint = "http://" + inbound.listener("inbound");
+  ASSERT_TRUE(pushes.WaitForData({inbound_endpoint}, seconds(10)).has_value()) << inbound.Log();
+  // Outbound: finds com.example.Echo in the registry (the inbound sidecar) and calls it.
+  SidecarProcess outbound(fix(Example("outbound-http-registry.yaml", common)));
+  ASSERT_TRUE(outbound.Start()) << outbound.Log();
+  std::string url = "http://" + outbound.listener("outbound") + "/";
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return RunCommand({"/usr/bin/curl", "-s", url}, seconds(10)).second == "echo-app\n";
+      },
+      seconds(10)))
+      << outbound.Log();
+  // gRPC: cairnctl talks to the registry through the sidecar.
+  SidecarProcess grpc(fix(Example("grpc-route.yaml", common)));
+  ASSERT_TRUE(grpc.Start()) << grpc.Log();
+  auto [code, list] =
+      RunCommand({BinDir() + "/cairnctl", "list", "--server", grpc.listener("grpc")}, seconds(20));
+  EXPECT_EQ(code, 0) << list;
+  EXPECT_NE(list.find("com.example.Echo"), std::string::npos) << list;
+  EXPECT_EQ(outbound.Stop(SIGTERM), 0);
+  EXPECT_EQ(grpc.Stop(SIGTERM), 0);
+  EXPECT_EQ(inbound.Stop(SIGTERM), 0);
 }
 
 }  // namespace

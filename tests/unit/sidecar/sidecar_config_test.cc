@@ -96,3 +96,18 @@ TEST(SidecarConfigTest, DumpRoundTrips) {
 
 }  // namespace
 }  // namespace cairn::sidecar
+
+namespace cairn::sidecar {
+namespace {
+
+// The commented examples in examples/ must stay valid.
+TEST(SidecarConfigTest, EveryExampleLoads) {
+  for (const char* name :
+       {"outbound-http-registry.yaml", "inbound-publish.yaml", "grpc-route.yaml"}) {
+    auto c = LoadSidecarConfig(std::string(CAIRN_SOURCE_DIR "/examples/") + name);
+    EXPECT_TRUE(c.ok()) << name << ": " << c.status();
+  }
+}
+
+}  // namespace
+}  // namespace cairn::sidecar
