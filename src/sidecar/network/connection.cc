@@ -1,15 +1,27 @@
 #include "sidecar/network/connection.h"
 
-#include <asio/post.hpp>
-#include <asio/write.hpp>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 namespace cairn::sidecar {
 
-Connection::Connection(Worker& worker, asio::ip::tcp::socket socket, Handler* handler)
-    : worker_(worker), socket_(std::move(socket)), handler_(handler) {
-  std::error_code ec;
-  socket_.non_blocking(true, ec);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+Connection::Connection(Worker& worker, int fd, Handler* handler)
+    : worker_(worker), fd_(fd), handler_(handler) {
+  int flags = fcntl(fd_, F_GETFL, 0);
+  fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
+  int one = 1;
+  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (!worker_.Watch(fd_, this, &watch_token_).ok()) {
+    state_->open = false;
+    ::close(fd_);
+  }
 }
 
 Connection::~Connection() {
@@ -17,58 +29,82 @@ Connection::~Connection() {
   Close();
 }
 
-void Connection::FlushFromWorker() {
-  in_dirty_list_ = false;
-  if (state_->open) FlushPending();
+std::string Connection::PeerAddress() const {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "unknown";
+  char host[INET6_ADDRSTRLEN] = {};
+  uint16_t port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    port = ntohs(in->sin_port);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    port = ntohs(in6->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
 }
 
-std::string Connection::PeerAddress() const {
-  std::error_code ec;
-  auto endpoint = socket_.remote_endpoint(ec);
-  if (ec) return "unknown";
-  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+void Connection::OnFdEvents(uint32_t events) {
+  std::shared_ptr<State> state = state_;
+  if (events & EPOLLOUT) {
+    writable_ = true;
+    if (!pending_.empty()) FlushPending();
+    if (!state->open) return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    readable_ = true;
+    if (reading_) ReadReady();
+  }
 }
 
 void Connection::StartReading() {
   reading_ = true;
-  ArmRead();
+  // Edge-triggered: data that arrived while paused raises no new event.
+  if (readable_ && !read_scheduled_) {
+    read_scheduled_ = true;
+    worker_.Post([this, state = state_] {
+      if (!state->open) return;
+      read_scheduled_ = false;
+      if (reading_ && readable_) ReadReady();
+    });
+  }
 }
 
 void Connection::PauseReading() { reading_ = false; }
 
-void Connection::ArmRead() {
-  if (read_armed_ || !state_->open || !reading_) return;
-  read_armed_ = true;
-  socket_.async_wait(asio::ip::tcp::socket::wait_read,
-                     [this, state = state_](const std::error_code& ec) {
-                       if (!state->open) return;
-                       read_armed_ = false;
-                       OnReadable(ec);
-                     });
-}
-
-void Connection::OnReadable(const std::error_code& wait_ec) {
-  Worker::IoScope scope(worker_);
-  if (wait_ec) {
-    Fail(wait_ec);
-    return;
-  }
+void Connection::ReadReady() {
   std::shared_ptr<State> state = state_;
-  // Read until the socket is drained or the owner pauses us; bounded so one
-  // busy connection cannot starve the worker's other connections.
-  for (int rounds = 0; rounds < 4 && reading_; ++rounds) {
-    std::error_code ec;
-    size_t n = socket_.read_some(asio::buffer(worker_.read_buffer(), Worker::kReadBufferSize), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-    if (ec) {
-      Fail(ec);
+  // Bounded so one busy connection cannot starve the worker's others.
+  for (int rounds = 0; rounds < 4; ++rounds) {
+    if (!reading_) return;  // paused: readable_ stays true for StartReading
+    ssize_t n = ::recv(fd_, worker_.read_buffer(), Worker::kReadBufferSize, 0);
+    if (n > 0) {
+      if (handler_ != nullptr) {
+        handler_->OnRead(std::string_view(worker_.read_buffer(), static_cast<size_t>(n)));
+      }
+      if (!state->open) return;  // closed or destroyed inside the callback
+      if (static_cast<size_t>(n) < Worker::kReadBufferSize) {
+        readable_ = false;  // a short read drained the socket
+        return;
+      }
+      continue;
+    }
+    if (n == 0) {
+      Fail(std::make_error_code(std::errc::connection_reset));
       return;
     }
-    if (handler_ != nullptr) handler_->OnRead(std::string_view(worker_.read_buffer(), n));
-    if (!state->open) return;  // closed or destroyed inside the callback
-    if (n < Worker::kReadBufferSize) break;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      readable_ = false;
+      return;
+    }
+    if (errno == EINTR) continue;
+    Fail(std::error_code(errno, std::system_category()));
+    return;
   }
-  ArmRead();
+  StartReading();  // still readable: continue on a later turn
 }
 
 void Connection::Write(std::string& data) {
@@ -82,23 +118,7 @@ void Connection::Write(std::string& data) {
     pending_.append(data);
     data.clear();
   }
-  // Coalesce: everything written during this loop turn (a response head and
-  // its body, several pipelined responses) leaves in one send() at the end of
-  // the turn. Posting from the loop's own thread is a lock-free queue push.
-  if (write_armed_ || in_dirty_list_ || flush_posted_) return;
-  if (worker_.in_io_scope()) {
-    in_dirty_list_ = true;
-    worker_.AddDirty(this);
-    return;
-  }
-  {
-    flush_posted_ = true;
-    asio::post(worker_.io(), [this, state = state_] {
-      if (!state->open) return;
-      flush_posted_ = false;
-      FlushPending();
-    });
-  }
+  ScheduleFlush();
 }
 
 void Connection::Write(std::string_view data) {
@@ -106,57 +126,56 @@ void Connection::Write(std::string_view data) {
   Write(copy);
 }
 
+void Connection::ScheduleFlush() {
+  if (!writable_ || in_dirty_list_ || flush_posted_) return;
+  if (worker_.in_io_scope()) {
+    in_dirty_list_ = true;
+    worker_.AddDirty(this);
+    return;
+  }
+  flush_posted_ = true;
+  worker_.Post([this, state = state_] {
+    if (!state->open) return;
+    flush_posted_ = false;
+    FlushPending();
+  });
+}
+
+void Connection::FlushFromWorker() {
+  in_dirty_list_ = false;
+  if (state_->open) FlushPending();
+}
+
 void Connection::FlushPending() {
-  if (write_armed_ || pending_.empty()) return;
-  std::error_code ec;
-  size_t n = socket_.write_some(asio::buffer(pending_), ec);
-  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
-    Fail(ec);
-    return;
+  size_t sent = 0;
+  while (sent < pending_.size() && writable_) {
+    ssize_t n = ::send(fd_, pending_.data() + sent, pending_.size() - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      writable_ = false;  // the next EPOLLOUT edge resumes
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      Fail(std::error_code(errno, std::system_category()));
+      return;
+    }
   }
-  pending_.erase(0, n);
-  if (!pending_.empty()) {
-    ArmWrite();
-    return;
-  }
+  pending_.erase(0, sent);
+  if (!pending_.empty()) return;
   if (close_after_flush_) {
-    std::shared_ptr<State> state = state_;
     Close();
     if (handler_ != nullptr) handler_->OnClose({});
     return;
   }
-  if (handler_ != nullptr) handler_->OnWriteDrained();
-}
-
-void Connection::ArmWrite() {
-  write_armed_ = true;
-  inflight_.swap(pending_);
-  asio::async_write(socket_, asio::buffer(inflight_),
-                    [this, state = state_](const std::error_code& ec, size_t) {
-                      if (!state->open) return;
-                      Worker::IoScope scope(worker_);
-                      write_armed_ = false;
-                      inflight_.clear();
-                      if (ec) {
-                        Fail(ec);
-                        return;
-                      }
-                      if (!pending_.empty()) {
-                        FlushPending();
-                      } else if (close_after_flush_) {
-                        Close();
-                        if (handler_ != nullptr) handler_->OnClose({});
-                      } else if (handler_ != nullptr) {
-                        handler_->OnWriteDrained();
-                      }
-                    });
+  if (sent > 0 && handler_ != nullptr) handler_->OnWriteDrained();
 }
 
 void Connection::Close() {
   if (!state_->open) return;
   state_->open = false;
-  std::error_code ec;
-  socket_.close(ec);
+  worker_.Unwatch(fd_, watch_token_);
+  ::close(fd_);
   pending_.clear();
 }
 
@@ -164,9 +183,11 @@ void Connection::CloseAfterFlush() {
   reading_ = false;
   if (!state_->open) return;
   close_after_flush_ = true;
-  if (!write_armed_ && pending_.empty()) {
+  if (pending_.empty()) {
     Close();
     if (handler_ != nullptr) handler_->OnClose({});
+  } else {
+    ScheduleFlush();
   }
 }
 

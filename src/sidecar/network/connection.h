@@ -1,17 +1,15 @@
-// Connection: one TCP socket on one worker, with a write queue and
-// readiness-based reads.
+// Connection: one non-blocking TCP socket on one worker, with a write queue.
 //
-// Reads: the connection waits for the socket to become readable, then reads
-// into the worker's shared scratch buffer and hands the bytes to its Handler.
-// An idle connection therefore owns no read buffer.
-// Writes: Write() queues the bytes and, once per loop turn, one send() takes
-// everything queued (a response head and body, pipelined responses: one
-// syscall). What the kernel does not take is written when the socket is
-// writable again.
+// Reads: the worker reports readiness (edge-triggered); the connection reads
+// into the worker's shared scratch buffer until the socket is drained and
+// hands the bytes to its Handler. An idle connection owns no read buffer.
+// Writes: Write() queues; inside an I/O handler the bytes leave in one send()
+// when the handler ends (Worker::IoScope), otherwise on the next loop turn.
+// What the kernel does not take waits for the socket to become writable.
 //
 // Ownership: the owner (a proxy session) holds the Connection by unique_ptr
 // and may destroy it at any time on the worker thread, even inside a Handler
-// callback: pending operations are cancelled and their completions ignored.
+// callback.
 // Thread-safety: worker thread only.
 #pragma once
 
@@ -20,13 +18,11 @@
 #include <string_view>
 #include <system_error>
 
-#include <asio/ip/tcp.hpp>
-
 #include "sidecar/network/worker.h"
 
 namespace cairn::sidecar {
 
-class Connection {
+class Connection : private Worker::FdHandler {
  public:
   class Handler {
    public:
@@ -40,9 +36,10 @@ class Connection {
     virtual void OnWriteDrained() {}
   };
 
-  // REQUIRES: socket is open. handler may be null until SetHandler().
-  Connection(Worker& worker, asio::ip::tcp::socket socket, Handler* handler);
-  ~Connection();
+  // Takes ownership of fd (a connected TCP socket). handler may be null
+  // until SetHandler().
+  Connection(Worker& worker, int fd, Handler* handler);
+  ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -62,9 +59,9 @@ class Connection {
   void CloseAfterFlush();
 
   bool open() const { return state_->open; }
-  size_t queued_bytes() const { return pending_.size() + inflight_.size(); }
+  size_t queued_bytes() const { return pending_.size(); }
   Worker& worker() { return worker_; }
-  const asio::ip::tcp::socket& socket() const { return socket_; }
+  int fd() const { return fd_; }
   std::string PeerAddress() const;
 
   // Called by the worker at the end of an I/O scope (see Worker::IoScope).
@@ -74,22 +71,23 @@ class Connection {
   struct State {
     bool open = true;
   };
-  void ArmRead();
-  void OnReadable(const std::error_code& ec);
+  void OnFdEvents(uint32_t events) override;
+  void ReadReady();
   void FlushPending();
-  void ArmWrite();
   void Fail(const std::error_code& ec);
+  void ScheduleFlush();
 
   Worker& worker_;
-  asio::ip::tcp::socket socket_;
+  int fd_;
+  uint64_t watch_token_ = 0;
   Handler* handler_;
-  // Completions hold a copy: a destroyed connection sets open=false first.
+  // Posted tasks hold a copy: a destroyed connection sets open=false first.
   std::shared_ptr<State> state_ = std::make_shared<State>();
-  std::string pending_;   // queued, not yet given to the kernel
-  std::string inflight_;  // being written by an async write
+  std::string pending_;  // queued, not yet given to the kernel
   bool reading_ = false;
-  bool read_armed_ = false;
-  bool write_armed_ = false;
+  bool readable_ = false;  // an edge arrived and the socket was not drained since
+  bool writable_ = true;   // false after EAGAIN until the next EPOLLOUT edge
+  bool read_scheduled_ = false;
   bool close_after_flush_ = false;
   bool flush_posted_ = false;
   bool in_dirty_list_ = false;

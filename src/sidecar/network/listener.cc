@@ -1,79 +1,95 @@
 #include "sidecar/network/listener.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
-#include <asio/socket_base.hpp>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 
 namespace cairn::sidecar {
 
-using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-
 absl::StatusOr<std::unique_ptr<Listener>> Listener::Open(Worker& worker, const std::string& host,
                                                          uint16_t port, AcceptCallback on_accept) {
-  std::error_code ec;
-  asio::ip::address address = asio::ip::make_address(host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("'", host, "' is not an IP address"));
-  asio::ip::tcp::endpoint endpoint(address, port);
-  asio::ip::tcp::acceptor acceptor(worker.io());
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.set_option(ReusePort(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (!ec) acceptor.non_blocking(true, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", host, ":", port, ": ", ec.message()));
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    addr_len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    addr_len = sizeof(sockaddr_in6);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("'", host, "' is not an IP address"));
   }
-  return std::unique_ptr<Listener>(new Listener(worker, std::move(acceptor), std::move(on_accept)));
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("socket: ", std::strerror(errno)));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 || listen(fd, 4096) != 0) {
+    int err = errno;
+    close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", port, ": ", std::strerror(err)));
+  }
+  sockaddr_storage bound{};
+  socklen_t bound_len = sizeof(bound);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len);
+  uint16_t bound_port = bound.ss_family == AF_INET
+                            ? ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)
+                            : ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  return std::unique_ptr<Listener>(new Listener(worker, fd, bound_port, std::move(on_accept)));
 }
 
-Listener::Listener(Worker& worker, asio::ip::tcp::acceptor acceptor, AcceptCallback on_accept)
-    : worker_(worker),
-      acceptor_(std::move(acceptor)),
-      on_accept_(std::move(on_accept)),
-      retry_timer_(worker.io()) {}
+Listener::~Listener() { Close(); }
 
-Listener::~Listener() {
-  *alive_ = false;
-  std::error_code ec;
-  acceptor_.close(ec);
+void Listener::StartAccepting() {
+  if (fd_ < 0 || watching_) return;
+  if (worker_.Watch(fd_, this, &watch_token_).ok()) watching_ = true;
 }
-
-uint16_t Listener::port() const {
-  std::error_code ec;
-  return acceptor_.local_endpoint(ec).port();
-}
-
-void Listener::StartAccepting() { AcceptNext(); }
 
 void Listener::Close() {
-  *alive_ = false;
-  std::error_code ec;
-  acceptor_.close(ec);
+  if (retry_timer_ != 0) worker_.CancelTimer(retry_timer_);
+  retry_timer_ = 0;
+  if (fd_ < 0) return;
+  if (watching_) worker_.Unwatch(fd_, watch_token_);
+  watching_ = false;
+  close(fd_);
+  fd_ = -1;
 }
 
-void Listener::AcceptNext() {
-  acceptor_.async_accept(worker_.io(), [this, alive = alive_](const std::error_code& ec,
-                                                              asio::ip::tcp::socket socket) {
-    if (!*alive) return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      // EMFILE and friends: log, and retry a little later (once connections
-      // close) rather than dying or spinning.
-      spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
-      retry_timer_.expires_after(std::chrono::milliseconds(100));
-      retry_timer_.async_wait([this, alive](const std::error_code& timer_ec) {
-        if (*alive && !timer_ec) AcceptNext();
-      });
-      return;
-    } else {
-      on_accept_(std::move(socket));
-      if (!*alive) return;
+void Listener::OnFdEvents(uint32_t) { AcceptAll(); }
+
+void Listener::AcceptAll() {
+  // Edge-triggered: take every pending connection now.
+  while (fd_ >= 0) {
+    int client = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client >= 0) {
+      on_accept_(client);
+      continue;
     }
-    AcceptNext();
-  });
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    // EMFILE and friends: the pending connections raise no new edge, so
+    // retry a little later (once connections close) instead of spinning.
+    spdlog::warn("accept failed: {}; retrying in 100 ms", std::strerror(errno));
+    if (retry_timer_ == 0) {
+      retry_timer_ = worker_.RunAfter(std::chrono::milliseconds(100), [this] {
+        retry_timer_ = 0;
+        AcceptAll();
+      });
+    }
+    return;
+  }
 }
 
 }  // namespace cairn::sidecar

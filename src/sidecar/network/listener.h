@@ -5,44 +5,46 @@
 // moves between threads. (Port 0: the first worker binds, the others reuse
 // the port it got.)
 //
-// Thread-safety: worker thread only, except Open(), which runs before the
-// worker starts.
+// Thread-safety: Open() before the worker handles the listener; the rest on
+// the worker's thread.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
 
-#include <asio/ip/tcp.hpp>
-#include <asio/steady_timer.hpp>
-
 #include "absl/status/statusor.h"
 #include "sidecar/network/worker.h"
 
 namespace cairn::sidecar {
 
-class Listener {
+class Listener : private Worker::FdHandler {
  public:
-  using AcceptCallback = std::function<void(asio::ip::tcp::socket)>;
+  // Receives each accepted socket (non-blocking); the callee owns it.
+  using AcceptCallback = std::function<void(int fd)>;
 
   // Binds host:port with SO_REUSEADDR and SO_REUSEPORT and listens.
   static absl::StatusOr<std::unique_ptr<Listener>> Open(Worker& worker, const std::string& host,
                                                         uint16_t port, AcceptCallback on_accept);
-  ~Listener();
+  ~Listener() override;
 
   void StartAccepting();  // worker thread
   void Close();           // worker thread
-  uint16_t port() const;
+  uint16_t port() const { return port_; }
 
  private:
-  Listener(Worker& worker, asio::ip::tcp::acceptor acceptor, AcceptCallback on_accept);
-  void AcceptNext();
+  Listener(Worker& worker, int fd, uint16_t port, AcceptCallback on_accept)
+      : worker_(worker), fd_(fd), port_(port), on_accept_(std::move(on_accept)) {}
+  void OnFdEvents(uint32_t events) override;
+  void AcceptAll();
 
   Worker& worker_;
-  asio::ip::tcp::acceptor acceptor_;
+  int fd_;
+  uint16_t port_;
   AcceptCallback on_accept_;
-  asio::steady_timer retry_timer_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  uint64_t watch_token_ = 0;
+  bool watching_ = false;
+  Worker::TimerId retry_timer_ = 0;
 };
 
 }  // namespace cairn::sidecar

@@ -1,17 +1,19 @@
 #include "sidecar/network/timeout_list.h"
 
+#include "sidecar/network/worker.h"
+
 namespace cairn::sidecar {
 
 void TimeoutNode::Cancel() {
   if (list_ != nullptr) list_->Unlink(this);
 }
 
-TimeoutList::TimeoutList(asio::io_context& io, std::chrono::milliseconds duration)
-    : timer_(io), duration_(duration) {}
+TimeoutList::TimeoutList(Worker& worker, std::chrono::milliseconds duration)
+    : worker_(worker), duration_(duration) {}
 
 TimeoutList::~TimeoutList() {
   while (head_ != nullptr) Unlink(head_);
-  timer_.cancel();
+  if (timer_armed_) worker_.CancelTimer(timer_);
 }
 
 void TimeoutList::Add(TimeoutNode* node) {
@@ -50,9 +52,7 @@ void TimeoutList::Unlink(TimeoutNode* node) {
 
 void TimeoutList::ArmTimer() {
   timer_armed_ = true;
-  timer_.expires_at(head_->deadline_);
-  timer_.async_wait([this](const std::error_code& ec) {
-    if (ec) return;  // cancelled: the list is being destroyed
+  timer_ = worker_.RunAt(head_->deadline_, [this] {
     timer_armed_ = false;
     Fire();
   });

@@ -6,19 +6,18 @@
 // cancelling an unlink (both O(1), no allocation), and one asio timer armed
 // for the head serves the whole list. Measured on the sidecar's HTTP/1 path,
 // a steady_timer per request (allocate, arm, cancel, run the aborted
-// handler) cost about 15% of throughput (docs/benchmarks.md).
+// handler) cost 10-15% of throughput (docs/benchmarks.md).
 //
 // Thread-safety: its worker's thread only.
 #pragma once
 
 #include <chrono>
-
-#include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
+#include <cstdint>
 
 namespace cairn::sidecar {
 
 class TimeoutList;
+class Worker;
 
 // Embed one in the object that can time out. Destroying it cancels it.
 class TimeoutNode {
@@ -34,6 +33,7 @@ class TimeoutNode {
 
  private:
   friend class TimeoutList;
+  class Worker;
   TimeoutList* list_ = nullptr;
   TimeoutNode* prev_ = nullptr;
   TimeoutNode* next_ = nullptr;
@@ -42,7 +42,7 @@ class TimeoutNode {
 
 class TimeoutList {
  public:
-  TimeoutList(asio::io_context& io, std::chrono::milliseconds duration);
+  TimeoutList(Worker& worker, std::chrono::milliseconds duration);
   ~TimeoutList();  // unlinks (does not fire) what is left
   TimeoutList(const TimeoutList&) = delete;
   TimeoutList& operator=(const TimeoutList&) = delete;
@@ -58,7 +58,8 @@ class TimeoutList {
   void ArmTimer();
   void Fire();
 
-  asio::steady_timer timer_;
+  Worker& worker_;
+  uint64_t timer_ = 0;  // Worker::TimerId, valid while timer_armed_
   std::chrono::milliseconds duration_;
   TimeoutNode* head_ = nullptr;
   TimeoutNode* tail_ = nullptr;

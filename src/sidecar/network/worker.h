@@ -1,27 +1,47 @@
-// Worker: one thread running one asio::io_context — the sidecar's unit of
-// parallelism (Envoy's model). A downstream connection is accepted by one
-// worker and lives on it for life, together with the upstream connections it
-// uses, so the request path takes no locks.
+// Worker: one thread running one event loop on edge-triggered epoll — the
+// sidecar's unit of parallelism (Envoy's model). A downstream connection is
+// accepted by one worker and lives on it for life, together with the upstream
+// connections it uses, so the request path takes no locks.
 //
-// Thread-safety: Post() may be called from any thread. Everything else, and
-// every object a worker owns, is used only on the worker's thread.
+// Descriptors are registered once (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+// and never modified: a proxied request costs its reads and writes and no
+// epoll_ctl (asio's async_wait re-registered on every wait: one extra
+// syscall per read; docs/decisions.md).
+//
+// Thread-safety: Post() and RunAndWait() may be called from any thread.
+// Everything else, and every object a worker owns, is used only on the
+// worker's thread (or before Start()).
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
-
-#include <asio/io_context.hpp>
-#include <map>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "sidecar/network/timeout_list.h"
 
 namespace cairn::sidecar {
 
+class Connection;
+
 class Worker {
  public:
+  using Clock = std::chrono::steady_clock;
+
+  // Receives readiness for one descriptor (epoll event bits).
+  class FdHandler {
+   public:
+    virtual ~FdHandler() = default;
+    virtual void OnFdEvents(uint32_t events) = 0;
+  };
+
   explicit Worker(int index);
   ~Worker();  // Stop()
   Worker(const Worker&) = delete;
@@ -34,7 +54,20 @@ class Worker {
   // Runs fn on the worker and waits for it. REQUIRES: not on this worker.
   void RunAndWait(std::function<void()> fn);
 
-  asio::io_context& io() { return io_; }
+  // Registers fd (edge-triggered, read and write). Returns a token for
+  // Unwatch. Events for a descriptor unwatched earlier in the same batch are
+  // never delivered.
+  absl::Status Watch(int fd, FdHandler* handler, uint64_t* token);
+  void Unwatch(int fd, uint64_t token);
+
+  // One-shot timers. Cancelling an unknown or fired id does nothing.
+  using TimerId = uint64_t;
+  TimerId RunAt(Clock::time_point when, std::function<void()> fn);
+  TimerId RunAfter(std::chrono::milliseconds delay, std::function<void()> fn) {
+    return RunAt(Clock::now() + delay, std::move(fn));
+  }
+  void CancelTimer(TimerId id);
+
   int index() const { return index_; }
   bool InThread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
@@ -61,23 +94,47 @@ class Worker {
     Worker& worker_;
   };
   bool in_io_scope() const { return io_scope_depth_ > 0; }
-  void AddDirty(class Connection* connection) { dirty_.push_back(connection); }
-  void RemoveDirty(class Connection* connection);
+  void AddDirty(Connection* connection) { dirty_.push_back(connection); }
+  void RemoveDirty(Connection* connection);
 
   // The worker's list for timeouts of this duration (created on first use).
   // Worker thread only.
   TimeoutList& Timeouts(std::chrono::milliseconds duration);
 
  private:
+  struct Slot {
+    FdHandler* handler = nullptr;
+    uint32_t generation = 0;
+  };
+  void Run();
+  void RunTimers();
+  void RunPosted();
+  void FlushDirty();
+  int NextTimeoutMs();
+
   int index_;
-  asio::io_context io_{1};  // concurrency hint 1: one thread, no internal locking
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: another thread posted work
   std::unique_ptr<char[]> read_buffer_;
   std::thread thread_;
-  bool running_ = false;
-  std::map<std::chrono::milliseconds, std::unique_ptr<TimeoutList>> timeouts_;
-  void FlushDirty();
+  std::atomic<bool> running_{false};
+
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_slots_;
+
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;  // guarded by posted_mu_
+  bool wake_pending_ = false;                  // guarded by posted_mu_
+
+  TimerId next_timer_id_ = 1;
+  std::multimap<Clock::time_point, TimerId> timer_order_;
+  std::map<TimerId,
+           std::pair<std::multimap<Clock::time_point, TimerId>::iterator, std::function<void()>>>
+      timers_;
+
   int io_scope_depth_ = 0;
-  std::vector<class Connection*> dirty_;
+  std::vector<Connection*> dirty_;
+  std::map<std::chrono::milliseconds, std::unique_ptr<TimeoutList>> timeouts_;
 };
 
 }  // namespace cairn::sidecar

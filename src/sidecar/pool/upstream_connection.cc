@@ -3,53 +3,43 @@
 #include "sidecar/codec/http1/http1_codec.h"
 #include "sidecar/codec/http2/http2_codec.h"
 
+#include <unistd.h>
+
 namespace cairn::sidecar {
 
 UpstreamConnection::UpstreamConnection(Worker& worker, Owner& owner, Protocol protocol,
                                        const CodecLimits& limits)
-    : worker_(worker),
-      owner_(owner),
-      protocol_(protocol),
-      connecting_socket_(worker.io()),
-      connect_timer_(worker.io()) {
+    : worker_(worker), owner_(owner), protocol_(protocol) {
   codec_ = protocol == Protocol::kHttp2 ? NewHttp2ClientCodec(*this, limits)
                                         : NewHttp1ClientCodec(*this, limits);
 }
 
-UpstreamConnection::~UpstreamConnection() {
-  *alive_ = false;
-  std::error_code ec;
-  connecting_socket_.close(ec);
-  connect_timer_.cancel();
-}
+UpstreamConnection::~UpstreamConnection() { *alive_ = false; }
 
 void UpstreamConnection::Connect(const asio::ip::tcp::endpoint& endpoint,
                                  std::chrono::milliseconds timeout) {
-  connect_timer_.expires_after(timeout);
-  connect_timer_.async_wait([this, alive = alive_](const std::error_code& ec) {
-    if (!*alive || ec || connected_ || closed_) return;
-    closed_ = true;
-    std::error_code ignored;
-    connecting_socket_.close(ignored);
-    owner_.OnConnectFailed(*this, "connect timeout");
-  });
-  connecting_socket_.async_connect(endpoint, [this, alive = alive_](const std::error_code& ec) {
-    if (!*alive || closed_) return;
-    connect_timer_.cancel();
-    if (ec) {
-      closed_ = true;
-      owner_.OnConnectFailed(*this, ec.message());
-      return;
-    }
-    connected_ = true;
-    Connection::Handler* handler = this;
-    connection_ = std::make_unique<Connection>(worker_, std::move(connecting_socket_), handler);
-    connection_->StartReading();
-    codec_->Flush(out_);  // HTTP/2: preface and SETTINGS
-    WriteOut();
-    idle_since_ = std::chrono::steady_clock::now();
-    owner_.OnConnected(*this);
-  });
+  connector_ = std::make_unique<Connector>(
+      worker_, endpoint, timeout, [this](int fd, const std::string& error) {
+        // The connector is done: free it on a later turn (we are inside it).
+        worker_.Post([doomed = std::shared_ptr<Connector>(std::move(connector_))] {});
+        if (closed_) {
+          if (fd >= 0) ::close(fd);
+          return;
+        }
+        if (fd < 0) {
+          closed_ = true;
+          owner_.OnConnectFailed(*this, error);
+          return;
+        }
+        connected_ = true;
+        Connection::Handler* handler = this;
+        connection_ = std::make_unique<Connection>(worker_, fd, handler);
+        connection_->StartReading();
+        codec_->Flush(out_);  // HTTP/2: preface and SETTINGS
+        WriteOut();
+        idle_since_ = std::chrono::steady_clock::now();
+        owner_.OnConnected(*this);
+      });
 }
 
 bool UpstreamConnection::CanStartStream() const {

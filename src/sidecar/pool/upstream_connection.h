@@ -13,10 +13,11 @@
 #include <string>
 #include <unordered_map>
 
-#include <asio/steady_timer.hpp>
+#include <asio/ip/tcp.hpp>
 
 #include "sidecar/codec/codec.h"
 #include "sidecar/network/connection.h"
+#include "sidecar/network/connector.h"
 
 namespace cairn::sidecar {
 
@@ -87,8 +88,7 @@ class UpstreamConnection : private Connection::Handler, private ClientCodecCallb
   Protocol protocol_;
   std::unique_ptr<ClientCodec> codec_;
   std::unique_ptr<Connection> connection_;
-  asio::ip::tcp::socket connecting_socket_;
-  asio::steady_timer connect_timer_;
+  std::unique_ptr<Connector> connector_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unordered_map<StreamId, UpstreamStreamCallbacks*> streams_;
   std::string out_;

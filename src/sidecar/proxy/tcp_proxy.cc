@@ -1,6 +1,7 @@
 #include "sidecar/proxy/tcp_proxy.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 namespace cairn::sidecar {
 
@@ -35,31 +36,29 @@ void TcpProxy::Connect(int attempt) {
     return;
   }
   cluster_.stats().requests.Increment();
-  connecting_ = std::make_unique<asio::ip::tcp::socket>(worker_.io());
-  connect_timer_ = std::make_unique<asio::steady_timer>(worker_.io());
-  connect_timer_->expires_after(std::chrono::milliseconds(cluster_.config().connect_timeout_ms));
-  connect_timer_->async_wait([this, alive = alive_](const std::error_code& ec) {
-    if (*alive && !ec && connecting_) connecting_->close();
-  });
-  connecting_->async_connect(*endpoint, [this, attempt, alive = alive_](const std::error_code& ec) {
-    if (!*alive || finished_) return;
-    connect_timer_->cancel();
-    if (ec) {
-      cluster_.stats().errors.Increment();
-      cluster_.ReportResult(host_, false);
-      if (attempt < 3) {
-        Connect(attempt + 1);  // another host, if there is one
-      } else {
-        Finish();
-      }
-      return;
-    }
-    cluster_.ReportResult(host_, true);
-    upstream_ = std::make_unique<Connection>(worker_, std::move(*connecting_), &upstream_side_);
-    connecting_.reset();
-    upstream_->StartReading();
-    if (!early_data_.empty()) upstream_->Write(early_data_);
-  });
+  connector_ = std::make_unique<Connector>(
+      worker_, *endpoint, std::chrono::milliseconds(cluster_.config().connect_timeout_ms),
+      [this, attempt](int fd, const std::string&) {
+        worker_.Post([doomed = std::shared_ptr<Connector>(std::move(connector_))] {});
+        if (finished_) {
+          if (fd >= 0) ::close(fd);
+          return;
+        }
+        if (fd < 0) {
+          cluster_.stats().errors.Increment();
+          cluster_.ReportResult(host_, false);
+          if (attempt < 3) {
+            Connect(attempt + 1);  // another host, if there is one
+          } else {
+            Finish();
+          }
+          return;
+        }
+        cluster_.ReportResult(host_, true);
+        upstream_ = std::make_unique<Connection>(worker_, fd, &upstream_side_);
+        upstream_->StartReading();
+        if (!early_data_.empty()) upstream_->Write(early_data_);
+      });
 }
 
 void TcpProxy::Forward(bool from_downstream, std::string_view data) {
@@ -100,7 +99,7 @@ void TcpProxy::Closed(bool downstream) {
 void TcpProxy::Finish() {
   if (finished_) return;
   finished_ = true;
-  if (connecting_) connecting_->close();
+  connector_.reset();
   if (on_finished_) {
     auto callback = std::move(on_finished_);
     callback(this);

@@ -10,10 +10,9 @@
 #include <functional>
 #include <memory>
 
-#include <asio/steady_timer.hpp>
-
 #include "sidecar/cluster/cluster.h"
 #include "sidecar/network/connection.h"
+#include "sidecar/network/connector.h"
 
 namespace cairn::sidecar {
 
@@ -53,8 +52,7 @@ class TcpProxy {
   Side downstream_side_{*this, true};
   Side upstream_side_{*this, false};
   upstream::HostPtr host_;
-  std::unique_ptr<asio::ip::tcp::socket> connecting_;
-  std::unique_ptr<asio::steady_timer> connect_timer_;
+  std::unique_ptr<Connector> connector_;
   std::string early_data_;  // from downstream before the upstream connected
   bool finished_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

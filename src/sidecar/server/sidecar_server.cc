@@ -90,18 +90,18 @@ struct SidecarServer::Impl {
   }
 
   absl::Status StartListeners();
-  void Accept(size_t worker_index, size_t listener_index, asio::ip::tcp::socket socket);
+  void Accept(size_t worker_index, size_t listener_index, int fd);
   void StartRegistry();
   void UpdatePublications();
   void InstallAdmin();
   size_t OpenSessions();
 };
 
-void SidecarServer::Impl::Accept(size_t w, size_t l, asio::ip::tcp::socket socket) {
+void SidecarServer::Impl::Accept(size_t w, size_t l, int fd) {
   Worker& worker = *workers[w];
   WorkerState& state = *worker_states[w];
   const ListenerConfig& listener = config.listeners[l];
-  auto connection = std::make_unique<Connection>(worker, std::move(socket), nullptr);
+  auto connection = std::make_unique<Connection>(worker, fd, nullptr);
   if (listener.protocol == "tcp") {
     ClusterWorker* cluster =
         clusters->worker_clusters(static_cast<int>(w)).Find(listener.tcp_cluster);
@@ -135,9 +135,8 @@ absl::Status SidecarServer::Impl::StartListeners() {
     uint16_t port = hp->second;
     // Port 0: the first worker's socket picks the port; the others join it.
     for (size_t w = 0; w < workers.size(); ++w) {
-      auto opened = Listener::Open(
-          *workers[w], hp->first, port,
-          [this, w, l](asio::ip::tcp::socket socket) { Accept(w, l, std::move(socket)); });
+      auto opened =
+          Listener::Open(*workers[w], hp->first, port, [this, w, l](int fd) { Accept(w, l, fd); });
       if (!opened.ok()) {
         return absl::UnavailableError(
             absl::StrCat("listener ", listener.name, ": ", opened.status().message()));
@@ -361,13 +360,11 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
   for (size_t w = 0; w < s.workers.size(); ++w) {
     auto* clusters = &s.clusters->worker_clusters(static_cast<int>(w));
     auto* worker = s.workers[w].get();
-    auto timer = std::make_shared<asio::steady_timer>(worker->io());
     auto tick = std::make_shared<std::function<void()>>();
-    *tick = [timer, clusters, weak = std::weak_ptr<std::function<void()>>(tick)] {
+    *tick = [worker, clusters, weak = std::weak_ptr<std::function<void()>>(tick)] {
       for (auto& [name, cluster] : clusters->all()) cluster->CloseIdleConnections();
-      timer->expires_after(std::chrono::seconds(1));
-      timer->async_wait([weak](const std::error_code& ec) {
-        if (auto fn = weak.lock(); fn && !ec) (*fn)();
+      worker->RunAfter(std::chrono::seconds(1), [weak] {
+        if (auto fn = weak.lock()) (*fn)();
       });
     };
     worker->Post([tick] { (*tick)(); });
