@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include "cairn/registry/v1/registry.grpc.pb.h"
@@ -265,9 +266,10 @@ TEST_F(SidecarTest, MalformedUpstreamResponseIs502) {
   bad.join();
 }
 
-TEST_F(SidecarTest, AdminEndpoints) {
+TEST_F(SidecarTest, AdminEndpointsAndAccessLog) {
   StartBackends(1);
-  StartSidecar(StaticConfig(BackendAddresses()));
+  TempDir logs;
+  StartSidecar("access_log: " + logs.File("access.log") + "\n" + StaticConfig(BackendAddresses()));
   ASSERT_EQ(Curl({Url("/")}), "a\n");
   std::string admin = "http://" + sidecar_->admin();
   EXPECT_EQ(Curl({admin + "/health"}), "{\"status\":\"LIVE\"}\n");
@@ -281,6 +283,15 @@ TEST_F(SidecarTest, AdminEndpoints) {
       << metrics;
   EXPECT_NE(metrics.find("cairn_sidecar_upstream_latency_seconds_count{cluster=\"app\"} 1"),
             std::string::npos);
+  EXPECT_NE(metrics.find("cairn_sidecar_upstream_connections{cluster=\"app\"} 1"),
+            std::string::npos)
+      << metrics;
+  std::ifstream in(logs.File("access.log"));
+  std::string line;
+  std::getline(in, line);
+  EXPECT_NE(line.find("http GET "), std::string::npos) << line;
+  EXPECT_NE(line.find(" 200 "), std::string::npos) << line;
+  EXPECT_NE(line.find(backends_[0]->address()), std::string::npos) << line;
 }
 
 }  // namespace

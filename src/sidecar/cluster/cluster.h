@@ -86,6 +86,7 @@ class ClusterWorker : private ConnectionPool::Observer {
 
  private:
   void OnConnectResult(bool ok) override;
+  void OnConnectionCountChanged(int delta) override;
 
   Worker& worker_;
   const ClusterConfig& config_;

@@ -84,6 +84,10 @@ ConnectionPool& ClusterWorker::PoolFor(const upstream::HostPtr& host) {
 
 void ClusterWorker::OnConnectResult(bool) {}
 
+void ClusterWorker::OnConnectionCountChanged(int delta) {
+  stats_.active_connections.Increment(static_cast<double>(delta));
+}
+
 void ClusterWorker::ReportResult(const upstream::HostPtr& host, bool success) {
   if (config_.outlier.consecutive_failures == 0 || health_ == nullptr) return;
   auto it = health_->find(host.get());

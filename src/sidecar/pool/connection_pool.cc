@@ -10,6 +10,11 @@ ConnectionPool::ConnectionPool(Worker& worker, asio::ip::tcp::endpoint endpoint,
 
 ConnectionPool::~ConnectionPool() {
   *alive_ = false;
+  if (observer_ != nullptr) {
+    for (auto& conn : connections_) {
+      if (conn->connected()) observer_->OnConnectionCountChanged(-1);
+    }
+  }
   // Pending clients are owned by requests that die with the worker too.
   pending_.clear();
   connections_.clear();
@@ -61,7 +66,10 @@ void ConnectionPool::MaybeConnect() {
 
 void ConnectionPool::OnConnected(UpstreamConnection& conn) {
   --connecting_;
-  if (observer_ != nullptr) observer_->OnConnectResult(true);
+  if (observer_ != nullptr) {
+    observer_->OnConnectResult(true);
+    observer_->OnConnectionCountChanged(1);
+  }
   ServePending(conn);
 }
 
@@ -93,6 +101,7 @@ void ConnectionPool::ServePending(UpstreamConnection& conn) {
 }
 
 void ConnectionPool::OnClosed(UpstreamConnection& conn) {
+  if (observer_ != nullptr && conn.connected()) observer_->OnConnectionCountChanged(-1);
   Destroy(conn);
   if (!pending_.empty()) MaybeConnect();
 }
@@ -114,6 +123,7 @@ void ConnectionPool::CloseIdle() {
     if (conn.connected() && conn.active_streams() == 0 &&
         now - conn.idle_since() > options_.idle_timeout) {
       conn.Close();
+      if (observer_ != nullptr) observer_->OnConnectionCountChanged(-1);
       it = connections_.erase(it);
     } else {
       ++it;

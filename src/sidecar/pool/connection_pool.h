@@ -48,6 +48,8 @@ class ConnectionPool : private UpstreamConnection::Owner {
    public:
     virtual ~Observer() = default;
     virtual void OnConnectResult(bool ok) = 0;
+    // An upstream connection opened (after OnConnectResult(true)) or closed.
+    virtual void OnConnectionCountChanged(int delta) = 0;
   };
 
   ConnectionPool(Worker& worker, asio::ip::tcp::endpoint endpoint, PoolOptions options,
