@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/host_port.h"
 #include "core/http/admin_http_server.h"
 #include "registry/data/local_data_server.h"
 #include "registry/meta/meta_service.h"
@@ -38,20 +39,6 @@ struct StandaloneRegistry::Impl {
 };
 
 namespace {
-
-absl::StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& address) {
-  auto colon = address.rfind(':');
-  uint32_t port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("'", address, "' is not HOST:PORT"));
-  }
-  std::string host = address.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  return std::pair{host, static_cast<uint16_t>(port)};
-}
 
 absl::Status WriteReadyFile(const std::string& path, const std::string& grpc,
                             const std::string& admin) {

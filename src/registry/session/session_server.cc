@@ -121,6 +121,12 @@ void SessionServer::HandleHello(Connection& conn, uint64_t request_id, const pb:
   Reply(conn, request_id, absl::OkStatus());
 }
 
+absl::Status SessionServer::LimitReached(const Connection& conn) const {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("this stream already holds ", conn.registrations(),
+                   " registrations; the limit is ", options_.max_registrations_per_client));
+}
+
 void SessionServer::HandlePublish(Connection& conn, uint64_t request_id,
                                   const pb::Publish& publish) {
   if (auto s = ValidatePublish(publish); !s.ok()) {
@@ -140,10 +146,7 @@ void SessionServer::HandlePublish(Connection& conn, uint64_t request_id,
   }
   bool known_here = conn.publishers.count(reg_id) > 0;
   if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
-    Reply(conn, request_id,
-          absl::ResourceExhaustedError(absl::StrCat(
-              "this stream already holds ", conn.registrations(), " registrations; the limit is ",
-              options_.max_registrations_per_client)));
+    Reply(conn, request_id, LimitReached(conn));
     return;
   }
   record->registration_id = reg_id;
@@ -192,10 +195,7 @@ void SessionServer::HandleSubscribe(Connection& conn, uint64_t request_id,
   const std::string& reg_id = subscribe.registration_id();
   bool known_here = conn.subscribers.count(reg_id) > 0;
   if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
-    Reply(conn, request_id,
-          absl::ResourceExhaustedError(absl::StrCat(
-              "this stream already holds ", conn.registrations(), " registrations; the limit is ",
-              options_.max_registrations_per_client)));
+    Reply(conn, request_id, LimitReached(conn));
     return;
   }
   DropSubscriber(reg_id);  // a re-subscribe (or a reconnect) replaces the old one

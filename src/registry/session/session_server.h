@@ -90,6 +90,7 @@ class SessionServer final : private PushEngine::Transport {
   void Reply(Connection& conn, uint64_t request_id, const absl::Status& status,
              uint64_t datum_version = 0);
   void DropSubscriber(const std::string& registration_id);
+  absl::Status LimitReached(const Connection& conn) const;
   void SweepKeepalives();
   OwnerRef OwnerOf(const Connection& conn) const;
   pb::Owner OwnerProto(uint64_t connection_id) const;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/registry_client.h"
 #include "common/event_loop.h"
+#include "common/host_port.h"
 #include "core/http/admin_http_server.h"
 #include "sidecar/cluster/cluster_manager.h"
 #include "sidecar/http/connection_manager.h"
@@ -24,18 +25,6 @@
 
 namespace cairn::sidecar {
 namespace {
-
-absl::StatusOr<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& address) {
-  auto colon = address.rfind(':');
-  uint32_t port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("'", address, "' is not HOST:PORT"));
-  }
-  std::string host = address.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return std::pair{host, static_cast<uint16_t>(port)};
-}
 
 class FileAccessLog : public AccessLog {
  public:
