@@ -22,6 +22,7 @@ HttpConnectionManager::HttpConnectionManager(
 
 HttpConnectionManager::~HttpConnectionManager() {
   *alive_ = false;
+  finished_streams_.clear();
   for (auto& [id, stream] : streams_) stream->OnDownstreamReset();
   streams_.clear();
   if (context_.downstream_connections) context_.downstream_connections->Decrement();
@@ -119,9 +120,8 @@ void HttpConnectionManager::OnStreamReset(StreamId id, ResetReason) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   it->second->OnDownstreamReset();
-  std::shared_ptr<ActiveStream> doomed(std::move(it->second));
+  Bury(std::move(it->second));
   streams_.erase(it);
-  worker_.Post([doomed] {});
 }
 
 void HttpConnectionManager::StartNextQueued() {
@@ -169,9 +169,8 @@ void HttpConnectionManager::StreamFinished(StreamId id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   // Destroy on a later turn: the stream is calling us.
-  std::shared_ptr<ActiveStream> doomed(std::move(it->second));
+  Bury(std::move(it->second));
   streams_.erase(it);
-  worker_.Post([doomed] {});
   if (finished_) return;
   if ((codec_->WantsClose() || draining_) && streams_.empty()) {
     finished_ = true;
@@ -180,6 +179,17 @@ void HttpConnectionManager::StreamFinished(StreamId id) {
     return;
   }
   if (!in_ingress_) StartNextQueued();
+}
+
+void HttpConnectionManager::Bury(std::unique_ptr<ActiveStream> stream) {
+  finished_streams_.push_back(std::move(stream));
+  if (cleanup_posted_) return;
+  cleanup_posted_ = true;
+  worker_.Post([this, alive = alive_] {
+    if (!*alive) return;
+    cleanup_posted_ = false;
+    finished_streams_.clear();
+  });
 }
 
 void HttpConnectionManager::Flush() {

@@ -101,6 +101,11 @@ class HttpConnectionManager : private Connection::Handler, private ServerCodecCa
   std::string out_;
   std::map<StreamId, std::unique_ptr<ActiveStream>> streams_;
   std::deque<StreamId> http1_queue_;  // HTTP/1: requests waiting for their turn
+  // Finished streams, destroyed together on the next loop turn (they may be
+  // on the call stack when they finish).
+  std::vector<std::unique_ptr<ActiveStream>> finished_streams_;
+  bool cleanup_posted_ = false;
+  void Bury(std::unique_ptr<ActiveStream> stream);
   bool in_ingress_ = false;
   bool finished_ = false;
   bool draining_ = false;

@@ -21,6 +21,15 @@ ConnectionPool::~ConnectionPool() {
 }
 
 UpstreamConnection* ConnectionPool::FindReady() {
+  if (options_.protocol == UpstreamConnection::Protocol::kHttp1) {
+    while (!idle_.empty()) {
+      UpstreamConnection* conn = idle_.back();
+      idle_.pop_back();
+      conn->idle_listed = false;
+      if (conn->CanStartStream()) return conn;
+    }
+    return nullptr;
+  }
   for (auto& conn : connections_) {
     if (conn->CanStartStream()) return conn.get();
   }
@@ -98,6 +107,13 @@ void ConnectionPool::ServePending(UpstreamConnection& conn) {
     client->OnPoolReady(conn);
     if (!*alive) return;
   }
+  // Nobody waiting: remember it as idle (HTTP/2 connections are found by
+  // scanning: there is one per host).
+  if (options_.protocol == UpstreamConnection::Protocol::kHttp1 && conn.CanStartStream() &&
+      !conn.idle_listed) {
+    conn.idle_listed = true;
+    idle_.push_back(&conn);
+  }
 }
 
 void ConnectionPool::OnClosed(UpstreamConnection& conn) {
@@ -107,6 +123,7 @@ void ConnectionPool::OnClosed(UpstreamConnection& conn) {
 }
 
 void ConnectionPool::Destroy(UpstreamConnection& conn) {
+  if (conn.idle_listed) idle_.erase(std::remove(idle_.begin(), idle_.end(), &conn), idle_.end());
   auto it = std::find_if(connections_.begin(), connections_.end(),
                          [&conn](const auto& c) { return c.get() == &conn; });
   if (it == connections_.end()) return;
@@ -122,6 +139,9 @@ void ConnectionPool::CloseIdle() {
     UpstreamConnection& conn = **it;
     if (conn.connected() && conn.active_streams() == 0 &&
         now - conn.idle_since() > options_.idle_timeout) {
+      if (conn.idle_listed) {
+        idle_.erase(std::remove(idle_.begin(), idle_.end(), &conn), idle_.end());
+      }
       conn.Close();
       if (observer_ != nullptr) observer_->OnConnectionCountChanged(-1);
       it = connections_.erase(it);

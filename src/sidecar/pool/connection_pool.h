@@ -17,6 +17,7 @@
 #include <chrono>
 #include <list>
 #include <memory>
+#include <vector>
 
 #include "sidecar/pool/upstream_connection.h"
 
@@ -82,6 +83,10 @@ class ConnectionPool : private UpstreamConnection::Owner {
   PoolOptions options_;
   Observer* observer_;
   std::list<std::unique_ptr<UpstreamConnection>> connections_;
+  // HTTP/1 connections that finished their last response and wait for the
+  // next request: Attach pops one in O(1) instead of scanning every
+  // connection (a worker can hold hundreds to a busy host).
+  std::vector<UpstreamConnection*> idle_;
   std::list<PoolClient*> pending_;
   size_t connecting_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -67,6 +67,8 @@ class UpstreamConnection : private Connection::Handler, private ClientCodecCallb
 
   // Closes without callbacks. REQUIRES: no active streams.
   void Close();
+  // Bookkeeping of the owning pool: whether this connection is on its idle list.
+  bool idle_listed = false;
   std::chrono::steady_clock::time_point idle_since() const { return idle_since_; }
 
  private:
