@@ -235,35 +235,86 @@ TEST_F(SidecarTest, MalformedRequestsGetClearErrorsAndTheSidecarKeepsServing) {
   EXPECT_EQ(Curl({Url("/")}), "a\n");
 }
 
+// A one-shot "backend" on a raw socket: answers every connection with
+// `reply` (after reading the request) and closes.
+class RawBackend {
+ public:
+  explicit RawBackend(std::string reply) : reply_(std::move(reply)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(fd_, 16), 0);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      while (true) {
+        int c = accept(fd_, nullptr, nullptr);
+        if (c < 0) break;
+        char buf[4096];
+        (void)!recv(c, buf, sizeof(buf), 0);
+        (void)!send(c, reply_.data(), reply_.size(), MSG_NOSIGNAL);
+        close(c);  // the FIN follows the reply at once
+      }
+    });
+  }
+  ~RawBackend() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  std::string reply_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
 TEST_F(SidecarTest, MalformedUpstreamResponseIs502) {
-  // A "backend" that answers garbage.
+  RawBackend bad("NOT HTTP AT ALL\r\n\r\n");
+  StartSidecar(StaticConfig({bad.address()}));
+  std::string out = Curl({"-w", " %{http_code}", Url("/")});
+  EXPECT_NE(out.find("502"), std::string::npos) << out;
+}
+
+TEST_F(SidecarTest, CloseDelimitedUpstreamBodyEndsAtTheUpstreamsClose) {
+  // No Content-Length, no chunking: the body ends when the upstream closes,
+  // and that FIN arrives together with the last bytes.
+  RawBackend closer("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until close");
+  StartSidecar(StaticConfig({closer.address()}));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Curl({"-w", " %{http_code}", Url("/")}), "body until close 200");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(2)) << "waited for a timeout";
+}
+
+TEST_F(SidecarTest, ClientThatHalfClosesStillGetsItsResponse) {
+  StartBackends(1);
+  StartSidecar(StaticConfig(BackendAddresses()));
+  std::string listener = sidecar_->listener("http");
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(listener.substr(listener.rfind(':') + 1))));
   inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(fd, 16), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::atomic<bool> stop{false};
-  std::thread bad([&] {
-    while (!stop) {
-      int c = accept(fd, nullptr, nullptr);
-      if (c < 0) break;
-      char buf[4096];
-      (void)!recv(c, buf, sizeof(buf), 0);
-      const char reply[] = "NOT HTTP AT ALL\r\n\r\n";
-      (void)!send(c, reply, sizeof(reply) - 1, MSG_NOSIGNAL);
-      close(c);
-    }
-  });
-  StartSidecar(StaticConfig({"127.0.0.1:" + std::to_string(ntohs(addr.sin_port))}));
-  std::string out = Curl({"-w", " %{http_code}", Url("/")});
-  EXPECT_NE(out.find("502"), std::string::npos) << out;
-  stop = true;
-  shutdown(fd, SHUT_RDWR);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  std::string request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  shutdown(fd, SHUT_WR);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string answer;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) answer.append(buf, static_cast<size_t>(n));
   close(fd);
-  bad.join();
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_EQ(answer.substr(answer.size() - 2), "a\n") << answer;
+  EXPECT_EQ(n, 0) << "the sidecar closes after the response";
 }
 
 TEST_F(SidecarTest, AdminEndpointsAndAccessLog) {

@@ -98,7 +98,9 @@ void ClusterWorker::ReportResult(const upstream::HostPtr& host, bool success) {
     return;
   }
   uint32_t failures = h.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (failures == config_.outlier.consecutive_failures && on_outlier_) on_outlier_(host);
+  // ">=": an ejection the manager declined (max percent) is asked again on
+  // the next failure. It ignores hosts already ejected.
+  if (failures >= config_.outlier.consecutive_failures && on_outlier_) on_outlier_(host);
 }
 
 bool ClusterWorker::TryStartRequest() {

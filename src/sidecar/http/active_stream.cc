@@ -79,6 +79,7 @@ void ActiveStream::TryUpstream() {
     return;
   }
   host_request_ = upstream::ActiveRequestHandle(host_);
+  attempt_reported_ = false;
   cluster_->stats().requests.Increment();
   ConnectionPool& pool = cluster_->PoolFor(host_);
   waiting_pool_ = &pool;
@@ -90,6 +91,11 @@ void ActiveStream::OnPoolReady(UpstreamConnection& conn) {
   upstream_ = &conn;
   bool end_with_head = request_complete_ && body_.empty() && !request_trailers_;
   upstream_stream_ = conn.StartStream(head_, end_with_head, this);
+  if (upstream_stream_ == 0) {
+    upstream_ = nullptr;
+    SendLocalReply(502, "the request cannot be sent to this upstream\n");
+    return;
+  }
   if (end_with_head) return;
   if (!body_.empty() || request_complete_) {
     conn.SendData(upstream_stream_, body_, request_complete_ && !request_trailers_);
@@ -108,7 +114,7 @@ void ActiveStream::OnPoolFailure(PoolFailure failure, const std::string& reason)
     return;
   }
   cluster_->stats().errors.Increment();
-  cluster_->ReportResult(host_, false);
+  Report(false);
   if (route_->retry.on_connect_failure && MaybeRetry("connect failure")) return;
   SendLocalReply(503, absl::StrCat("upstream connect error: ", reason, "\n"));
 }
@@ -147,7 +153,7 @@ void ActiveStream::OnRequestTrailers(HeaderList&& trailers) {
 void ActiveStream::OnUpstreamHead(ResponseHead&& head, bool end_stream) {
   if (head.status >= 500) {
     cluster_->stats().responses_5xx.Increment();
-    cluster_->ReportResult(host_, false);
+    Report(false);
     if (route_->retry.on_5xx && request_complete_) {
       if (!end_stream) {
         // Drop this response: the stream is abandoned (HTTP/1 closes it).
@@ -165,7 +171,7 @@ void ActiveStream::OnUpstreamHead(ResponseHead&& head, bool end_stream) {
       }
     }
   } else {
-    cluster_->ReportResult(host_, true);
+    Report(true);
   }
   response_started_ = true;
   status_ = head.status;
@@ -190,7 +196,7 @@ void ActiveStream::OnUpstreamTrailers(HeaderList&& trailers) {
 void ActiveStream::OnUpstreamReset(ResetReason reason) {
   upstream_ = nullptr;
   cluster_->stats().errors.Increment();
-  cluster_->ReportResult(host_, false);
+  Report(false);
   if (!response_started_) {
     if (route_->retry.on_reset && MaybeRetry("reset")) return;
     SendLocalReply(502, reason == ResetReason::kProtocolError
@@ -228,6 +234,13 @@ void ActiveStream::DetachUpstream() {
     upstream_ = nullptr;
     conn->Abandon(upstream_stream_);
   }
+}
+
+void ActiveStream::Report(bool success) {
+  // One outcome per attempt: a 5xx head followed by a reset is one failure.
+  if (attempt_reported_ || host_ == nullptr) return;
+  attempt_reported_ = true;
+  cluster_->ReportResult(host_, success);
 }
 
 void ActiveStream::OnDownstreamReset() {

@@ -49,6 +49,7 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, privat
   void SendLocalReply(int status, std::string_view body);
   void Complete();
   void LogAccess();
+  void Report(bool success);  // passive health, once per attempt
 
   HttpConnectionManager& manager_;
   const StreamId id_;
@@ -68,6 +69,7 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, privat
   UpstreamConnection* upstream_ = nullptr;
   StreamId upstream_stream_ = 0;
   uint32_t attempts_ = 0;
+  bool attempt_reported_ = false;
 
   bool started_ = false;
   bool response_started_ = false;

@@ -95,6 +95,14 @@ void HttpConnectionManager::OnClose(const std::error_code&) { Finish(); }
 
 void HttpConnectionManager::OnWriteDrained() {}
 
+// A client that sends its request and then shuts down its sending side (an
+// HTTP/1.0 habit) still gets its responses; the connection closes after them.
+bool HttpConnectionManager::OnPeerHalfClosed() {
+  if (streams_.empty() || finished_) return false;
+  draining_ = true;
+  return true;
+}
+
 void HttpConnectionManager::OnRequestHead(StreamId id, RequestHead&& head, bool end_stream) {
   auto stream = std::make_unique<ActiveStream>(*this, id, std::move(head), end_stream);
   ActiveStream* raw = stream.get();

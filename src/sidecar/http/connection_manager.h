@@ -73,6 +73,7 @@ class HttpConnectionManager : private Connection::Handler, private ServerCodecCa
   void OnRead(std::string_view data) override;
   void OnClose(const std::error_code& ec) override;
   void OnWriteDrained() override;
+  bool OnPeerHalfClosed() override;
   // ServerCodecCallbacks
   void OnRequestHead(StreamId stream, RequestHead&& head, bool end_stream) override;
   void OnRequestData(StreamId stream, std::string_view data, bool end_stream) override;

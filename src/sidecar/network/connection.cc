@@ -56,6 +56,9 @@ void Connection::OnFdEvents(uint32_t events) {
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     readable_ = true;
+    // A FIN riding on the last data arrives in the same edge: a short read
+    // then does not mean "drained", the EOF is still to be read.
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) peer_closed_ = true;
     if (reading_) ReadReady();
   }
 }
@@ -86,13 +89,19 @@ void Connection::ReadReady() {
         handler_->OnRead(std::string_view(worker_.read_buffer(), static_cast<size_t>(n)));
       }
       if (!state->open) return;  // closed or destroyed inside the callback
-      if (static_cast<size_t>(n) < Worker::kReadBufferSize) {
+      if (static_cast<size_t>(n) < Worker::kReadBufferSize && !peer_closed_) {
         readable_ = false;  // a short read drained the socket
         return;
       }
       continue;
     }
     if (n == 0) {
+      readable_ = false;
+      if (handler_ != nullptr && handler_->OnPeerHalfClosed()) {
+        if (state->open) reading_ = false;
+        return;
+      }
+      if (!state->open) return;
       Fail(std::make_error_code(std::errc::connection_reset));
       return;
     }

@@ -34,6 +34,10 @@ class Connection : private Worker::FdHandler {
     virtual void OnClose(const std::error_code& ec) = 0;
     // Every queued byte has been handed to the kernel.
     virtual void OnWriteDrained() {}
+    // The peer finished sending (FIN) but may still read. Return true to
+    // keep writing (the connection stops reading; close it when done), false
+    // to treat it as a close (OnClose follows).
+    virtual bool OnPeerHalfClosed() { return false; }
   };
 
   // Takes ownership of fd (a connected TCP socket). handler may be null
@@ -85,8 +89,9 @@ class Connection : private Worker::FdHandler {
   std::shared_ptr<State> state_ = std::make_shared<State>();
   std::string pending_;  // queued, not yet given to the kernel
   bool reading_ = false;
-  bool readable_ = false;  // an edge arrived and the socket was not drained since
-  bool writable_ = true;   // false after EAGAIN until the next EPOLLOUT edge
+  bool readable_ = false;     // an edge arrived and the socket was not drained since
+  bool peer_closed_ = false;  // RDHUP/HUP/ERR seen: read until recv() says 0 or fails
+  bool writable_ = true;      // false after EAGAIN until the next EPOLLOUT edge
   bool read_scheduled_ = false;
   bool close_after_flush_ = false;
   bool flush_posted_ = false;

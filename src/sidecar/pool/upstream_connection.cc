@@ -51,6 +51,7 @@ bool UpstreamConnection::WantsClose() const { return closed_ || codec_->WantsClo
 StreamId UpstreamConnection::StartStream(const RequestHead& head, bool end_stream,
                                          UpstreamStreamCallbacks* cb) {
   StreamId id = codec_->EncodeRequestHead(head, end_stream, out_);
+  if (id == 0) return 0;  // the codec refused the request: the caller fails it
   streams_[id] = cb;
   WriteOut();
   return id;
@@ -94,12 +95,15 @@ void UpstreamConnection::OnRead(std::string_view data) {
     CloseWithResets(ResetReason::kProtocolError);
     return;
   }
+  // Done with this connection (HTTP/1 "Connection: close", HTTP/2 GOAWAY)
+  // and nothing left on it: close now rather than at the idle timeout.
+  if (codec_->WantsClose() && streams_.empty()) {
+    capacity_pending_ = false;
+    CloseWithResets(ResetReason::kLocal);
+    return;
+  }
   if (capacity_pending_) {
     capacity_pending_ = false;
-    if (codec_->WantsClose() && streams_.empty()) {
-      CloseWithResets(ResetReason::kLocal);
-      return;
-    }
     owner_.OnStreamCapacity(*this);
   }
 }
@@ -168,6 +172,10 @@ void UpstreamConnection::StreamDone(StreamId stream) {
   if (in_ingress_) {
     capacity_pending_ = true;
   } else if (!closed_) {
+    if (codec_->WantsClose() && streams_.empty()) {
+      CloseWithResets(ResetReason::kLocal);
+      return;
+    }
     owner_.OnStreamCapacity(*this);
   }
 }

@@ -57,7 +57,8 @@ class UpstreamConnection : private Connection::Handler, private ClientCodecCallb
   size_t active_streams() const { return streams_.size(); }
   bool WantsClose() const;
 
-  // REQUIRES: CanStartStream().
+  // REQUIRES: CanStartStream(). Returns 0 (and keeps nothing) when the codec
+  // cannot encode the request; the caller then fails the request itself.
   StreamId StartStream(const RequestHead& head, bool end_stream, UpstreamStreamCallbacks* cb);
   void SendData(StreamId stream, std::string_view data, bool end_stream);
   void SendTrailers(StreamId stream, const HeaderList& trailers);
