@@ -1,5 +1,7 @@
 #include "core/http/admin_http_server.h"
 
+#include "core/http/status_text.h"
+
 #include <pthread.h>
 
 #include <algorithm>
@@ -33,63 +35,6 @@ constexpr std::chrono::milliseconds kMaxLinger{2000};
 constexpr size_t kMaxPendingOutput = 256 * 1024;
 // Back-off after a failed accept (typically EMFILE) so the loop does not spin.
 constexpr std::chrono::milliseconds kAcceptRetry{100};
-
-std::string_view ReasonPhrase(int status) {
-  switch (status) {
-    case 100:
-      return "Continue";
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 304:
-      return "Not Modified";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 411:
-      return "Length Required";
-    case 413:
-      return "Content Too Large";
-    case 415:
-      return "Unsupported Media Type";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
-  }
-}
 
 // Byte-wise JSON string escaping. Bytes >= 0x7f are escaped too: a decoded
 // path may be invalid UTF-8 and the body must stay valid JSON regardless.

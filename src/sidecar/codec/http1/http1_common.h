@@ -7,6 +7,8 @@
 // caller-owned std::string.
 #pragma once
 
+#include "core/http/status_text.h"
+
 #include <array>
 #include <cstdint>
 #include <string>
@@ -85,7 +87,7 @@ bool TeAllowsTrailers(std::string_view value);
 void AppendDecimal(uint64_t value, std::string& out);
 // Status line "HTTP/1.1 200 OK\r\n"; statuses outside 100..599 become 500.
 void AppendStatusLine(int status, std::string& out);
-std::string_view ReasonPhrase(int status);
+using ::cairn::http::ReasonPhrase;
 // Writes "name: value\r\n" when the name is a token and the value has no
 // CR/LF/NUL; returns false (writing nothing) otherwise, so a caller's bad
 // header can never split the message.
