@@ -85,7 +85,6 @@ class ClusterWorker : private ConnectionPool::Observer {
   void CloseIdleConnections();
 
  private:
-  void OnConnectResult(bool ok) override;
   void OnConnectionCountChanged(int delta) override;
 
   Worker& worker_;

@@ -82,8 +82,6 @@ ConnectionPool& ClusterWorker::PoolFor(const upstream::HostPtr& host) {
   return *pool;
 }
 
-void ClusterWorker::OnConnectResult(bool) {}
-
 void ClusterWorker::OnConnectionCountChanged(int delta) {
   stats_.active_connections.Increment(static_cast<double>(delta));
 }

@@ -28,7 +28,6 @@ ActiveStream::ActiveStream(HttpConnectionManager& manager, StreamId id, RequestH
       start_time_(std::chrono::steady_clock::now()) {}
 
 ActiveStream::~ActiveStream() {
-  *alive_ = false;
   TimeoutNode::Cancel();
   DetachUpstream();
   if (counted_retry_ && cluster_ != nullptr) cluster_->EndRetry();

@@ -77,7 +77,6 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, privat
   int status_ = 0;
   size_t response_bytes_ = 0;
   std::chrono::steady_clock::time_point start_time_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace cairn::sidecar

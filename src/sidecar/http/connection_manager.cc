@@ -93,8 +93,6 @@ void HttpConnectionManager::Feed(std::string_view data) {
 
 void HttpConnectionManager::OnClose(const std::error_code&) { Finish(); }
 
-void HttpConnectionManager::OnWriteDrained() {}
-
 // A client that sends its request and then shuts down its sending side (an
 // HTTP/1.0 habit) still gets its responses; the connection closes after them.
 bool HttpConnectionManager::OnPeerHalfClosed() {

@@ -72,7 +72,6 @@ class HttpConnectionManager : private Connection::Handler, private ServerCodecCa
   // Connection::Handler
   void OnRead(std::string_view data) override;
   void OnClose(const std::error_code& ec) override;
-  void OnWriteDrained() override;
   bool OnPeerHalfClosed() override;
   // ServerCodecCallbacks
   void OnRequestHead(StreamId stream, RequestHead&& head, bool end_stream) override;

@@ -6,7 +6,8 @@
 // cancelling an unlink (both O(1), no allocation), and one asio timer armed
 // for the head serves the whole list. Measured on the sidecar's HTTP/1 path,
 // a steady_timer per request (allocate, arm, cancel, run the aborted
-// handler) cost 10-15% of throughput (docs/benchmarks.md).
+// handler) was one of the costs removed between the first two rows of the
+// step table in docs/benchmarks.md.
 //
 // Thread-safety: its worker's thread only.
 #pragma once

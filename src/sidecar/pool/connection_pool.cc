@@ -75,16 +75,12 @@ void ConnectionPool::MaybeConnect() {
 
 void ConnectionPool::OnConnected(UpstreamConnection& conn) {
   --connecting_;
-  if (observer_ != nullptr) {
-    observer_->OnConnectResult(true);
-    observer_->OnConnectionCountChanged(1);
-  }
+  if (observer_ != nullptr) observer_->OnConnectionCountChanged(1);
   ServePending(conn);
 }
 
 void ConnectionPool::OnConnectFailed(UpstreamConnection& conn, const std::string& reason) {
   --connecting_;
-  if (observer_ != nullptr) observer_->OnConnectResult(false);
   Destroy(conn);
   // One failed connect fails one waiting request: the others keep their own
   // connection attempts (HTTP/1) or get a new one.

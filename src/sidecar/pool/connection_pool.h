@@ -44,12 +44,11 @@ struct PoolOptions {
 
 class ConnectionPool : private UpstreamConnection::Owner {
  public:
-  // Told about connect results, for passive health (outlier detection).
+  // Told how many upstream connections are open (the cluster gauge).
   class Observer {
    public:
     virtual ~Observer() = default;
-    virtual void OnConnectResult(bool ok) = 0;
-    // An upstream connection opened (after OnConnectResult(true)) or closed.
+    // An upstream connection opened or closed.
     virtual void OnConnectionCountChanged(int delta) = 0;
   };
 

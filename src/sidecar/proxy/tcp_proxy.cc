@@ -14,7 +14,7 @@ TcpProxy::TcpProxy(Worker& worker, std::unique_ptr<Connection> downstream, Clust
   downstream_->SetHandler(&downstream_side_);
 }
 
-TcpProxy::~TcpProxy() { *alive_ = false; }
+TcpProxy::~TcpProxy() = default;
 
 void TcpProxy::Start() {
   downstream_->StartReading();

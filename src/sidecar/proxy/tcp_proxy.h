@@ -55,7 +55,6 @@ class TcpProxy {
   std::unique_ptr<Connector> connector_;
   std::string early_data_;  // from downstream before the upstream connected
   bool finished_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace cairn::sidecar
