@@ -1,15 +1,22 @@
 // cairn: the server binary. Subcommands:
 //   cairn registry [--config FILE] [flags]   standalone registry (every role in one process)
-//   cairn sidecar --config FILE              the mesh sidecar (see examples/)
+//   cairn sidecar --config FILE              the mesh sidecar: execs cairn-sidecar
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string_view>
+#include <vector>
 
+#include "cmd/stop_signals.h"
 #include "registry/server/registry_config.h"
 #include "registry/server/standalone_registry.h"
-#include "sidecar/server/sidecar_server.h"
 
 namespace {
 
@@ -68,43 +75,26 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
   return config;
 }
 
-// Blocks the stop signals in every thread (threads inherit the mask), so
-// that the main thread can wait for one with sigwait.
-sigset_t BlockStopSignals() {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  // A peer that closes while we write must not kill the process.
-  signal(SIGPIPE, SIG_IGN);
-  return stop_signals;
-}
-
-int RunSidecar(const std::string& config_file, const std::string& ready_file,
-               const std::string& log_level) {
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  auto config = cairn::sidecar::LoadSidecarConfig(config_file);
-  if (!config.ok()) {
-    std::fprintf(stderr, "cairn sidecar: %s\n", std::string(config.status().message()).c_str());
-    return 2;
-  }
-  sigset_t stop_signals = BlockStopSignals();
-  auto sidecar = cairn::sidecar::SidecarServer::Start(std::move(*config), ready_file);
-  if (!sidecar.ok()) {
-    spdlog::error("cannot start the sidecar: {}", sidecar.status().ToString());
-    return 1;
-  }
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
-  spdlog::info("received {}: draining", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
-  (*sidecar)->Drain();
-  return 0;
+// `cairn sidecar ARGS` runs the separate cairn-sidecar program in this
+// process (same pid, so supervisors and tests see one process): that program
+// maps no gRPC, which keeps an idle sidecar's memory small.
+int ExecSidecar(int argc, char** argv) {
+  std::error_code ec;
+  auto exe = std::filesystem::canonical("/proc/self/exe", ec);
+  std::string path =
+      ec ? std::string("cairn-sidecar") : (exe.parent_path() / "cairn-sidecar").string();
+  std::vector<char*> args;
+  args.push_back(const_cast<char*>(path.c_str()));
+  for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  execv(path.c_str(), args.data());
+  std::fprintf(stderr, "cairn sidecar: cannot run %s: %s\n", path.c_str(), std::strerror(errno));
+  return 127;
 }
 
 int RunRegistry(const cairn::RegistryConfig& config) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
-  sigset_t stop_signals = BlockStopSignals();
+  sigset_t stop_signals = cairn::BlockStopSignals();
 
   auto registry = cairn::StandaloneRegistry::Start(config);
   if (!registry.ok()) {
@@ -121,20 +111,16 @@ int RunRegistry(const cairn::RegistryConfig& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "sidecar") return ExecSidecar(argc, argv);
   CLI::App app{"cairn: service registry and service-mesh sidecar"};
   app.require_subcommand(1);
   RegistryFlags registry_flags;
   CLI::App* registry = app.add_subcommand("registry", "run the standalone registry");
   AddRegistryFlags(*registry, registry_flags);
-  std::string sidecar_config, sidecar_ready_file, sidecar_log_level = "info";
-  CLI::App* sidecar = app.add_subcommand("sidecar", "run the mesh sidecar");
-  sidecar->add_option("--config", sidecar_config, "YAML config file (see examples/)")->required();
-  sidecar->add_option("--ready-file", sidecar_ready_file,
-                      "write admin= and listener.NAME= addresses here when serving");
-  sidecar->add_option("--log-level", sidecar_log_level, "trace|debug|info|warn|error");
+  // Parsed by cairn-sidecar (see ExecSidecar); listed here for --help.
+  app.add_subcommand("sidecar", "run the mesh sidecar (cairn sidecar --help for its flags)")
+      ->allow_extras();
   CLI11_PARSE(app, argc, argv);
-
-  if (sidecar->parsed()) return RunSidecar(sidecar_config, sidecar_ready_file, sidecar_log_level);
 
   if (registry->parsed()) {
     auto config = ResolveConfig(*registry, registry_flags);

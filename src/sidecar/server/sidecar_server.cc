@@ -14,7 +14,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "client/registry_client.h"
 #include "common/event_loop.h"
 #include "common/host_port.h"
 #include "core/http/admin_http_server.h"
@@ -22,6 +21,7 @@
 #include "sidecar/http/connection_manager.h"
 #include "sidecar/network/listener.h"
 #include "sidecar/proxy/tcp_proxy.h"
+#include "sidecar/registry/registry_link.h"
 
 namespace cairn::sidecar {
 namespace {
@@ -60,9 +60,10 @@ struct SidecarServer::Impl {
   std::vector<std::unique_ptr<HttpListenerContext>> http_contexts;  // by listener index
   std::unique_ptr<AccessLog> access_log;
   std::unique_ptr<http::AdminHttpServer> admin;
-  std::unique_ptr<RegistryClient> registry;
-  std::vector<std::shared_ptr<Subscription>> subscriptions;
-  std::vector<std::shared_ptr<Publisher>> publications;  // by listener index (may be null)
+  std::unique_ptr<RegistryLink> registry;  // null when no cluster or listener uses it
+  std::vector<std::shared_ptr<RegistrySubscription>> subscriptions;
+  std::vector<std::shared_ptr<RegistryPublication>>
+      publications;              // by listener index (may be null)
   std::vector<char> publishing;  // a Publish call is in flight for that listener
   std::vector<std::string> listener_addresses;
   std::unique_ptr<EventLoop::Timer> publish_timer;
@@ -149,37 +150,31 @@ void SidecarServer::Impl::StartRegistry() {
   for (const auto& c : config.clusters) needed |= c.registry.has_value();
   for (const auto& l : config.listeners) needed |= l.publish.has_value();
   if (!needed) return;
-  RegistryClientOptions options;
+  RegistryLinkOptions options;
   options.servers = config.registry_servers;
   options.client_id = "cairn-sidecar-" + std::to_string(::getpid());
-  options.keepalive_interval = std::chrono::milliseconds(3000);
-  auto client = RegistryClient::Create(options);
-  if (!client.ok()) {
-    spdlog::error("registry client: {}", client.status().ToString());
+  options.keepalive_interval_ms = 3000;
+  auto link = LoadRegistryLink(options);
+  if (!link.ok()) {
+    spdlog::error("registry: {}", link.status().ToString());
     return;
   }
-  registry = std::move(*client);
+  registry = std::move(*link);
   // Subscriptions are made in the background: the registry may be down at
   // start; the client keeps retrying and replays them when it connects.
   for (const auto& cluster : config.clusters) {
     if (!cluster.registry) continue;
-    SubscribeSpec spec;
-    spec.key.set_data_id(cluster.registry->data_id);
-    spec.key.set_group(cluster.registry->group);
-    spec.key.set_instance_id(cluster.registry->instance_id);
+    RegistryDataKey key{cluster.registry->data_id, cluster.registry->group,
+                        cluster.registry->instance_id};
     std::string name = cluster.name;
-    Spawn([this, spec, name] {
+    Spawn([this, key, name] {
       for (int attempt = 0; attempt < 600 && !draining.load(); ++attempt) {
-        auto sub = registry->Subscribe(spec, [this, name](const pb::Push& push) {
-          std::vector<std::string> urls;
-          for (const auto& zone : push.zones()) {
-            for (const auto& publisher : zone.publishers()) {
-              urls.insert(urls.end(), publisher.data().begin(), publisher.data().end());
-            }
-          }
-          spdlog::info("cluster {}: registry pushed {} endpoints (version {})", name, urls.size(),
-                       push.version());
-          control.Post([this, name, urls] { clusters->SetEndpoints(name, urls); });
+        auto sub = registry->Subscribe(key, [this, name](RegistryEndpoints endpoints) {
+          spdlog::info("cluster {}: registry pushed {} endpoints (version {})", name,
+                       endpoints.data.size(), endpoints.version);
+          control.Post([this, name, urls = std::move(endpoints.data)] {
+            clusters->SetEndpoints(name, urls);
+          });
         });
         if (sub.ok()) {
           control.Post([this, sub = *sub] { subscriptions.push_back(sub); });
@@ -212,10 +207,9 @@ void SidecarServer::Impl::UpdatePublications() {
     auto& publication = publications[l];
     if (healthy && publication == nullptr && !publishing[l]) {
       publishing[l] = 1;
-      cairn::PublishSpec spec;
-      spec.key.set_data_id(listener.publish->data_id);
-      spec.key.set_group(listener.publish->group);
-      spec.key.set_instance_id(listener.publish->instance_id);
+      RegistryPublishSpec spec;
+      spec.key = {listener.publish->data_id, listener.publish->group,
+                  listener.publish->instance_id};
       spec.app_name = listener.publish->app;
       spec.zone = listener.publish->zone;
       spec.data = {listener.publish->endpoint.empty() ? "http://" + listener_addresses[l]
