@@ -21,31 +21,28 @@
 #include <unordered_map>
 #include <vector>
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
-
 #include "sidecar/config/sidecar_config.h"
 #include "sidecar/network/worker.h"
 #include "sidecar/pool/connection_pool.h"
+#include "sidecar/stats/local_metrics.h"
 #include "sidecar/upstream/host.h"
 #include "sidecar/upstream/load_balancer.h"
 
 namespace cairn::sidecar {
 
-// Per-cluster metrics, shared by every worker.
+// Per-cluster metrics of one thread (a worker, or the control loop for
+// ejections): updated by that thread only, summed across threads at scrape.
 struct ClusterStats {
-  ClusterStats(prometheus::Registry& registry, const std::string& cluster);
-  prometheus::Counter& requests;
-  prometheus::Counter& responses_5xx;
-  prometheus::Counter& errors;  // no response: connect failure, reset, timeout
-  prometheus::Counter& retries;
-  prometheus::Counter& timeouts;
-  prometheus::Counter& overflows;  // circuit breaker tripped
-  prometheus::Counter& ejections;
-  prometheus::Gauge& active_connections;
-  prometheus::Histogram& latency;  // seconds, request start to response end
+  ClusterStats(LocalMetrics& metrics, const std::string& cluster);
+  LocalCounter& requests;
+  LocalCounter& responses_5xx;
+  LocalCounter& errors;  // no response: connect failure, reset, timeout
+  LocalCounter& retries;
+  LocalCounter& timeouts;
+  LocalCounter& overflows;  // circuit breaker tripped
+  LocalCounter& ejections;
+  LocalGauge& active_connections;
+  LocalHistogram& latency;  // seconds, request start to response end
 };
 
 // Passive health: consecutive failures of one host, shared by all workers.

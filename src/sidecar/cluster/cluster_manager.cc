@@ -42,7 +42,7 @@ std::string JsonEscape(std::string_view text) {
 }
 
 ClusterManager::ClusterManager(const SidecarConfig& config, std::vector<Worker*> workers,
-                               asio::io_context& control, prometheus::Registry& metrics)
+                               asio::io_context& control, LocalMetrics& metrics)
     : config_(config), workers_(std::move(workers)), control_(control), metrics_(metrics) {}
 
 ClusterManager::~ClusterManager() { Shutdown(); }
@@ -59,6 +59,9 @@ absl::Status ClusterManager::Init() {
     ClusterState& state = clusters_[cluster.name];
     state.config = &cluster;
     state.stats = std::make_unique<ClusterStats>(metrics_, cluster.name);
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      state.worker_stats.push_back(std::make_unique<ClusterStats>(metrics_, cluster.name));
+    }
     for (const std::string& url : cluster.endpoints) {
       uint32_t weight = 0;
       auto address = upstream::ParseEndpointUrl(url, &weight);
@@ -81,8 +84,9 @@ absl::Status ClusterManager::Init() {
       auto on_outlier = [this, cluster_name](const upstream::HostPtr& host) {
         ReportOutlier(cluster_name, host);
       };
-      worker_clusters_[i]->Add(name, std::make_unique<ClusterWorker>(*workers_[i], *state.config,
-                                                                     *state.stats, on_outlier));
+      worker_clusters_[i]->Add(
+          name, std::make_unique<ClusterWorker>(*workers_[i], *state.config, *state.worker_stats[i],
+                                                on_outlier));
     }
   }
   for (auto& [name, state] : clusters_) {

@@ -22,7 +22,7 @@ namespace cairn::sidecar {
 class ClusterManager {
  public:
   ClusterManager(const SidecarConfig& config, std::vector<Worker*> workers,
-                 asio::io_context& control, prometheus::Registry& metrics);
+                 asio::io_context& control, LocalMetrics& metrics);
   ~ClusterManager();
 
   // Builds the static clusters' hosts and every worker's cluster state;
@@ -51,7 +51,8 @@ class ClusterManager {
  private:
   struct ClusterState {
     const ClusterConfig* config = nullptr;
-    std::unique_ptr<ClusterStats> stats;
+    std::unique_ptr<ClusterStats> stats;                      // the control loop's (ejections)
+    std::vector<std::unique_ptr<ClusterStats>> worker_stats;  // by worker index
     std::shared_ptr<const upstream::HostSet> hosts;
     std::shared_ptr<std::unordered_map<const upstream::Host*, std::shared_ptr<HostHealth>>> health;
     std::unique_ptr<HealthChecker> checker;
@@ -63,7 +64,7 @@ class ClusterManager {
   const SidecarConfig& config_;
   std::vector<Worker*> workers_;
   asio::io_context& control_;
-  prometheus::Registry& metrics_;
+  LocalMetrics& metrics_;
   std::map<std::string, ClusterState> clusters_;
   std::vector<std::unique_ptr<WorkerClusters>> worker_clusters_;
   std::vector<std::unique_ptr<asio::steady_timer>> timers_;

@@ -6,20 +6,23 @@
 namespace cairn::sidecar {
 namespace {
 
-prometheus::Histogram::BucketBoundaries LatencyBuckets() {
-  prometheus::Histogram::BucketBoundaries b;
-  for (double v = 0.0001; v < 30; v *= 2) b.push_back(v);
-  return b;
+std::shared_ptr<const std::vector<double>> LatencyBuckets() {
+  static const auto buckets = [] {
+    auto b = std::make_shared<std::vector<double>>();
+    for (double v = 0.0001; v < 30; v *= 2) b->push_back(v);
+    return b;
+  }();
+  return buckets;
 }
 
-prometheus::Counter& Counter(prometheus::Registry& r, const char* name, const char* help,
-                             const std::string& cluster) {
-  return prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({{"cluster", cluster}});
+LocalCounter& Counter(LocalMetrics& m, const char* name, const char* help,
+                      const std::string& cluster) {
+  return m.Counter(name, help, {{"cluster", cluster}});
 }
 
 }  // namespace
 
-ClusterStats::ClusterStats(prometheus::Registry& r, const std::string& c)
+ClusterStats::ClusterStats(LocalMetrics& r, const std::string& c)
     : requests(Counter(r, "cairn_sidecar_upstream_requests_total", "Requests sent upstream", c)),
       responses_5xx(Counter(r, "cairn_sidecar_upstream_5xx_total", "5xx responses", c)),
       errors(Counter(r, "cairn_sidecar_upstream_errors_total",
@@ -30,16 +33,11 @@ ClusterStats::ClusterStats(prometheus::Registry& r, const std::string& c)
                         "Requests refused by a circuit breaker", c)),
       ejections(Counter(r, "cairn_sidecar_upstream_ejections_total",
                         "Hosts ejected by outlier detection", c)),
-      active_connections(prometheus::BuildGauge()
-                             .Name("cairn_sidecar_upstream_connections")
-                             .Help("Open upstream connections")
-                             .Register(r)
-                             .Add({{"cluster", c}})),
-      latency(prometheus::BuildHistogram()
-                  .Name("cairn_sidecar_upstream_latency_seconds")
-                  .Help("Request start to response end, seconds")
-                  .Register(r)
-                  .Add({{"cluster", c}}, LatencyBuckets())) {}
+      active_connections(r.Gauge("cairn_sidecar_upstream_connections", "Open upstream connections",
+                                 {{"cluster", c}})),
+      latency(r.Histogram("cairn_sidecar_upstream_latency_seconds",
+                          "Request start to response end, seconds", {{"cluster", c}},
+                          LatencyBuckets())) {}
 
 absl::StatusOr<asio::ip::tcp::endpoint> ToEndpoint(const upstream::HostAddress& address) {
   std::error_code ec;
@@ -83,7 +81,7 @@ ConnectionPool& ClusterWorker::PoolFor(const upstream::HostPtr& host) {
 }
 
 void ClusterWorker::OnConnectionCountChanged(int delta) {
-  stats_.active_connections.Increment(static_cast<double>(delta));
+  stats_.active_connections.Add(delta);
 }
 
 void ClusterWorker::ReportResult(const upstream::HostPtr& host, bool success) {

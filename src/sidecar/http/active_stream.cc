@@ -36,7 +36,9 @@ ActiveStream::~ActiveStream() {
 
 void ActiveStream::Start() {
   started_ = true;
-  if (manager_.context_.downstream_requests) manager_.context_.downstream_requests->Increment();
+  if (!manager_.context_.downstream_requests.empty()) {
+    manager_.context_.downstream_requests[manager_.worker_.index()]->Increment();
+  }
   route_ = manager_.context_.routes.Match(head_);
   if (route_ == nullptr) {
     SendLocalReply(404, "no route matches this request\n");

@@ -17,7 +17,9 @@ HttpConnectionManager::HttpConnectionManager(
       clusters_(clusters),
       on_finished_(std::move(on_finished)) {
   connection_->SetHandler(this);
-  if (context_.downstream_connections) context_.downstream_connections->Increment();
+  if (!context_.downstream_connections.empty()) {
+    context_.downstream_connections[worker_.index()]->Increment();
+  }
 }
 
 HttpConnectionManager::~HttpConnectionManager() {
@@ -25,7 +27,9 @@ HttpConnectionManager::~HttpConnectionManager() {
   finished_streams_.clear();
   for (auto& [id, stream] : streams_) stream->OnDownstreamReset();
   streams_.clear();
-  if (context_.downstream_connections) context_.downstream_connections->Decrement();
+  if (!context_.downstream_connections.empty()) {
+    context_.downstream_connections[worker_.index()]->Decrement();
+  }
 }
 
 void HttpConnectionManager::Start() {

@@ -24,13 +24,11 @@
 #include <memory>
 #include <string>
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-
 #include "sidecar/cluster/cluster.h"
 #include "sidecar/codec/codec.h"
 #include "sidecar/http/route_table.h"
 #include "sidecar/network/connection.h"
+#include "sidecar/stats/local_metrics.h"
 
 namespace cairn::sidecar {
 
@@ -48,8 +46,9 @@ struct HttpListenerContext {
   RouteTable routes;
   CodecLimits limits;
   AccessLog* access_log = nullptr;  // null: off
-  prometheus::Counter* downstream_requests = nullptr;
-  prometheus::Gauge* downstream_connections = nullptr;
+  // By worker index (each worker updates only its own cells); empty: off.
+  std::vector<LocalCounter*> downstream_requests;
+  std::vector<LocalGauge*> downstream_connections;
 };
 
 class ActiveStream;

@@ -1,5 +1,6 @@
 #include "sidecar/server/sidecar_server.h"
 
+#include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
@@ -53,6 +54,8 @@ struct WorkerState {
 struct SidecarServer::Impl {
   SidecarConfig config;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
+  // What workers update on the request path: lock-free, per worker.
+  std::unique_ptr<LocalMetrics> local_metrics = std::make_unique<LocalMetrics>();
   EventLoop control{"cairn-control"};
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::unique_ptr<WorkerState>> worker_states;
@@ -256,7 +259,9 @@ void SidecarServer::Impl::InstallAdmin() {
   admin->Handle("GET", "/metrics", [this](const http::Request&) {
     http::Response response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    response.body = prometheus::TextSerializer().Serialize(metrics->Collect());
+    auto families = metrics->Collect();
+    for (auto& family : local_metrics->Collect()) families.push_back(std::move(family));
+    response.body = prometheus::TextSerializer().Serialize(families);
     return response;
   });
   admin->Handle("GET", "/config", [this](const http::Request&) {
@@ -310,19 +315,20 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
   }
   if (!s.config.access_log.empty())
     s.access_log = std::make_unique<FileAccessLog>(s.config.access_log);
-  auto& requests_family = prometheus::BuildCounter()
-                              .Name("cairn_sidecar_downstream_requests_total")
-                              .Help("Requests received, by listener")
-                              .Register(*s.metrics);
-  auto& connections_family = prometheus::BuildGauge()
-                                 .Name("cairn_sidecar_downstream_connections")
-                                 .Help("Open downstream connections, by listener")
-                                 .Register(*s.metrics);
   for (const auto& listener : s.config.listeners) {
-    auto context = std::make_unique<HttpListenerContext>(HttpListenerContext{
-        listener.name, listener.protocol, RouteTable(listener.routes), CodecLimits{},
-        s.access_log.get(), &requests_family.Add({{"listener", listener.name}}),
-        &connections_family.Add({{"listener", listener.name}})});
+    auto context = std::make_unique<HttpListenerContext>();
+    context->name = listener.name;
+    context->protocol = listener.protocol;
+    context->routes = RouteTable(listener.routes);
+    context->access_log = s.access_log.get();
+    for (uint32_t w = 0; w < worker_count; ++w) {
+      context->downstream_requests.push_back(&s.local_metrics->Counter(
+          "cairn_sidecar_downstream_requests_total", "Requests received, by listener",
+          {{"listener", listener.name}}));
+      context->downstream_connections.push_back(&s.local_metrics->Gauge(
+          "cairn_sidecar_downstream_connections", "Open downstream connections, by listener",
+          {{"listener", listener.name}}));
+    }
     context->limits.max_header_bytes = s.config.max_request_header_bytes;
     context->limits.max_body_bytes = s.config.max_request_body_bytes;
     s.http_contexts.push_back(std::move(context));
@@ -331,7 +337,8 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
   for (auto& worker : s.workers) worker->Start();
   std::vector<Worker*> worker_ptrs;
   for (auto& worker : s.workers) worker_ptrs.push_back(worker.get());
-  s.clusters = std::make_unique<ClusterManager>(s.config, worker_ptrs, s.control.io(), *s.metrics);
+  s.clusters =
+      std::make_unique<ClusterManager>(s.config, worker_ptrs, s.control.io(), *s.local_metrics);
   std::promise<absl::Status> init;
   s.control.Post([&s, &init] { init.set_value(s.clusters->Init()); });
   if (auto status = init.get_future().get(); !status.ok()) {
