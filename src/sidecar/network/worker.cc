@@ -102,6 +102,7 @@ absl::Status Worker::Watch(int fd, FdHandler* handler, uint64_t* token) {
     free_slots_.push_back(slot);
     return absl::InternalError(absl::StrCat("epoll_ctl: ", std::strerror(err)));
   }
+  watched_fds_.store(watched_fds_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -109,6 +110,7 @@ void Worker::Unwatch(int fd, uint64_t token) {
   uint32_t slot = static_cast<uint32_t>(token >> 32);
   if (slot >= slots_.size() || slots_[slot].generation != static_cast<uint32_t>(token)) return;
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  watched_fds_.store(watched_fds_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   slots_[slot].handler = nullptr;
   ++slots_[slot].generation;
   free_slots_.push_back(slot);

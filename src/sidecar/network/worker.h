@@ -59,6 +59,11 @@ class Worker {
   // never delivered.
   absl::Status Watch(int fd, FdHandler* handler, uint64_t* token);
   void Unwatch(int fd, uint64_t token);
+  // Descriptors watched now (connections both ways, listeners): the load
+  // measure that spreads new connections over workers. Written by this
+  // worker only; any thread may read it (relaxed: a hint, not a count to
+  // act on exactly).
+  int watched_fds() const { return watched_fds_.load(std::memory_order_relaxed); }
 
   // One-shot timers. Cancelling an unknown or fired id does nothing.
   using TimerId = uint64_t;
@@ -121,6 +126,7 @@ class Worker {
 
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
+  std::atomic<int> watched_fds_{0};
 
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;  // guarded by posted_mu_

@@ -20,6 +20,7 @@
 #include "core/http/admin_http_server.h"
 #include "sidecar/cluster/cluster_manager.h"
 #include "sidecar/http/connection_manager.h"
+#include "sidecar/network/connection_balancer.h"
 #include "sidecar/network/listener.h"
 #include "sidecar/proxy/tcp_proxy.h"
 #include "sidecar/registry/registry_link.h"
@@ -59,6 +60,7 @@ struct SidecarServer::Impl {
   EventLoop control{"cairn-control"};
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::unique_ptr<WorkerState>> worker_states;
+  std::unique_ptr<ConnectionBalancer> balancer;  // spreads accepted connections
   std::unique_ptr<ClusterManager> clusters;
   std::vector<std::unique_ptr<HttpListenerContext>> http_contexts;  // by listener index
   std::unique_ptr<AccessLog> access_log;
@@ -128,8 +130,15 @@ absl::Status SidecarServer::Impl::StartListeners() {
     uint16_t port = hp->second;
     // Port 0: the first worker's socket picks the port; the others join it.
     for (size_t w = 0; w < workers.size(); ++w) {
-      auto opened =
-          Listener::Open(*workers[w], hp->first, port, [this, w, l](int fd) { Accept(w, l, fd); });
+      auto opened = Listener::Open(*workers[w], hp->first, port, [this, w, l](int fd) {
+        Worker& target = balancer->Pick(*workers[w]);
+        if (&target == workers[w].get()) return Accept(w, l, fd);
+        size_t t = static_cast<size_t>(target.index());
+        target.Post([this, t, l, fd] {
+          Accept(t, l, fd);
+          balancer->Arrived(*workers[t]);
+        });
+      });
       if (!opened.ok()) {
         return absl::UnavailableError(
             absl::StrCat("listener ", listener.name, ": ", opened.status().message()));
@@ -313,14 +322,22 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
     s.workers.push_back(std::make_unique<Worker>(static_cast<int>(i)));
     s.worker_states.push_back(std::make_unique<WorkerState>());
   }
+  {
+    std::vector<Worker*> all;
+    for (auto& worker : s.workers) all.push_back(worker.get());
+    s.balancer = std::make_unique<ConnectionBalancer>(std::move(all));
+  }
   if (!s.config.access_log.empty())
     s.access_log = std::make_unique<FileAccessLog>(s.config.access_log);
   for (const auto& listener : s.config.listeners) {
-    auto context = std::make_unique<HttpListenerContext>();
-    context->name = listener.name;
-    context->protocol = listener.protocol;
-    context->routes = RouteTable(listener.routes);
-    context->access_log = s.access_log.get();
+    auto context = std::make_unique<HttpListenerContext>(
+        HttpListenerContext{.name = listener.name,
+                            .protocol = listener.protocol,
+                            .routes = RouteTable(listener.routes),
+                            .limits = CodecLimits{},
+                            .access_log = s.access_log.get(),
+                            .downstream_requests = {},
+                            .downstream_connections = {}});
     for (uint32_t w = 0; w < worker_count; ++w) {
       context->downstream_requests.push_back(&s.local_metrics->Counter(
           "cairn_sidecar_downstream_requests_total", "Requests received, by listener",
