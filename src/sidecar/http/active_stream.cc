@@ -101,6 +101,7 @@ void ActiveStream::OnPoolReady(UpstreamConnection& conn) {
   if (!body_.empty() || request_complete_) {
     conn.SendData(upstream_stream_, body_, request_complete_ && !request_trailers_);
     if (!body_retained_) body_.clear();
+    if (paused_client_) conn.NotifyWhenDrained(upstream_stream_);  // resume once it is sent
   }
   if (request_trailers_ && upstream_ != nullptr) {
     conn.SendTrailers(upstream_stream_, *request_trailers_);
@@ -143,6 +144,31 @@ void ActiveStream::OnRequestData(std::string_view data, bool end_stream) {
     upstream_->SendData(upstream_stream_, data, end_stream);
     if (!body_retained_) body_.clear();
   }
+  if (!end_stream) ApplyRequestBackpressure();
+}
+
+// The client sends faster than the upstream takes (or than a connection
+// comes): stop reading the client (HTTP/1 only; an HTTP/2 client is bounded
+// by its stream window) until the upstream queue drains.
+void ActiveStream::ApplyRequestBackpressure() {
+  if (paused_client_ || manager_.multiplexed()) return;
+  size_t waiting = upstream_ != nullptr ? upstream_->queued_bytes() : body_.size();
+  if (waiting <= kHighWatermark) return;
+  paused_client_ = true;
+  manager_.PauseReading();
+  if (upstream_ != nullptr) upstream_->NotifyWhenDrained(upstream_stream_);
+}
+
+void ActiveStream::OnUpstreamDrained() {
+  if (!paused_client_) return;
+  paused_client_ = false;
+  manager_.ResumeReading();
+}
+
+void ActiveStream::OnDownstreamDrained() {
+  if (!paused_upstream_) return;
+  paused_upstream_ = false;
+  if (upstream_ != nullptr) upstream_->ResumeReading();
 }
 
 void ActiveStream::OnRequestTrailers(HeaderList&& trailers) {
@@ -184,8 +210,21 @@ void ActiveStream::OnUpstreamHead(ResponseHead&& head, bool end_stream) {
 void ActiveStream::OnUpstreamData(std::string_view data, bool end_stream) {
   if (end_stream) upstream_ = nullptr;
   response_bytes_ += data.size();
+  UpstreamConnection* upstream = upstream_;
   manager_.EncodeData(id_, data, end_stream);
-  if (end_stream) Complete();
+  if (end_stream) {
+    Complete();
+    return;
+  }
+  // The client reads slower than the upstream sends: stop reading this
+  // upstream connection (not when multiplexed: it would stall other
+  // streams) until the client's queue drains.
+  if (!paused_upstream_ && upstream != nullptr && !upstream->multiplexed() &&
+      manager_.queued_bytes() > kHighWatermark) {
+    paused_upstream_ = true;
+    upstream->PauseReading();
+    manager_.NotifyWhenDrained(id_);
+  }
 }
 
 void ActiveStream::OnUpstreamTrailers(HeaderList&& trailers) {

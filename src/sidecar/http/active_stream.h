@@ -31,6 +31,14 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, privat
   // The downstream reset or closed: drop everything quietly.
   void OnDownstreamReset();
   bool started() const { return started_; }
+  // The client took every queued byte: resume a paused upstream.
+  void OnDownstreamDrained();
+
+  // Backpressure threshold: a stream stops reading the side that produces
+  // (client request body, or upstream response body) while more than this
+  // waits to be written to the other side, and resumes once it is written.
+  // Per stream; so a slow reader costs about this much memory, not a body.
+  static constexpr size_t kHighWatermark = 1 << 20;
 
  private:
   // PoolClient
@@ -41,6 +49,8 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, privat
   void OnUpstreamData(std::string_view data, bool end_stream) override;
   void OnUpstreamTrailers(HeaderList&& trailers) override;
   void OnUpstreamReset(ResetReason reason) override;
+  void OnUpstreamDrained() override;
+  void ApplyRequestBackpressure();
 
   void TryUpstream();
   bool MaybeRetry(const char* why);
@@ -71,6 +81,8 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, privat
   uint32_t attempts_ = 0;
   bool attempt_reported_ = false;
 
+  bool paused_client_ = false;    // reading the client paused for this body
+  bool paused_upstream_ = false;  // reading upstream_ paused for this response
   bool started_ = false;
   bool response_started_ = false;
   bool done_ = false;

@@ -188,6 +188,7 @@ void HttpConnectionManager::StreamFinished(StreamId id) {
     connection_->CloseAfterFlush();
     return;
   }
+  ResumeReading();  // a request body paused and then answered early
   if (!in_ingress_) StartNextQueued();
 }
 
@@ -226,6 +227,30 @@ void HttpConnectionManager::Finish() {
     auto callback = std::move(on_finished_);
     on_finished_ = nullptr;
     callback(this);
+  }
+}
+
+void HttpConnectionManager::PauseReading() {
+  if (multiplexed() || finished_) return;
+  reads_paused_ = true;
+  connection_->PauseReading();
+}
+
+void HttpConnectionManager::ResumeReading() {
+  if (!reads_paused_) return;
+  reads_paused_ = false;
+  if (!finished_ && connection_->open()) connection_->StartReading();
+}
+
+void HttpConnectionManager::OnWriteDrained() {
+  if (drain_waiters_.empty()) return;
+  std::vector<StreamId> waiters;
+  waiters.swap(drain_waiters_);
+  std::shared_ptr<bool> alive = alive_;
+  for (StreamId id : waiters) {
+    auto it = streams_.find(id);
+    if (it != streams_.end()) it->second->OnDownstreamDrained();
+    if (!*alive) return;
   }
 }
 

@@ -72,6 +72,7 @@ class HttpConnectionManager : private Connection::Handler, private ServerCodecCa
   void OnRead(std::string_view data) override;
   void OnClose(const std::error_code& ec) override;
   bool OnPeerHalfClosed() override;
+  void OnWriteDrained() override;
   // ServerCodecCallbacks
   void OnRequestHead(StreamId stream, RequestHead&& head, bool end_stream) override;
   void OnRequestData(StreamId stream, std::string_view data, bool end_stream) override;
@@ -89,6 +90,15 @@ class HttpConnectionManager : private Connection::Handler, private ServerCodecCa
   void Flush();
   void Finish();
   void StartNextQueued();
+  // Backpressure, for ActiveStream. Bytes waiting for the client.
+  size_t queued_bytes() const { return out_.size() + connection_->queued_bytes(); }
+  // `id` hears OnDownstreamDrained once the queue empties (once per call).
+  void NotifyWhenDrained(StreamId id) { drain_waiters_.push_back(id); }
+  // Stop / resume reading requests: only without multiplexing (HTTP/1),
+  // where the connection carries one request body at a time.
+  bool multiplexed() const { return codec_ != nullptr && codec_->SupportsMultiplexing(); }
+  void PauseReading();
+  void ResumeReading();
 
   Worker& worker_;
   std::unique_ptr<Connection> connection_;
@@ -104,6 +114,8 @@ class HttpConnectionManager : private Connection::Handler, private ServerCodecCa
   // on the call stack when they finish).
   std::vector<std::unique_ptr<ActiveStream>> finished_streams_;
   bool cleanup_posted_ = false;
+  std::vector<StreamId> drain_waiters_;
+  bool reads_paused_ = false;
   void Bury(std::unique_ptr<ActiveStream> stream);
   bool in_ingress_ = false;
   bool finished_ = false;

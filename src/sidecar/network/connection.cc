@@ -113,7 +113,9 @@ void Connection::ReadReady() {
     Fail(std::error_code(errno, std::system_category()));
     return;
   }
-  StartReading();  // still readable: continue on a later turn
+  // Still readable: continue on a later turn, unless a handler paused
+  // reading meanwhile (backpressure must survive the round limit).
+  if (reading_) StartReading();
 }
 
 void Connection::Write(std::string& data) {

@@ -166,7 +166,10 @@ void UpstreamConnection::OnStreamReset(StreamId stream, ResetReason reason) {
 
 void UpstreamConnection::StreamDone(StreamId stream) {
   streams_.erase(stream);
-  if (streams_.empty()) idle_since_ = std::chrono::steady_clock::now();
+  if (streams_.empty()) {
+    idle_since_ = std::chrono::steady_clock::now();
+    ResumeReading();  // a paused stream that ended must not leave a deaf idle connection
+  }
   // Tell the pool after the codec finished this input: starting the next
   // request from inside the codec's callback would re-enter it.
   if (in_ingress_) {
@@ -177,6 +180,36 @@ void UpstreamConnection::StreamDone(StreamId stream) {
       return;
     }
     owner_.OnStreamCapacity(*this);
+  }
+}
+
+size_t UpstreamConnection::queued_bytes() const {
+  return out_.size() + (connection_ != nullptr ? connection_->queued_bytes() : 0);
+}
+
+void UpstreamConnection::NotifyWhenDrained(StreamId stream) { drain_waiters_.push_back(stream); }
+
+void UpstreamConnection::PauseReading() {
+  if (connection_ == nullptr || multiplexed()) return;
+  reads_paused_ = true;
+  connection_->PauseReading();
+}
+
+void UpstreamConnection::ResumeReading() {
+  if (!reads_paused_) return;
+  reads_paused_ = false;
+  if (connection_ != nullptr) connection_->StartReading();
+}
+
+void UpstreamConnection::OnWriteDrained() {
+  if (drain_waiters_.empty()) return;
+  std::vector<StreamId> waiters;
+  waiters.swap(drain_waiters_);
+  std::shared_ptr<bool> alive = alive_;
+  for (StreamId stream : waiters) {
+    auto it = streams_.find(stream);
+    if (it != streams_.end()) it->second->OnUpstreamDrained();
+    if (!*alive) return;  // a callback destroyed this connection
   }
 }
 

@@ -29,6 +29,9 @@ class UpstreamStreamCallbacks {
   virtual void OnUpstreamData(std::string_view data, bool end_stream) = 0;
   virtual void OnUpstreamTrailers(HeaderList&& trailers) = 0;
   virtual void OnUpstreamReset(ResetReason reason) = 0;
+  // Everything queued for the upstream was handed to the kernel. Only sent
+  // to streams that asked (UpstreamConnection::NotifyWhenDrained).
+  virtual void OnUpstreamDrained() {}
 };
 
 class UpstreamConnection : private Connection::Handler, private ClientCodecCallbacks {
@@ -66,6 +69,17 @@ class UpstreamConnection : private Connection::Handler, private ClientCodecCallb
   // HTTP/2 resets it; HTTP/1 must close the connection.
   void Abandon(StreamId stream);
 
+  // Backpressure. Bytes waiting to be written to the upstream (the socket
+  // queue; what a codec holds back for flow control is not counted).
+  size_t queued_bytes() const;
+  // `stream` hears OnUpstreamDrained once the queue empties (once per call).
+  void NotifyWhenDrained(StreamId stream);
+  // Stop / resume reading responses. Only for a connection that is not
+  // multiplexed: pausing would stall every stream on it.
+  bool multiplexed() const { return protocol_ == Protocol::kHttp2; }
+  void PauseReading();
+  void ResumeReading();
+
   // Closes without callbacks. REQUIRES: no active streams.
   void Close();
   // Bookkeeping of the owning pool: whether this connection is on its idle list.
@@ -76,6 +90,7 @@ class UpstreamConnection : private Connection::Handler, private ClientCodecCallb
   // Connection::Handler
   void OnRead(std::string_view data) override;
   void OnClose(const std::error_code& ec) override;
+  void OnWriteDrained() override;
   // ClientCodecCallbacks
   void OnResponseHead(StreamId stream, ResponseHead&& head, bool end_stream) override;
   void OnResponseData(StreamId stream, std::string_view data, bool end_stream) override;
@@ -100,6 +115,8 @@ class UpstreamConnection : private Connection::Handler, private ClientCodecCallb
   bool reported_closed_ = false;  // Owner::OnClosed was called
   bool in_ingress_ = false;
   bool capacity_pending_ = false;
+  std::vector<StreamId> drain_waiters_;
+  bool reads_paused_ = false;
   std::chrono::steady_clock::time_point idle_since_;
 };
 

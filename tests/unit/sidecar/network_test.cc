@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <future>
+#include <thread>
 
 #include "sidecar/network/connection.h"
 #include "sidecar/network/timeout_list.h"
@@ -163,6 +164,57 @@ TEST(ConnectionTest, PausedReadingKeepsDataUntilResumed) {
   });
   close(fds[1]);
   worker.Stop();
+}
+
+// A handler that pauses reading while a read burst is still going (the
+// socket holds more than one turn's worth; here in the turn's last read) must
+// stay paused: the connection must not re-arm its own "next turn" read.
+TEST(ConnectionTest, PauseDuringALongReadBurstHolds) {
+  Worker worker(0);
+  worker.Start();
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  int sndbuf = 4 << 20;
+  setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+
+  class PausingHandler : public Connection::Handler {
+   public:
+    void OnRead(std::string_view data) override {
+      received += data.size();
+      if (!paused && received >= 4 * Worker::kReadBufferSize) {
+        paused = true;
+        connection->PauseReading();
+      }
+    }
+    void OnClose(const std::error_code&) override {}
+    Connection* connection = nullptr;
+    size_t received = 0;
+    bool paused = false;
+  };
+  PausingHandler handler;
+  std::unique_ptr<Connection> connection;
+  worker.RunAndWait([&] {
+    connection = std::make_unique<Connection>(worker, fds[0], &handler);
+    handler.connection = connection.get();
+  });
+  // Far more than the 4 reads one turn allows.
+  std::string bytes(16 * Worker::kReadBufferSize, 'z');
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = send(fds[1], bytes.data() + sent, bytes.size() - sent, MSG_DONTWAIT);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  ASSERT_GT(sent, 8 * Worker::kReadBufferSize);
+  worker.RunAndWait([&] { connection->StartReading(); });
+  std::this_thread::sleep_for(milliseconds(100));  // several loop turns
+  size_t received = 0;
+  worker.RunAndWait([&] { received = handler.received; });
+  EXPECT_TRUE(handler.paused);
+  EXPECT_EQ(received, 4 * Worker::kReadBufferSize) << "reading went on after the pause";
+  worker.RunAndWait([&] { connection.reset(); });
+  worker.Stop();
+  close(fds[1]);
 }
 
 }  // namespace
