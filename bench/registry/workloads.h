@@ -1,0 +1,89 @@
+// The five registry workloads, each written once against the System /
+// Connection interface (driver.h) and run against every system in turn.
+//
+//   register  N instances from C connections, W registrations in flight per
+//             connection: registrations/s and the latency of one registration.
+//   hold      N instances (per_service per service) held by C connections:
+//             server RSS before and after, bytes per instance.
+//   push      one publisher, one subscriber, idle: publish-call to subscriber
+//             callback latency over R changes.
+//   fanout    one service with P publishers and S subscribers over K
+//             connections: time until the last subscriber has one change.
+//   storm     M services with one publisher and one subscriber each, changes
+//             at a fixed rate for D seconds: push latency, then (after a settle
+//             period) subscribers whose view differs from the final state.
+//
+// Every wait is bounded (phase_timeout or a per-step limit); a phase that
+// times out records what it reached and its errors instead of hanging.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "driver.h"
+
+namespace cairn::bench {
+
+struct Sizes {
+  int64_t register_instances = 100000;
+  int register_connections = 100;
+  int register_window = 16;  // registrations in flight per connection
+  std::chrono::milliseconds floor_duration{3000};
+
+  int64_t hold_instances = 1000000;
+  int hold_per_service = 100;  // also the service size in `register`
+  int hold_connections = 100;
+  std::chrono::seconds hold_timeout{900};
+
+  int push_repeats = 2000;
+
+  int fanout_publishers = 100;
+  int fanout_subscribers = 10000;
+  int fanout_connections = 100;
+  int fanout_repeats = 50;
+
+  int storm_services = 10000;
+  int storm_connections = 100;           // subscriber connections
+  int storm_publisher_connections = 10;  // publishers spread over these
+  int64_t storm_changes_per_min = 100000;
+  std::chrono::seconds storm_duration{60};
+  std::chrono::seconds storm_settle{10};
+
+  // Upper bound on any one timed phase other than hold.
+  std::chrono::seconds phase_timeout{300};
+  // Pause before reading RSS, so that the server's last allocations land.
+  std::chrono::milliseconds rss_settle{2000};
+};
+
+struct Record {
+  std::string workload;
+  std::string system;
+  std::string metric;
+  double value;
+  std::string unit;
+};
+
+// Collects the records of a run. Thread-safe.
+class Results {
+ public:
+  void Add(const std::string& workload, const std::string& system, const std::string& metric,
+           double value, const std::string& unit);
+  std::vector<Record> records() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Record> records_;
+};
+
+void RunRegister(System& system, const Sizes& sizes, Results& results);
+// Stops `system` before closing its connections: tearing down a million
+// registrations one connection at a time would take longer than holding them.
+void RunHold(System& system, const Sizes& sizes, Results& results);
+void RunPush(System& system, const Sizes& sizes, Results& results);
+void RunFanout(System& system, const Sizes& sizes, Results& results);
+void RunStorm(System& system, const Sizes& sizes, Results& results);
+
+}  // namespace cairn::bench
