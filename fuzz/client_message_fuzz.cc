@@ -2,9 +2,10 @@
 //
 // The input is a sequence of length-prefixed (1 byte) protobuf encodings of
 // ClientMessage, fed in order to a real SessionServer over one fake stream,
-// with the real data role behind it. Whatever the bytes, the server must not
-// crash, must answer every request that carries an id, and must release the
-// read window once per message.
+// with the real data role behind it, wrapped by application-level discovery
+// (so register_revision and app-instance publishes reach the real index). Whatever the bytes, the
+// server must not crash, must answer every request that carries an id, and must release the read
+// window once per message.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -12,6 +13,7 @@
 
 #include <google/protobuf/stubs/logging.h>
 
+#include "registry/app/app_discovery.h"
 #include "registry/data/local_data_server.h"
 #include "registry/session/session_server.h"
 
@@ -47,7 +49,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cairn::LocalDataServer data_server(8, *cairn::VersionClock::Open(nullptr));
   cairn::SessionOptions options;
   options.max_registrations_per_client = 16;
-  cairn::SessionServer session(loop, data_server, *metrics, options);
+  auto apps = *cairn::AppDiscovery::Create(loop, data_server, nullptr, {});
+  cairn::SessionServer session(loop, *apps, *metrics, options);
+  session.SetRevisionService(apps.get());
   auto stream = std::make_shared<CountingStream>();
   auto other = std::make_shared<CountingStream>();
   uint64_t conn = session.OnConnect("ipv4:127.0.0.1:1", stream);

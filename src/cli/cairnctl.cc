@@ -104,6 +104,28 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
 
+  cairn::cli::AppQueryFlags apps_flags, app_flags, revision_flags, interface_flags;
+  auto timeout = [](CLI::App* cmd, cairn::cli::AppQueryFlags* f) {
+    cmd->add_option("--timeout", f->timeout_seconds, "RPC deadline in seconds")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+  };
+  CLI::App* apps_cmd = app.add_subcommand("apps", "applications with app-level instances");
+  apps_cmd->add_option("--prefix", apps_flags.name, "only app names starting with this");
+  timeout(apps_cmd, &apps_flags);
+  CLI::App* app_cmd = app.add_subcommand("app", "one application's instances, by revision");
+  app_cmd->add_option("APP", app_flags.name, "application name")->required();
+  timeout(app_cmd, &app_flags);
+  CLI::App* revision_cmd = app.add_subcommand("revision", "one revision's interfaces");
+  revision_cmd->add_option("ID", revision_flags.name, "revision id")->required();
+  timeout(revision_cmd, &revision_flags);
+  CLI::App* interface_cmd =
+      app.add_subcommand("interface", "which applications serve an interface");
+  interface_cmd->add_option("NAME", interface_flags.name, "interface data id")->required();
+  interface_cmd->add_option("--group", interface_flags.group, "group (default DEFAULT_GROUP)");
+  interface_cmd->add_option("--instance-id", interface_flags.instance_id, "instance id");
+  timeout(interface_cmd, &interface_flags);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -127,5 +149,9 @@ int main(int argc, char** argv) {
   if (*list_cmd) return cairn::cli::RunList(global, list);
   if (*describe_cmd) return cairn::cli::RunDescribe(global, describe);
   if (*clients_cmd) return cairn::cli::RunClients(global, clients);
+  if (*apps_cmd) return cairn::cli::RunApps(global, apps_flags);
+  if (*app_cmd) return cairn::cli::RunApp(global, app_flags);
+  if (*revision_cmd) return cairn::cli::RunRevision(global, revision_flags);
+  if (*interface_cmd) return cairn::cli::RunInterface(global, interface_flags);
   return cairn::cli::kExitUsage;
 }

@@ -54,6 +54,19 @@ struct ClientsFlags {
   double timeout_seconds = 5;
 };
 
+// apps / app APP / revision ID / interface NAME (application-level discovery).
+struct AppQueryFlags {
+  std::string name;  // app prefix (apps), app name, revision id or interface data id
+  std::string group;
+  std::string instance_id;
+  double timeout_seconds = 5;
+};
+
+int RunApps(const GlobalFlags& global, const AppQueryFlags& flags);
+int RunApp(const GlobalFlags& global, const AppQueryFlags& flags);
+int RunRevision(const GlobalFlags& global, const AppQueryFlags& flags);
+int RunInterface(const GlobalFlags& global, const AppQueryFlags& flags);
+
 int RunPublish(const GlobalFlags& global, const PublishFlags& flags);
 int RunSubscribe(const GlobalFlags& global, const SubscribeFlags& flags);
 int RunList(const GlobalFlags& global, const ListFlags& flags);

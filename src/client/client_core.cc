@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/data_info.h"
+#include "registry/app/app_model.h"
 #include "spdlog/spdlog.h"
 
 namespace cairn::client_internal {
@@ -190,7 +191,14 @@ void ClientCore::StartStreamLocked(SteadyTime now) {
   body->set_keepalive_timeout_ms(options_.keepalive_timeout_ms);
   inflight_[hello_id] = Inflight{Inflight::Op::kHello, nullptr, nullptr};
   stream_->Send(std::move(hello));
-  for (auto& [id, reg] : registrations_) SendRegistrationLocked(reg);
+  // Revisions first: the server refuses an app instance whose revision it
+  // does not know (e.g. a restarted server that lost it).
+  for (auto& [id, reg] : registrations_) {
+    if (reg->kind == Registration::Kind::kRevision) SendRegistrationLocked(reg);
+  }
+  for (auto& [id, reg] : registrations_) {
+    if (reg->kind != Registration::Kind::kRevision) SendRegistrationLocked(reg);
+  }
   stream_->Start(stubs_[index].get());
 }
 
@@ -322,10 +330,16 @@ void ClientCore::SendRegistrationLocked(const std::shared_ptr<Registration>& reg
   uint64_t request_id = next_request_id_++;
   pb::ClientMessage message;
   message.set_request_id(request_id);
-  if (reg->kind == Registration::Kind::kPublisher) {
-    *message.mutable_publish() = reg->publish;
-  } else {
-    *message.mutable_subscribe() = reg->subscribe;
+  switch (reg->kind) {
+    case Registration::Kind::kPublisher:
+      *message.mutable_publish() = reg->publish;
+      break;
+    case Registration::Kind::kSubscriber:
+      *message.mutable_subscribe() = reg->subscribe;
+      break;
+    case Registration::Kind::kRevision:
+      *message.mutable_register_revision()->mutable_revision() = reg->revision;
+      break;
   }
   if (!stream_->Send(std::move(message))) return;
   inflight_[request_id] = Inflight{Inflight::Op::kRegister, reg, reg->waiter};
@@ -392,8 +406,64 @@ absl::Status ClientCore::Register(const std::shared_ptr<Registration>& reg) {
   reg->live = false;
   reg->waiter = nullptr;
   dropped_callback = std::move(reg->callback);
-  if (waiter->sent && !waiter->done) SendUnregisterLocked(reg, nullptr);
+  if (waiter->sent && !waiter->done && reg->kind != Registration::Kind::kRevision) {
+    SendUnregisterLocked(reg, nullptr);
+  }
   return status;
+}
+
+absl::Status ClientCore::RegisterRevision(const pb::RevisionMeta& meta, bool resend) {
+  std::string id = absl::StrCat("rev:", meta.revision());
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = registrations_.find(id);
+    if (it != registrations_.end()) {
+      if (!app::SameRevisionContent(it->second->revision, meta)) {
+        return absl::AlreadyExistsError(absl::StrCat("this client already registered revision ",
+                                                     meta.revision(), " with other content"));
+      }
+      if (!resend) return absl::OkStatus();
+    }
+  }
+  auto reg = std::make_shared<Registration>(Registration::Kind::kRevision, id);
+  reg->revision = meta;
+  return Register(reg);
+}
+
+std::optional<pb::RevisionMeta> ClientCore::LocalRevision(const std::string& revision) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = registrations_.find(absl::StrCat("rev:", revision));
+  if (it == registrations_.end()) return std::nullopt;
+  return it->second->revision;
+}
+
+absl::StatusOr<pb::RevisionMeta> ClientCore::GetRevision(const std::string& revision) {
+  pb::Registry::Stub* stub = nullptr;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (closing_) return absl::CancelledError("registry client closed");
+    auto cached = revision_cache_.find(revision);
+    if (cached != revision_cache_.end()) return cached->second;
+    size_t index = next_server_;
+    std::string server = connected_ && stream_ != nullptr ? stream_->server() : std::string();
+    for (size_t i = 0; i < options_.servers.size(); ++i) {
+      if (options_.servers[i] == server) index = i;
+    }
+    stub = stubs_[index].get();  // stubs live as long as the core
+  }
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + options_.request_timeout);
+  context.set_wait_for_ready(true);
+  pb::GetRevisionRequest request;
+  request.set_revision(revision);
+  pb::GetRevisionResponse response;
+  grpc::Status status = stub->GetRevision(&context, request, &response);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  revision_cache_[revision] = response.revision().meta();
+  return response.revision().meta();
 }
 
 absl::Status ClientCore::Republish(const std::shared_ptr<Registration>& reg,

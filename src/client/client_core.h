@@ -21,6 +21,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -45,13 +46,16 @@ struct Waiter {
 // One publisher or subscriber of this client. Fields without a comment are
 // guarded by ClientCore::mu_.
 struct Registration {
-  enum class Kind { kPublisher, kSubscriber };
+  // kRevision: an app revision this client registered; never unregistered,
+  // replayed before every other registration on a new stream.
+  enum class Kind { kPublisher, kSubscriber, kRevision };
   Registration(Kind k, std::string registration_id) : kind(k), id(std::move(registration_id)) {}
 
   const Kind kind;
   const std::string id;
   pb::Publish publish;             // publisher: what a (re)send carries
   pb::Subscribe subscribe;         // subscriber: what a (re)send carries
+  pb::RevisionMeta revision;       // revision: what a (re)send carries
   bool live = true;                // false once unregistered: no replay, no delivery
   std::shared_ptr<Waiter> waiter;  // the user operation in progress, if any
   std::shared_ptr<const PushCallback> callback;
@@ -76,6 +80,15 @@ class ClientCore final : public StreamObserver, public std::enable_shared_from_t
   // Either way, returns only when no callback of `reg` is running.
   absl::Status Unregister(const std::shared_ptr<Registration>& reg, bool wait);
   void Close();
+
+  // Registers (or re-sends, if `resend`) an app revision and keeps it for
+  // replay. ALREADY_EXISTS locally if this client holds the id with other
+  // content.
+  absl::Status RegisterRevision(const pb::RevisionMeta& meta, bool resend);
+  // GetRevision RPC on the connected (else next) server; answers cached.
+  absl::StatusOr<pb::RevisionMeta> GetRevision(const std::string& revision);
+  // A revision this client registered, if any.
+  std::optional<pb::RevisionMeta> LocalRevision(const std::string& revision) const;
 
   std::string NewRegistrationId();
   std::string ConnectedServer() const;
@@ -155,6 +168,8 @@ class ClientCore final : public StreamObserver, public std::enable_shared_from_t
   bool dispatch_stop_ = false;
   const Registration* in_callback_ = nullptr;
   RegistryClientStats stats_;
+  // Revisions are immutable: a GetRevision answer is good forever.
+  std::unordered_map<std::string, pb::RevisionMeta> revision_cache_;
 
   std::mutex close_mu_;  // serializes Close() callers around the joins
   std::thread control_thread_;

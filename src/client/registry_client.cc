@@ -4,6 +4,7 @@
 
 #include "client/client_core.h"
 #include "common/data_info.h"
+#include "registry/app/app_model.h"
 
 namespace cairn {
 
@@ -95,6 +96,55 @@ absl::StatusOr<std::shared_ptr<Subscription>> RegistryClient::Subscribe(const Su
   if (absl::Status s = ValidateSubscribe(subscribe); !s.ok()) return s;
   if (absl::Status s = core_->Register(reg); !s.ok()) return s;
   return std::shared_ptr<Subscription>(new Subscription(core_, std::move(reg)));
+}
+
+absl::StatusOr<std::string> RegistryClient::RegisterRevision(const RevisionSpec& spec) {
+  pb::RevisionMeta meta;
+  meta.set_app_name(spec.app_name.empty() ? core_->options().app_name : spec.app_name);
+  for (const InterfaceSpec& iface : spec.interfaces) {
+    pb::InterfaceMeta* out = meta.add_interfaces();
+    *out->mutable_key() = iface.key;
+    out->mutable_params()->insert(iface.params.begin(), iface.params.end());
+  }
+  meta.set_revision(spec.revision.empty() ? app::ContentRevisionId(meta) : spec.revision);
+  if (absl::Status s = app::ValidateRevision(meta); !s.ok()) return s;
+  meta = app::CanonicalRevision(meta);
+  if (absl::Status s = core_->RegisterRevision(meta, /*resend=*/false); !s.ok()) return s;
+  return meta.revision();
+}
+
+absl::StatusOr<std::shared_ptr<Publisher>> RegistryClient::PublishApp(const AppInstanceSpec& spec) {
+  std::string app_name = spec.app_name.empty() ? core_->options().app_name : spec.app_name;
+  if (absl::Status s = app::ValidateAppName(app_name); !s.ok()) return s;
+  if (absl::Status s = app::ValidateRevisionId(spec.revision); !s.ok()) return s;
+  if (spec.endpoints.empty()) {
+    return absl::InvalidArgumentError("an app instance publishes at least one endpoint");
+  }
+  PublishSpec publish{app::AppKey(app_name), spec.endpoints, app_name, spec.zone, spec.attributes};
+  publish.attributes[std::string(app::kRevisionAttribute)] = spec.revision;
+  auto result = Publish(publish);
+  if (!absl::IsFailedPrecondition(result.status())) return result;
+  // The server lost the revision (e.g. collected it before this instance
+  // appeared): re-send it if we have it, then try once more.
+  auto meta = GetLocalRevision(spec.revision);
+  if (!meta.has_value()) return result;
+  if (absl::Status s = core_->RegisterRevision(*meta, /*resend=*/true); !s.ok()) return s;
+  return Publish(publish);
+}
+
+absl::StatusOr<std::shared_ptr<Subscription>> RegistryClient::SubscribeApp(
+    const std::string& app_name, PushCallback callback, pb::Scope scope) {
+  if (absl::Status s = app::ValidateAppName(app_name); !s.ok()) return s;
+  return Subscribe({app::AppKey(app_name), scope, ""}, std::move(callback));
+}
+
+absl::StatusOr<pb::RevisionMeta> RegistryClient::GetRevision(const std::string& revision) {
+  if (absl::Status s = app::ValidateRevisionId(revision); !s.ok()) return s;
+  return core_->GetRevision(revision);
+}
+
+std::optional<pb::RevisionMeta> RegistryClient::GetLocalRevision(const std::string& revision) {
+  return core_->LocalRevision(revision);
 }
 
 void RegistryClient::Close() { core_->Close(); }

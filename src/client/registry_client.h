@@ -41,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,26 @@ struct SubscribeSpec {
 };
 
 using PushCallback = std::function<void(const pb::Push&)>;
+
+// Application-level discovery (registry.proto, "application-level discovery").
+struct InterfaceSpec {
+  pb::DataInfoKey key{};                        // the interface's dataInfoId
+  std::map<std::string, std::string> params{};  // version, protocol, weight...
+};
+
+struct RevisionSpec {
+  std::string app_name{};  // empty: the client's app_name
+  std::vector<InterfaceSpec> interfaces{};
+  std::string revision{};  // empty: the content hash (app::ContentRevisionId)
+};
+
+struct AppInstanceSpec {
+  std::string app_name{};                // empty: the client's app_name
+  std::string revision{};                // from RegisterRevision
+  std::vector<std::string> endpoints{};  // "bolt://10.0.0.1:12200", at least one
+  std::string zone{};                    // empty: the client's zone
+  std::map<std::string, std::string> attributes{};
+};
 
 // Counters since Create(); a snapshot.
 struct RegistryClientStats {
@@ -196,6 +217,26 @@ class RegistryClient {
   absl::StatusOr<std::shared_ptr<Subscription>> Subscribe(const SubscribeSpec& spec,
                                                           PushCallback callback);
 
+  // Registers an app revision and returns its id. The client keeps it and
+  // re-sends it on every new stream before replaying its instances, so a
+  // server that lost it (restart, GC) gets it back. Idempotent.
+  absl::StatusOr<std::string> RegisterRevision(const RevisionSpec& spec);
+
+  // Publishes one app instance: an ordinary publisher of `app:<APP>` whose
+  // data are the endpoints and whose attribute cairn.revision names the
+  // revision. If the server does not know the revision (FAILED_PRECONDITION)
+  // and this client registered it, it is re-sent and the publish retried once.
+  absl::StatusOr<std::shared_ptr<Publisher>> PublishApp(const AppInstanceSpec& spec);
+
+  // Subscribes to an app's instances (pushes of `app:<APP>`; during a
+  // migration also its interface-level publishers, marked with attribute
+  // cairn.interface).
+  absl::StatusOr<std::shared_ptr<Subscription>> SubscribeApp(
+      const std::string& app_name, PushCallback callback, pb::Scope scope = pb::SCOPE_DATACENTER);
+
+  // A revision's metadata (GetRevision RPC), cached: revisions are immutable.
+  absl::StatusOr<pb::RevisionMeta> GetRevision(const std::string& revision);
+
   // Ends the stream, fails waiting calls with CANCELLED and joins the threads.
   // Idempotent. If called from a push callback it does not wait for that
   // callback; the destructor still must not run there.
@@ -208,6 +249,7 @@ class RegistryClient {
 
  private:
   explicit RegistryClient(std::shared_ptr<client_internal::ClientCore> core);
+  std::optional<pb::RevisionMeta> GetLocalRevision(const std::string& revision);
 
   std::shared_ptr<client_internal::ClientCore> core_;
 };

@@ -57,10 +57,44 @@ std::string QueryParam(const http::Request& request, const std::string& name) {
   return it == request.query.end() ? std::string() : it->second;
 }
 
+// Answers a query that may fail: NOT_FOUND is 404, other refusals 400.
+template <typename Response>
+http::Response StatusOrJson(const absl::StatusOr<Response>& result) {
+  if (result.ok()) return ProtoJson(*result);
+  int code = absl::IsNotFound(result.status()) ? 404 : 400;
+  return JsonError(code, std::string(result.status().message()));
+}
+
+void InstallAppRoutes(http::AdminHttpServer& server, EventLoop& loop, AppDiscovery& apps) {
+  server.Handle("GET", "/api/v1/apps", [&loop, &apps](const http::Request& request) {
+    pb::ListAppsRequest query;
+    query.set_app_name_prefix(QueryParam(request, "prefix"));
+    return OnLoop(loop, [&apps, query] { return ProtoJson(apps.ListApps(query)); });
+  });
+  server.Handle("GET", "/api/v1/app", [&loop, &apps](const http::Request& request) {
+    pb::DescribeAppRequest query;
+    query.set_app_name(QueryParam(request, "name"));
+    return OnLoop(loop, [&apps, query] { return StatusOrJson(apps.DescribeApp(query)); });
+  });
+  server.Handle("GET", "/api/v1/revision", [&loop, &apps](const http::Request& request) {
+    pb::GetRevisionRequest query;
+    query.set_revision(QueryParam(request, "id"));
+    return OnLoop(loop, [&apps, query] { return StatusOrJson(apps.GetRevision(query)); });
+  });
+  server.Handle("GET", "/api/v1/interface", [&loop, &apps](const http::Request& request) {
+    pb::DescribeInterfaceRequest query;
+    query.mutable_key()->set_data_id(QueryParam(request, "data_id"));
+    query.mutable_key()->set_group(QueryParam(request, "group"));
+    query.mutable_key()->set_instance_id(QueryParam(request, "instance_id"));
+    return OnLoop(loop, [&apps, query] { return StatusOrJson(apps.DescribeInterface(query)); });
+  });
+}
+
 }  // namespace
 
 void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionServer& session,
-                        RegistryMetrics& metrics) {
+                        RegistryMetrics& metrics, AppDiscovery* apps) {
+  if (apps != nullptr) InstallAppRoutes(server, loop, *apps);
   server.Handle("GET", "/health", [&loop](const http::Request&) {
     return OnLoop(loop, [] { return Json(200, R"({"status":"SERVING"})"); });
   });

@@ -55,6 +55,7 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
       {"push_max_attempts", u32(&c.push_max_attempts)},
       {"stream_read_window", u32(&c.stream_read_window)},
       {"stream_max_outbound", u32(&c.stream_max_outbound)},
+      {"revision_gc_after_ms", u32(&c.revision_gc_after_ms)},
       {"ready_file", str(&c.ready_file)},
       {"log_level", str(&c.log_level)},
   };
@@ -98,6 +99,9 @@ absl::Status ValidateRegistryConfig(const RegistryConfig& c) {
   if (c.stream_read_window == 0 || c.stream_max_outbound == 0) {
     return absl::InvalidArgumentError(
         "stream_read_window and stream_max_outbound must be positive");
+  }
+  if (c.revision_gc_after_ms == 0) {
+    return absl::InvalidArgumentError("revision_gc_after_ms must be positive");
   }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
   bool level_ok = false;

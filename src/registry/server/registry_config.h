@@ -38,6 +38,8 @@ struct RegistryConfig {
   uint32_t stream_read_window = 64;
   // Messages queued to one stream before pushes to it are deferred.
   uint32_t stream_max_outbound = 4096;
+  // An app revision no instance has referenced for this long is deleted.
+  uint32_t revision_gc_after_ms = 600000;
   // If set, written once listening: "grpc=HOST:PORT\nadmin=HOST:PORT\n".
   std::string ready_file;
   // trace, debug, info, warn, error.

@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/host_port.h"
 #include "core/http/admin_http_server.h"
+#include "registry/app/app_discovery.h"
+#include "registry/app/revision_store.h"
 #include "registry/data/local_data_server.h"
 #include "registry/meta/meta_service.h"
 #include "registry/server/admin_routes.h"
@@ -31,6 +33,8 @@ struct StandaloneRegistry::Impl {
   EventLoop loop{"cairn-registry"};
   std::unique_ptr<LocalMetaService> meta;
   std::unique_ptr<LocalDataServer> data;
+  std::unique_ptr<RevisionStore> revision_store;
+  std::unique_ptr<AppDiscovery> apps;  // wraps data; what the session role talks to
   std::unique_ptr<SessionServer> session;
   std::unique_ptr<GrpcRegistryService> service;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -89,13 +93,23 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   session_options.push.ack_timeout = std::chrono::milliseconds(config.push_ack_timeout_ms);
   session_options.push.max_backoff = std::chrono::milliseconds(config.push_max_backoff_ms);
   session_options.push.max_attempts = static_cast<int>(config.push_max_attempts);
-  r.session = std::make_unique<SessionServer>(r.loop, *r.data, r.metrics, session_options);
+  r.revision_store = NewKvRevisionStore(*r.store);
+  AppDiscoveryOptions app_options;
+  app_options.revision_gc_after = std::chrono::milliseconds(config.revision_gc_after_ms);
+  auto apps = AppDiscovery::Create(r.loop, *r.data, r.revision_store.get(), app_options);
+  if (!apps.ok()) return apps.status();
+  r.apps = std::move(*apps);
+  r.session = std::make_unique<SessionServer>(r.loop, *r.apps, r.metrics, session_options);
+  r.session->SetRevisionService(r.apps.get());
   r.loop.Start();
-  r.loop.Post([&r] { r.session->Start(); });
+  r.loop.Post([&r] {
+    r.session->Start();
+    r.apps->Start();
+  });
 
   r.service = std::make_unique<GrpcRegistryService>(
-      r.loop, *r.session,
-      GrpcServiceOptions{config.stream_read_window, config.stream_max_outbound});
+      r.loop, *r.session, GrpcServiceOptions{config.stream_read_window, config.stream_max_outbound},
+      r.apps.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -121,7 +135,7 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   admin_options.host = admin_hp->first;
   admin_options.port = admin_hp->second;
   r.admin = std::make_unique<http::AdminHttpServer>(admin_options);
-  InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics);
+  InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics, r.apps.get());
   if (auto s = r.admin->Start(); !s.ok()) {
     r.grpc_server->Shutdown();
     r.loop.Stop();
@@ -157,6 +171,7 @@ void StandaloneRegistry::Shutdown() {
   std::promise<void> dropped;
   r.loop.Post([&r, &dropped] {
     r.session.reset();
+    r.apps.reset();
     dropped.set_value();
   });
   dropped.get_future().wait();

@@ -200,8 +200,8 @@ grpc::ServerUnaryReactor* RunOnLoop(EventLoop& loop, grpc::CallbackServerContext
 }  // namespace
 
 GrpcRegistryService::GrpcRegistryService(EventLoop& loop, SessionServer& session,
-                                         GrpcServiceOptions options)
-    : loop_(loop), session_(session), options_(options) {}
+                                         GrpcServiceOptions options, AppDiscovery* apps)
+    : loop_(loop), session_(session), options_(options), apps_(apps) {}
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GrpcRegistryService::Session(
     grpc::CallbackServerContext* context) {
@@ -237,6 +237,60 @@ grpc::ServerUnaryReactor* GrpcRegistryService::QueryByClient(
     *response = session_.QueryByClient(*request);
     return absl::OkStatus();
   });
+}
+
+namespace {
+absl::Status NoApps() {
+  return absl::UnimplementedError("this server does not support application-level discovery");
+}
+
+// Runs an AppDiscovery query that may fail on the loop.
+template <typename Request, typename Response, typename Query>
+grpc::ServerUnaryReactor* AppQuery(EventLoop& loop, AppDiscovery* apps,
+                                   grpc::CallbackServerContext* context, const Request* request,
+                                   Response* response, Query query) {
+  return RunOnLoop(loop, context, request, [apps, request, response, query] {
+    if (apps == nullptr) return NoApps();
+    absl::StatusOr<Response> result = query(*apps, *request);
+    if (!result.ok()) return result.status();
+    *response = std::move(*result);
+    return absl::OkStatus();
+  });
+}
+}  // namespace
+
+grpc::ServerUnaryReactor* GrpcRegistryService::GetRevision(grpc::CallbackServerContext* context,
+                                                           const pb::GetRevisionRequest* request,
+                                                           pb::GetRevisionResponse* response) {
+  return AppQuery(
+      loop_, apps_, context, request, response,
+      [](AppDiscovery& apps, const pb::GetRevisionRequest& r) { return apps.GetRevision(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::ListApps(grpc::CallbackServerContext* context,
+                                                        const pb::ListAppsRequest* request,
+                                                        pb::ListAppsResponse* response) {
+  return AppQuery(loop_, apps_, context, request, response,
+                  [](AppDiscovery& apps, const pb::ListAppsRequest& r) {
+                    return absl::StatusOr<pb::ListAppsResponse>(apps.ListApps(r));
+                  });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::DescribeApp(grpc::CallbackServerContext* context,
+                                                           const pb::DescribeAppRequest* request,
+                                                           pb::DescribeAppResponse* response) {
+  return AppQuery(
+      loop_, apps_, context, request, response,
+      [](AppDiscovery& apps, const pb::DescribeAppRequest& r) { return apps.DescribeApp(r); });
+}
+
+grpc::ServerUnaryReactor* GrpcRegistryService::DescribeInterface(
+    grpc::CallbackServerContext* context, const pb::DescribeInterfaceRequest* request,
+    pb::DescribeInterfaceResponse* response) {
+  return AppQuery(loop_, apps_, context, request, response,
+                  [](AppDiscovery& apps, const pb::DescribeInterfaceRequest& r) {
+                    return apps.DescribeInterface(r);
+                  });
 }
 
 }  // namespace cairn

@@ -17,6 +17,7 @@
 
 #include "cairn/registry/v1/registry.grpc.pb.h"
 #include "common/event_loop.h"
+#include "registry/app/app_discovery.h"
 #include "registry/session/session_server.h"
 
 namespace cairn {
@@ -32,12 +33,16 @@ struct GrpcServiceOptions {
 // half-close to the server and an OK status to the client.
 using RegistryServiceBase = pb::Registry::WithRawCallbackMethod_Session<
     pb::Registry::WithCallbackMethod_ListDataInfos<pb::Registry::WithCallbackMethod_Describe<
-        pb::Registry::WithCallbackMethod_QueryByClient<pb::Registry::Service>>>>;
+        pb::Registry::WithCallbackMethod_QueryByClient<pb::Registry::WithCallbackMethod_GetRevision<
+            pb::Registry::WithCallbackMethod_ListApps<pb::Registry::WithCallbackMethod_DescribeApp<
+                pb::Registry::WithCallbackMethod_DescribeInterface<pb::Registry::Service>>>>>>>>;
 
 class GrpcRegistryService final : public RegistryServiceBase {
  public:
-  // REQUIRES: loop and session outlive the gRPC server this is registered on.
-  GrpcRegistryService(EventLoop& loop, SessionServer& session, GrpcServiceOptions options);
+  // REQUIRES: loop, session and apps outlive the gRPC server this is
+  // registered on. apps may be null: the app-level queries are UNIMPLEMENTED.
+  GrpcRegistryService(EventLoop& loop, SessionServer& session, GrpcServiceOptions options,
+                      AppDiscovery* apps = nullptr);
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session(
       grpc::CallbackServerContext* context) override;
@@ -50,11 +55,24 @@ class GrpcRegistryService final : public RegistryServiceBase {
   grpc::ServerUnaryReactor* QueryByClient(grpc::CallbackServerContext* context,
                                           const pb::QueryByClientRequest* request,
                                           pb::QueryByClientResponse* response) override;
+  grpc::ServerUnaryReactor* GetRevision(grpc::CallbackServerContext* context,
+                                        const pb::GetRevisionRequest* request,
+                                        pb::GetRevisionResponse* response) override;
+  grpc::ServerUnaryReactor* ListApps(grpc::CallbackServerContext* context,
+                                     const pb::ListAppsRequest* request,
+                                     pb::ListAppsResponse* response) override;
+  grpc::ServerUnaryReactor* DescribeApp(grpc::CallbackServerContext* context,
+                                        const pb::DescribeAppRequest* request,
+                                        pb::DescribeAppResponse* response) override;
+  grpc::ServerUnaryReactor* DescribeInterface(grpc::CallbackServerContext* context,
+                                              const pb::DescribeInterfaceRequest* request,
+                                              pb::DescribeInterfaceResponse* response) override;
 
  private:
   EventLoop& loop_;
   SessionServer& session_;
   GrpcServiceOptions options_;
+  AppDiscovery* apps_;
 };
 
 }  // namespace cairn

@@ -59,6 +59,9 @@ void SessionServer::OnMessage(uint64_t connection_id, pb::ClientMessage message)
       case pb::ClientMessage::kUnregister:
         HandleUnregister(conn, request_id, message.unregister());
         break;
+      case pb::ClientMessage::kRegisterRevision:
+        HandleRegisterRevision(conn, request_id, message.register_revision());
+        break;
       case pb::ClientMessage::kPushAck: {
         auto sub = conn.subscribers.find(message.push_ack().registration_id());
         if (sub != conn.subscribers.end()) push_.OnAck(sub->second, message.push_ack().push_id());
@@ -74,7 +77,8 @@ void SessionServer::OnMessage(uint64_t connection_id, pb::ClientMessage message)
         metrics_.bad_messages.Increment();
         Reply(conn, request_id,
               absl::InvalidArgumentError("client message has no body (hello, publish, "
-                                         "subscribe, unregister, push_ack or ping)"));
+                                         "subscribe, unregister, push_ack, ping or "
+                                         "register_revision)"));
         break;
     }
   }
@@ -212,6 +216,20 @@ void SessionServer::HandleSubscribe(Connection& conn, uint64_t request_id,
   Reply(conn, request_id, absl::OkStatus());
   conn.subscribers[reg_id] = push_.Subscribe(std::move(spec));
   subscriber_owner_[reg_id] = conn.id;
+}
+
+void SessionServer::HandleRegisterRevision(Connection& conn, uint64_t request_id,
+                                           const pb::RegisterRevision& request) {
+  if (revisions_ == nullptr) {
+    Reply(conn, request_id,
+          absl::UnimplementedError("this server does not support application-level discovery"));
+    return;
+  }
+  uint64_t conn_id = conn.id;
+  revisions_->RegisterRevision(request.revision(), [this, conn_id, request_id](absl::Status s) {
+    auto it = connections_.find(conn_id);
+    if (it != connections_.end()) Reply(it->second, request_id, s);
+  });
 }
 
 void SessionServer::DropSubscriber(const std::string& reg_id) {

@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "common/event_loop.h"
+#include "registry/app/revision_service.h"
 #include "registry/data/data_service.h"
 #include "registry/metrics.h"
 #include "registry/session/client_stream.h"
@@ -45,6 +46,10 @@ class SessionServer final : private PushEngine::Transport {
 
   // Starts the keepalive sweep. REQUIRES: on the loop.
   void Start();
+
+  // Where RegisterRevision requests go; without one they are refused with
+  // UNIMPLEMENTED. REQUIRES: service outlives the server; call before Start.
+  void SetRevisionService(RevisionService* service) { revisions_ = service; }
 
   // A new stream. Returns its connection id.
   uint64_t OnConnect(std::string peer, std::shared_ptr<ClientStream> stream);
@@ -87,6 +92,8 @@ class SessionServer final : private PushEngine::Transport {
   void HandlePublish(Connection& conn, uint64_t request_id, const pb::Publish& publish);
   void HandleSubscribe(Connection& conn, uint64_t request_id, const pb::Subscribe& subscribe);
   void HandleUnregister(Connection& conn, uint64_t request_id, const pb::Unregister& request);
+  void HandleRegisterRevision(Connection& conn, uint64_t request_id,
+                              const pb::RegisterRevision& request);
   void Reply(Connection& conn, uint64_t request_id, const absl::Status& status,
              uint64_t datum_version = 0);
   void DropSubscriber(const std::string& registration_id);
@@ -105,6 +112,7 @@ class SessionServer final : private PushEngine::Transport {
   RegistryMetrics& metrics_;
   SessionOptions options_;
   PushEngine push_;
+  RevisionService* revisions_ = nullptr;
 
   uint64_t next_connection_id_ = 1;
   std::unordered_map<uint64_t, Connection> connections_;

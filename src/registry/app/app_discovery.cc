@@ -1,0 +1,539 @@
+#include "registry/app/app_discovery.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "registry/app/app_model.h"
+
+namespace cairn {
+namespace {
+
+std::optional<std::string> AppOfId(const std::string& data_info_id) {
+  if (!absl::StartsWith(data_info_id, std::string(app::kAppDataIdPrefix))) return std::nullopt;
+  pb::DataInfoKey key;
+  if (!ParseDataInfoId(data_info_id, &key)) return std::nullopt;
+  return app::AppOfKey(NormalizeKey(key));
+}
+
+std::string RevisionOf(const PublisherRecord& record) {
+  auto it = record.attributes.find(std::string(app::kRevisionAttribute));
+  return it == record.attributes.end() ? std::string() : it->second;
+}
+
+void SortByRegistration(std::vector<std::shared_ptr<const PublisherRecord>>& records) {
+  std::sort(records.begin(), records.end(),
+            [](const auto& a, const auto& b) { return a->registration_id < b->registration_id; });
+}
+
+pb::PublisherInfo InfoOf(const PublisherRecord& record) {
+  pb::PublisherInfo info;
+  pb::PublisherData* data = info.mutable_publisher();
+  data->set_registration_id(record.registration_id);
+  data->mutable_data()->Add(record.data.begin(), record.data.end());
+  data->set_app_name(record.app_name);
+  data->mutable_attributes()->insert(record.attributes.begin(), record.attributes.end());
+  data->set_version(record.version);
+  info.set_zone(record.zone);
+  info.mutable_owner()->set_client_id(record.owner.client_id);
+  info.mutable_owner()->set_address(record.owner.address);
+  info.mutable_owner()->set_connection_id(record.owner.connection_id);
+  info.set_registered_at_ms(record.registered_at_ms);
+  *info.mutable_key() = record.key;
+  return info;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AppDiscovery>> AppDiscovery::Create(EventLoop& loop,
+                                                                   DataService& inner,
+                                                                   RevisionStore* store,
+                                                                   AppDiscoveryOptions options) {
+  std::unique_ptr<AppDiscovery> out(new AppDiscovery(loop, inner, store, options));
+  if (store != nullptr) {
+    auto stored = store->List();
+    if (!stored.ok()) return stored.status();
+    SteadyTime now = SteadyNow();
+    for (StoredRevision& s : *stored) {
+      Revision& rev = out->revisions_[s.meta.revision()];
+      rev.meta = app::CanonicalRevision(s.meta);
+      for (const pb::InterfaceMeta& iface : rev.meta.interfaces()) {
+        rev.params[DataInfoId(iface.key())].insert(iface.params().begin(), iface.params().end());
+      }
+      rev.registered_at_ms = s.registered_at_ms;
+      // Clients replay their instances after a restart: give them the full
+      // grace period before a loaded revision counts as garbage.
+      rev.unreferenced_since = now;
+    }
+    if (!stored->empty()) spdlog::info("loaded {} app revisions", stored->size());
+  }
+  return out;
+}
+
+AppDiscovery::AppDiscovery(EventLoop& loop, DataService& inner, RevisionStore* store,
+                           AppDiscoveryOptions options)
+    : loop_(loop), inner_(inner), store_(store), options_(options) {
+  inner_.AddListener(this);
+}
+
+AppDiscovery::~AppDiscovery() { inner_.RemoveListener(this); }
+
+void AppDiscovery::Start() { Sweep(); }
+
+void AppDiscovery::Sweep() {
+  CollectGarbage(SteadyNow());
+  auto period = std::clamp(options_.revision_gc_after / 4, std::chrono::milliseconds(20),
+                           std::chrono::milliseconds(30000));
+  sweep_timer_ = loop_.RunAfter(period, [this] { Sweep(); });
+}
+
+size_t AppDiscovery::CollectGarbage(SteadyTime now) {
+  std::vector<std::string> dead;
+  for (const auto& [id, rev] : revisions_) {
+    if (rev.refs == 0 && now - rev.unreferenced_since >= options_.revision_gc_after) {
+      dead.push_back(id);
+    }
+  }
+  size_t removed = 0;
+  for (const std::string& id : dead) {
+    if (store_ != nullptr) {
+      if (auto s = store_->Delete(id); !s.ok()) {
+        spdlog::error("cannot delete revision {}: {}", id, s.ToString());
+        continue;  // retried on the next sweep
+      }
+    }
+    // Unreferenced revisions contribute nothing to the interface index, so
+    // removing one changes no datum.
+    revisions_.erase(id);
+    ++removed;
+  }
+  if (removed > 0) spdlog::info("garbage-collected {} unreferenced app revisions", removed);
+  return removed;
+}
+
+// ---------------------------------------------------------------- writes
+
+void AppDiscovery::RegisterRevision(const pb::RevisionMeta& meta,
+                                    std::function<void(absl::Status)> done) {
+  if (auto s = app::ValidateRevision(meta); !s.ok()) {
+    done(s);
+    return;
+  }
+  auto it = revisions_.find(meta.revision());
+  if (it != revisions_.end()) {
+    if (!app::SameRevisionContent(it->second.meta, meta)) {
+      done(absl::AlreadyExistsError(absl::StrCat(
+          "revision ", meta.revision(),
+          " is already registered with other content; revisions are immutable: give the new "
+          "metadata a new id (by convention the hash of its content)")));
+      return;
+    }
+    // A client about to publish on it: restart its grace period.
+    if (it->second.refs == 0) it->second.unreferenced_since = SteadyNow();
+    done(absl::OkStatus());
+    return;
+  }
+  if (revisions_.size() >= options_.max_revisions) {
+    done(absl::ResourceExhaustedError(absl::StrCat("the registry holds ", revisions_.size(),
+                                                   " revisions; the limit is ",
+                                                   options_.max_revisions)));
+    return;
+  }
+  StoredRevision stored{app::CanonicalRevision(meta), WallMillis()};
+  if (store_ != nullptr) {
+    if (auto s = store_->Put(stored); !s.ok()) {
+      done(absl::UnavailableError(absl::StrCat("cannot store revision: ", s.message())));
+      return;
+    }
+  }
+  Revision& rev = revisions_[meta.revision()];
+  rev.meta = std::move(stored.meta);
+  for (const pb::InterfaceMeta& iface : rev.meta.interfaces()) {
+    rev.params[DataInfoId(iface.key())].insert(iface.params().begin(), iface.params().end());
+  }
+  rev.registered_at_ms = stored.registered_at_ms;
+  rev.unreferenced_since = SteadyNow();
+  done(absl::OkStatus());
+}
+
+void AppDiscovery::Publish(std::shared_ptr<const PublisherRecord> record, VersionCallback done) {
+  if (absl::StartsWith(record->key.data_id(), std::string(app::kAppDataIdPrefix))) {
+    std::optional<std::string> app_name = app::AppOfKey(record->key);
+    if (!app_name.has_value()) {
+      done(absl::InvalidArgumentError(absl::StrCat(
+          "data ids starting with '", std::string(app::kAppDataIdPrefix),
+          "' are reserved for app instances and take the default group and instance id")));
+      return;
+    }
+    if (auto s = app::ValidateAppName(*app_name); !s.ok()) {
+      done(s);
+      return;
+    }
+    std::string revision = RevisionOf(*record);
+    if (revision.empty()) {
+      done(absl::InvalidArgumentError(absl::StrCat("an app instance needs the attribute ",
+                                                   std::string(app::kRevisionAttribute))));
+      return;
+    }
+    auto rev = revisions_.find(revision);
+    if (rev == revisions_.end()) {
+      done(absl::FailedPreconditionError(
+          absl::StrCat("revision ", revision,
+                       " is not registered on this server: register the revision first "
+                       "(RegisterRevision), then publish the instance")));
+      return;
+    }
+    if (rev->second.meta.app_name() != *app_name) {
+      done(absl::InvalidArgumentError(absl::StrCat("revision ", revision, " belongs to app ",
+                                                   rev->second.meta.app_name(), ", not ",
+                                                   *app_name)));
+      return;
+    }
+    if (record->data.empty()) {
+      done(absl::InvalidArgumentError("an app instance publishes at least one endpoint"));
+      return;
+    }
+  }
+  inner_.Publish(std::move(record), std::move(done));
+}
+
+void AppDiscovery::Unpublish(const std::string& data_info_id, const std::string& registration_id,
+                             const OwnerRef& owner, VersionCallback done) {
+  inner_.Unpublish(data_info_id, registration_id, owner, std::move(done));
+}
+
+// ---------------------------------------------------------------- change tracking
+
+std::shared_ptr<const DatumSnapshot> AppDiscovery::FetchInner(const std::string& id) const {
+  std::shared_ptr<const DatumSnapshot> out;
+  inner_.Fetch(
+      id, [&out](std::shared_ptr<const DatumSnapshot> snapshot) { out = std::move(snapshot); });
+  if (out == nullptr) {  // an inner service that answers later is not supported
+    spdlog::critical("AppDiscovery needs a data service that answers Fetch inline");
+    std::abort();
+  }
+  return out;
+}
+
+void AppDiscovery::OnDatumChanged(const std::string& data_info_id, uint64_t version) {
+  std::shared_ptr<const DatumSnapshot> snapshot = FetchInner(data_info_id);
+  if (std::optional<std::string> app_name = AppOfId(data_info_id)) {
+    std::set<std::string> affected = UpdateApp(*app_name, *snapshot);
+    Emit(data_info_id, version);
+    for (const std::string& iface : affected) {
+      bumps_[iface] = version;
+      Emit(iface, version);
+    }
+    return;
+  }
+  std::set<std::string> apps = UpdateLegacy(data_info_id, *snapshot);
+  Emit(data_info_id, version);
+  for (const std::string& app_name : apps) {
+    std::string id = DataInfoId(app::AppKey(app_name));
+    bumps_[id] = version;
+    Emit(id, version);
+  }
+}
+
+void AppDiscovery::Emit(const std::string& data_info_id, uint64_t version) {
+  for (DataChangeListener* listener : listeners_) listener->OnDatumChanged(data_info_id, version);
+}
+
+std::set<std::string> AppDiscovery::UpdateApp(const std::string& app_name,
+                                              const DatumSnapshot& snapshot) {
+  App& app = apps_[app_name];
+  std::set<std::string> affected = app.interfaces;  // every served interface's data changes
+  SteadyTime now = SteadyNow();
+  for (const auto& [reg, revision] : app.instances) DropRef(revision, now);
+  app.instances.clear();
+  app.interfaces.clear();
+  for (const auto& record : snapshot.publishers) {
+    std::string revision = RevisionOf(*record);
+    app.instances[record->registration_id] = revision;
+    AddRef(revision);
+    auto rev = revisions_.find(revision);
+    if (rev == revisions_.end()) continue;
+    for (const auto& [iface, params] : rev->second.params) app.interfaces.insert(iface);
+  }
+  for (const std::string& iface : affected) {
+    if (app.interfaces.count(iface) > 0) continue;
+    auto it = interface_apps_.find(iface);
+    if (it == interface_apps_.end()) continue;
+    it->second.erase(app_name);
+    if (it->second.empty()) interface_apps_.erase(it);
+  }
+  for (const std::string& iface : app.interfaces) {
+    interface_apps_[iface].insert(app_name);
+    affected.insert(iface);
+  }
+  if (app.instances.empty()) apps_.erase(app_name);
+  return affected;
+}
+
+std::set<std::string> AppDiscovery::UpdateLegacy(const std::string& data_info_id,
+                                                 const DatumSnapshot& snapshot) {
+  std::set<std::string> now_apps;
+  for (const auto& record : snapshot.publishers) {
+    if (!record->app_name.empty()) now_apps.insert(record->app_name);
+  }
+  std::set<std::string> affected = now_apps;
+  auto old = legacy_apps_.find(data_info_id);
+  if (old != legacy_apps_.end()) {
+    for (const std::string& a : old->second) {
+      affected.insert(a);
+      if (now_apps.count(a) > 0) continue;
+      auto by_app = legacy_by_app_.find(a);
+      if (by_app == legacy_by_app_.end()) continue;
+      by_app->second.erase(data_info_id);
+      if (by_app->second.empty()) legacy_by_app_.erase(by_app);
+    }
+  }
+  for (const std::string& a : now_apps) legacy_by_app_[a].insert(data_info_id);
+  if (now_apps.empty()) {
+    legacy_apps_.erase(data_info_id);
+  } else {
+    legacy_apps_[data_info_id] = std::move(now_apps);
+  }
+  return affected;
+}
+
+void AppDiscovery::AddRef(const std::string& revision) {
+  auto it = revisions_.find(revision);
+  if (it != revisions_.end()) ++it->second.refs;
+}
+
+void AppDiscovery::DropRef(const std::string& revision, SteadyTime now) {
+  auto it = revisions_.find(revision);
+  if (it == revisions_.end() || it->second.refs == 0) return;
+  if (--it->second.refs == 0) it->second.unreferenced_since = now;
+}
+
+// ---------------------------------------------------------------- reads
+
+uint64_t AppDiscovery::DerivedVersion(const std::string& id, uint64_t own_version) const {
+  auto it = bumps_.find(id);
+  return it == bumps_.end() ? own_version : std::max(own_version, it->second);
+}
+
+void AppDiscovery::Fetch(const std::string& data_info_id, SnapshotCallback done) {
+  std::shared_ptr<const DatumSnapshot> own = FetchInner(data_info_id);
+  uint64_t version = DerivedVersion(data_info_id, own->version);
+  std::optional<std::string> app_name = AppOfId(data_info_id);
+  bool derived = app_name.has_value() ? legacy_by_app_.count(*app_name) > 0
+                                      : interface_apps_.count(data_info_id) > 0;
+  if (!derived) {
+    cache_.erase(data_info_id);
+    if (version == own->version) {
+      done(std::move(own));
+      return;
+    }
+    auto copy = std::make_shared<DatumSnapshot>(*own);  // same data, newer version
+    copy->version = version;
+    done(std::move(copy));
+    return;
+  }
+  auto cached = cache_.find(data_info_id);
+  if (cached != cache_.end() && cached->second->version == version) {
+    done(cached->second);
+    return;
+  }
+  std::shared_ptr<const DatumSnapshot> built = app_name.has_value()
+                                                   ? BuildApp(*app_name, *own, version)
+                                                   : BuildInterface(data_info_id, *own, version);
+  cache_[data_info_id] = built;
+  done(std::move(built));
+}
+
+std::shared_ptr<const DatumSnapshot> AppDiscovery::BuildInterface(const std::string& id,
+                                                                  const DatumSnapshot& own,
+                                                                  uint64_t version) const {
+  auto out = std::make_shared<DatumSnapshot>(own);
+  out->version = version;
+  // Interface-level entries come first and win: during a migration the URL a
+  // client has seen does not change under it.
+  std::set<std::string, std::less<>> covered;
+  for (const auto& record : own.publishers) {
+    for (const std::string& url : record->data) covered.emplace(app::EndpointKey(url));
+  }
+  for (const std::string& app_name : interface_apps_.at(id)) {
+    auto app = apps_.find(app_name);
+    if (app == apps_.end()) continue;
+    std::shared_ptr<const DatumSnapshot> instances = FetchInner(DataInfoId(app::AppKey(app_name)));
+    for (const auto& instance : instances->publishers) {
+      auto rev = revisions_.find(RevisionOf(*instance));
+      if (rev == revisions_.end()) continue;
+      auto params = rev->second.params.find(id);
+      if (params == rev->second.params.end()) continue;
+      auto entry = std::make_shared<PublisherRecord>(*instance);
+      entry->data_info_id = id;
+      entry->key = own.key;
+      entry->app_name = app_name;  // the app of the key, whatever the client's default
+      entry->data.clear();
+      for (std::string& url : app::RenderInterfaceUrls(instance->data, params->second)) {
+        if (covered.emplace(app::EndpointKey(url)).second) entry->data.push_back(std::move(url));
+      }
+      if (!entry->data.empty()) out->publishers.push_back(std::move(entry));
+    }
+  }
+  SortByRegistration(out->publishers);
+  return out;
+}
+
+std::shared_ptr<const DatumSnapshot> AppDiscovery::BuildApp(const std::string& app_name,
+                                                            const DatumSnapshot& own,
+                                                            uint64_t version) const {
+  auto out = std::make_shared<DatumSnapshot>(own);
+  out->version = version;
+  // An interface-level URL is redundant when an app instance on the same
+  // endpoint has a revision serving that interface.
+  std::set<std::pair<std::string, std::string>> covered;  // (endpoint, interface)
+  for (const auto& instance : own.publishers) {
+    auto rev = revisions_.find(RevisionOf(*instance));
+    if (rev == revisions_.end()) continue;
+    for (const std::string& endpoint : instance->data) {
+      for (const auto& [iface, params] : rev->second.params) {
+        covered.emplace(std::string(app::EndpointKey(endpoint)), iface);
+      }
+    }
+  }
+  for (const std::string& iface : legacy_by_app_.at(app_name)) {
+    std::shared_ptr<const DatumSnapshot> legacy = FetchInner(iface);
+    for (const auto& record : legacy->publishers) {
+      if (record->app_name != app_name) continue;
+      auto entry = std::make_shared<PublisherRecord>(*record);
+      entry->data.clear();
+      for (const std::string& url : record->data) {
+        if (covered.count({std::string(app::EndpointKey(url)), iface}) == 0) {
+          entry->data.push_back(url);
+        }
+      }
+      if (entry->data.empty()) continue;
+      entry->attributes[std::string(app::kInterfaceAttribute)] = iface;
+      out->publishers.push_back(std::move(entry));
+    }
+  }
+  SortByRegistration(out->publishers);
+  return out;
+}
+
+std::vector<DatumSummary> AppDiscovery::List(const std::string& data_id_prefix) const {
+  std::vector<DatumSummary> out = inner_.List(data_id_prefix);
+  for (DatumSummary& summary : out) {
+    summary.version = DerivedVersion(summary.data_info_id, summary.version);
+  }
+  return out;
+}
+
+void AppDiscovery::AddListener(DataChangeListener* listener) { listeners_.push_back(listener); }
+
+void AppDiscovery::RemoveListener(DataChangeListener* listener) {
+  listeners_.erase(std::remove(listeners_.begin(), listeners_.end(), listener), listeners_.end());
+}
+
+// ---------------------------------------------------------------- queries
+
+absl::StatusOr<pb::GetRevisionResponse> AppDiscovery::GetRevision(
+    const pb::GetRevisionRequest& request) const {
+  if (auto s = app::ValidateRevisionId(request.revision()); !s.ok()) return s;
+  auto it = revisions_.find(request.revision());
+  if (it == revisions_.end()) {
+    return absl::NotFoundError(absl::StrCat("revision ", request.revision(), " is not known"));
+  }
+  pb::GetRevisionResponse response;
+  pb::RevisionInfo* info = response.mutable_revision();
+  *info->mutable_meta() = it->second.meta;
+  info->set_instances(static_cast<uint32_t>(it->second.refs));
+  info->set_registered_at_ms(it->second.registered_at_ms);
+  if (it->second.refs == 0) {
+    info->set_unreferenced_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  SteadyNow() - it->second.unreferenced_since)
+                                  .count());
+  }
+  return response;
+}
+
+pb::ListAppsResponse AppDiscovery::ListApps(const pb::ListAppsRequest& request) const {
+  std::map<std::string, pb::AppSummary> apps;
+  for (const auto& [id, rev] : revisions_) {
+    if (absl::StartsWith(rev.meta.app_name(), request.app_name_prefix())) {
+      apps[rev.meta.app_name()].set_app_name(rev.meta.app_name());
+    }
+  }
+  for (const auto& [name, app] : apps_) {
+    if (!absl::StartsWith(name, request.app_name_prefix())) continue;
+    pb::AppSummary& summary = apps[name];
+    summary.set_app_name(name);
+    summary.set_instances(static_cast<uint32_t>(app.instances.size()));
+    std::set<std::string> in_use;
+    for (const auto& [reg, revision] : app.instances) in_use.insert(revision);
+    for (const std::string& revision : in_use) summary.add_revisions(revision);
+  }
+  pb::ListAppsResponse response;
+  for (auto& [name, summary] : apps) {
+    std::string id = DataInfoId(app::AppKey(name));
+    summary.set_version(DerivedVersion(id, FetchInner(id)->version));
+    *response.add_apps() = std::move(summary);
+  }
+  return response;
+}
+
+absl::StatusOr<pb::DescribeAppResponse> AppDiscovery::DescribeApp(
+    const pb::DescribeAppRequest& request) const {
+  if (auto s = app::ValidateAppName(request.app_name()); !s.ok()) return s;
+  std::string id = DataInfoId(app::AppKey(request.app_name()));
+  std::shared_ptr<const DatumSnapshot> own = FetchInner(id);
+  bool has_revision = std::any_of(revisions_.begin(), revisions_.end(), [&](const auto& entry) {
+    return entry.second.meta.app_name() == request.app_name();
+  });
+  if (own->publishers.empty() && !has_revision) {
+    return absl::NotFoundError(absl::StrCat("app ", request.app_name(), " is not known"));
+  }
+  pb::DescribeAppResponse response;
+  response.set_app_name(request.app_name());
+  response.set_version(DerivedVersion(id, own->version));
+  std::map<std::string, pb::AppRevisionInstances> by_revision;
+  for (const auto& instance : own->publishers) {
+    std::string revision = RevisionOf(*instance);
+    pb::AppRevisionInstances& group = by_revision[revision];
+    group.set_revision(revision);
+    *group.add_instances() = InfoOf(*instance);
+  }
+  for (auto& [revision, group] : by_revision) *response.add_revisions() = std::move(group);
+  return response;
+}
+
+absl::StatusOr<pb::DescribeInterfaceResponse> AppDiscovery::DescribeInterface(
+    const pb::DescribeInterfaceRequest& request) const {
+  if (auto s = ValidateKey(request.key()); !s.ok()) return s;
+  pb::DataInfoKey key = NormalizeKey(request.key());
+  std::string id = DataInfoId(key);
+  std::shared_ptr<const DatumSnapshot> own = FetchInner(id);
+  pb::DescribeInterfaceResponse response;
+  *response.mutable_key() = key;
+  response.set_version(DerivedVersion(id, own->version));
+  response.set_interface_publishers(static_cast<uint32_t>(own->publishers.size()));
+  auto apps = interface_apps_.find(id);
+  if (apps == interface_apps_.end()) return response;
+  for (const std::string& app_name : apps->second) {
+    auto app = apps_.find(app_name);
+    if (app == apps_.end()) continue;
+    pb::InterfaceApp* out = response.add_apps();
+    out->set_app_name(app_name);
+    std::set<std::string> serving;
+    uint32_t instances = 0;
+    for (const auto& [reg, revision] : app->second.instances) {
+      auto rev = revisions_.find(revision);
+      if (rev == revisions_.end() || rev->second.params.count(id) == 0) continue;
+      serving.insert(revision);
+      ++instances;
+    }
+    for (const std::string& revision : serving) out->add_revisions(revision);
+    out->set_instances(instances);
+  }
+  return response;
+}
+
+}  // namespace cairn
