@@ -176,7 +176,7 @@ bool WaitForFile(const std::string& path, ChildProcess& process) {
 bool BackendProcess::Start(uint16_t port) {
   std::string ready = dir_.File("ready");
   std::filesystem::remove(ready);
-  process_ = ChildProcess::Start({BinDir() + "/cairn_test_backend", "--name", name_, "--port",
+  process_ = ChildProcess::Start({BinDir() + "/" + program_, "--name", name_, "--port",
                                   std::to_string(port), "--ready-file", ready},
                                  dir_.File("log"));
   if (!process_ || !WaitForFile(ready, *process_)) return false;

@@ -91,10 +91,12 @@ class RegistryProcess {
   int starts_ = 0;
 };
 
-// A cairn_test_backend process (see test_backend.cc) on 127.0.0.1.
+// A cairn_test_backend process (see test_backend.cc) on 127.0.0.1, or
+// another program taking the same flags (cairn_test_bolt_backend).
 class BackendProcess {
  public:
-  explicit BackendProcess(std::string name) : name_(std::move(name)) {}
+  explicit BackendProcess(std::string name, std::string program = "cairn_test_backend")
+      : name_(std::move(name)), program_(std::move(program)) {}
   bool Start(uint16_t port = 0);
   std::optional<int> Stop(int signal = 15);
   uint16_t port() const { return port_; }
@@ -103,6 +105,7 @@ class BackendProcess {
 
  private:
   std::string name_;
+  std::string program_;
   TempDir dir_;
   std::unique_ptr<ChildProcess> process_;
   uint16_t port_ = 0;

@@ -132,6 +132,35 @@ absl::Status ParseRoute(const YAML::Node& node, const std::string& path, Route* 
   return absl::OkStatus();
 }
 
+absl::Status ParseBoltRoute(const YAML::Node& node, const std::string& path, BoltRoute* route) {
+  MapReader r(node, path);
+  {
+    MapReader m(r.Child("match"), r.Path("match"));
+    m.Get("service", &route->service);
+    m.Get("service_prefix", &route->service_prefix);
+    CAIRN_RETURN_IF_ERROR(m.Finish());
+  }
+  r.Get("cluster", &route->cluster);
+  r.Get("timeout_ms", &route->timeout_ms);
+  YAML::Node retry = r.Child("retry");
+  if (retry) {
+    MapReader t(retry, r.Path("retry"));
+    t.Get("attempts", &route->retry.attempts);
+    t.Get("on_connect_failure", &route->retry.on_connect_failure);
+    t.Get("on_reset", &route->retry.on_reset);
+    CAIRN_RETURN_IF_ERROR(t.Finish());
+  }
+  CAIRN_RETURN_IF_ERROR(r.Finish());
+  if (!route->service.empty() && !route->service_prefix.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Path("match"), ": at most one of service and service_prefix"));
+  }
+  if (route->cluster.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(r.Path("cluster"), ": required"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseCluster(const YAML::Node& node, const std::string& path, ClusterConfig* c) {
   MapReader r(node, path);
   r.Get("name", &c->name);
@@ -140,6 +169,7 @@ absl::Status ParseCluster(const YAML::Node& node, const std::string& path, Clust
   r.Get("endpoints", &c->endpoints);
   r.Get("connect_timeout_ms", &c->connect_timeout_ms);
   r.Get("idle_timeout_ms", &c->idle_timeout_ms);
+  r.Get("heartbeat_interval_ms", &c->heartbeat_interval_ms);
   YAML::Node registry = r.Child("registry");
   if (registry) {
     MapReader g(registry, r.Path("registry"));
@@ -188,9 +218,10 @@ absl::Status ParseCluster(const YAML::Node& node, const std::string& path, Clust
   if (kLbs.count(c->lb) == 0) {
     return absl::InvalidArgumentError(absl::StrCat(r.Path("lb"), ": unknown policy '", c->lb, "'"));
   }
-  if (c->protocol != "http1" && c->protocol != "http2" && c->protocol != "tcp") {
+  if (c->protocol != "http1" && c->protocol != "http2" && c->protocol != "tcp" &&
+      c->protocol != "bolt") {
     return absl::InvalidArgumentError(
-        absl::StrCat(r.Path("protocol"), ": must be http1, http2 or tcp"));
+        absl::StrCat(r.Path("protocol"), ": must be http1, http2, tcp or bolt"));
   }
   if (c->endpoints.empty() == !c->registry.has_value()) {
     return absl::InvalidArgumentError(
@@ -200,6 +231,10 @@ absl::Status ParseCluster(const YAML::Node& node, const std::string& path, Clust
       c->health_check.type != "http") {
     return absl::InvalidArgumentError(
         absl::StrCat(r.Path("health_check.type"), ": must be tcp or http"));
+  }
+  if (c->protocol == "bolt" && c->health_check.type == "http") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Path("health_check.type"), ": a bolt cluster supports tcp checks only"));
   }
   return absl::OkStatus();
 }
@@ -218,6 +253,15 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
       CAIRN_RETURN_IF_ERROR(
           ParseRoute(routes[i], absl::StrCat(r.Path("routes"), "[", i, "]"), &route));
       l->routes.push_back(std::move(route));
+    }
+  }
+  YAML::Node bolt_routes = r.Child("bolt_routes");
+  if (bolt_routes && bolt_routes.IsSequence()) {
+    for (size_t i = 0; i < bolt_routes.size(); ++i) {
+      BoltRoute route;
+      CAIRN_RETURN_IF_ERROR(
+          ParseBoltRoute(bolt_routes[i], absl::StrCat(r.Path("bolt_routes"), "[", i, "]"), &route));
+      l->bolt_routes.push_back(std::move(route));
     }
   }
   YAML::Node publish = r.Child("publish");
@@ -241,15 +285,31 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
   if (l->address.rfind(':') == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(r.Path("address"), ": expected HOST:PORT"));
   }
-  static const std::set<std::string> kProtocols = {"auto", "http1", "http2", "tcp"};
+  static const std::set<std::string> kProtocols = {"auto", "http1", "http2", "tcp", "bolt"};
   if (kProtocols.count(l->protocol) == 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(r.Path("protocol"), ": must be auto, http1, http2 or tcp"));
+        absl::StrCat(r.Path("protocol"), ": must be auto, http1, http2, tcp or bolt"));
   }
   if (l->protocol == "tcp" && l->tcp_cluster.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": a tcp listener needs tcp_cluster"));
   }
-  if (l->protocol != "tcp" && l->routes.empty()) {
+  const bool takes_bolt = l->protocol == "bolt" || l->protocol == "auto";
+  if (!takes_bolt && !l->bolt_routes.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Path("bolt_routes"), ": only for protocol bolt or auto"));
+  }
+  if (l->protocol == "bolt" && !l->routes.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Path("routes"), ": a bolt listener takes bolt_routes only"));
+  }
+  if (l->protocol == "bolt" && l->bolt_routes.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": a bolt listener needs bolt_routes"));
+  }
+  if (l->protocol == "auto" && l->routes.empty() && l->bolt_routes.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": an auto listener needs routes or bolt_routes"));
+  }
+  if ((l->protocol == "http1" || l->protocol == "http2") && l->routes.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": an HTTP listener needs routes"));
   }
   return absl::OkStatus();
@@ -257,6 +317,10 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
 
 absl::Status CheckReferences(const SidecarConfig& c) {
   auto known = [&c](const std::string& name) { return c.FindCluster(name) != nullptr; };
+  auto is_bolt = [&c](const std::string& name) {
+    const ClusterConfig* cluster = c.FindCluster(name);
+    return cluster != nullptr && cluster->protocol == "bolt";
+  };
   for (size_t i = 0; i < c.listeners.size(); ++i) {
     const ListenerConfig& l = c.listeners[i];
     std::string path = absl::StrCat("listeners[", i, "]");
@@ -275,11 +339,32 @@ absl::Status CheckReferences(const SidecarConfig& c) {
         return absl::InvalidArgumentError(
             absl::StrCat(rpath, ".cluster: no cluster named '", r.cluster, "'"));
       }
+      if (is_bolt(r.cluster)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(rpath, ".cluster: cluster '", r.cluster,
+                         "' speaks bolt: route to it from bolt_routes"));
+      }
       for (const auto& w : r.weighted_clusters) {
         if (!known(w.cluster)) {
           return absl::InvalidArgumentError(
               absl::StrCat(rpath, ".weighted_clusters: no cluster named '", w.cluster, "'"));
         }
+        if (is_bolt(w.cluster)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(rpath, ".weighted_clusters: cluster '", w.cluster, "' speaks bolt"));
+        }
+      }
+    }
+    for (size_t j = 0; j < l.bolt_routes.size(); ++j) {
+      const BoltRoute& r = l.bolt_routes[j];
+      std::string rpath = absl::StrCat(path, ".bolt_routes[", j, "].cluster");
+      if (!known(r.cluster)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(rpath, ": no cluster named '", r.cluster, "'"));
+      }
+      if (!is_bolt(r.cluster)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(rpath, ": cluster '", r.cluster, "' is not protocol bolt"));
       }
     }
   }

@@ -53,28 +53,59 @@ struct Route {
   std::string hash_header;  // ring_hash key: this request header's value
 };
 
+// Bolt (SOFARPC) routing. A request is matched by its service: the header
+// map's `sofa_head_target_service`, else `service` ("interface:version").
+struct BoltRetryPolicy {
+  // Retries after the first try, each on another host when there is one.
+  uint32_t attempts = 2;
+  // Retry when the frame never left the sidecar (the connect failed).
+  bool on_connect_failure = true;
+  // Retry a frame already written when its upstream connection closed before
+  // the response (a provider killed mid-call). Off: Bolt calls may not be
+  // idempotent; turn it on for services that are.
+  bool on_reset = false;
+};
+
+struct BoltRoute {
+  // Match: at most one of service (exact) and service_prefix; neither
+  // matches every request. Exact routes win over prefix routes; prefix
+  // routes (and match-all ones) are tried in order, first match wins.
+  std::string service;
+  std::string service_prefix;
+  std::string cluster;  // required: a cluster with protocol bolt
+  // Deadline when the frame's own timeout is 0 or negative (the frame's own
+  // timeout wins otherwise); retries included; 0: none.
+  uint32_t timeout_ms = 15000;
+  BoltRetryPolicy retry;
+};
+
 struct PublishConfig {
   std::string data_id;  // publishes "<address-of-listener>" under this id
   std::string group;
   std::string instance_id;
   std::string app;
   std::string zone;
-  std::string endpoint;  // data string; default "http://<listener address>"
+  // Data string; default "http://<listener address>" ("bolt://..." for a
+  // bolt listener).
+  std::string endpoint;
 };
 
 struct ListenerConfig {
   std::string name;
   std::string address;  // HOST:PORT
-  // auto: detect per connection (HTTP/2 preface, else HTTP/1); or http1, http2, tcp.
+  // auto: detect per connection (HTTP/2 preface, else HTTP/1; with
+  // bolt_routes also Bolt, by its first byte 0x01 or 0x02); or http1, http2,
+  // tcp, bolt.
   std::string protocol = "auto";
   std::vector<Route> routes;             // HTTP protocols
+  std::vector<BoltRoute> bolt_routes;    // protocols bolt and auto
   std::string tcp_cluster;               // protocol tcp
   std::optional<PublishConfig> publish;  // inbound: publish while the app is healthy
   std::string publish_health_cluster;    // the local app's cluster whose health gates publishing
 };
 
 struct HealthCheckConfig {
-  std::string type;  // "" (none), "tcp", "http"
+  std::string type;  // "" (none), "tcp", "http" (not for bolt clusters)
   std::string path = "/health";
   uint32_t interval_ms = 5000;
   uint32_t timeout_ms = 1000;
@@ -105,11 +136,15 @@ struct ClusterConfig {
   std::string name;
   std::string lb =
       "round_robin";  // round_robin | weighted_round_robin | random | least_request | ring_hash
-  std::string protocol = "http1";          // upstream protocol: http1 | http2 | tcp
+  std::string protocol = "http1";          // upstream protocol: http1 | http2 | tcp | bolt
   std::vector<std::string> endpoints;      // static "host:port[?weight=N]"
   std::optional<RegistrySource> registry;  // endpoints from the registry instead
   uint32_t connect_timeout_ms = 1000;
   uint32_t idle_timeout_ms = 60000;  // pooled upstream connection idle close
+  // bolt: an upstream connection that has read nothing for this long sends
+  // a heartbeat, and is closed when the next interval passes without an
+  // answer (checked once a second); 0: off.
+  uint32_t heartbeat_interval_ms = 15000;
   CircuitBreakers limits;
   HealthCheckConfig health_check;
   OutlierConfig outlier;

@@ -24,6 +24,9 @@ void EmitCluster(YAML::Emitter& out, const ClusterConfig& c) {
   }
   out << YAML::Key << "connect_timeout_ms" << YAML::Value << c.connect_timeout_ms;
   out << YAML::Key << "idle_timeout_ms" << YAML::Value << c.idle_timeout_ms;
+  if (c.protocol == "bolt") {
+    out << YAML::Key << "heartbeat_interval_ms" << YAML::Value << c.heartbeat_interval_ms;
+  }
   out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "max_connections" << YAML::Value << c.limits.max_connections;
   out << YAML::Key << "max_pending" << YAML::Value << c.limits.max_pending;
@@ -90,6 +93,24 @@ void EmitRoute(YAML::Emitter& out, const Route& r) {
   out << YAML::EndMap;
 }
 
+void EmitBoltRoute(YAML::Emitter& out, const BoltRoute& r) {
+  out << YAML::BeginMap;
+  out << YAML::Key << "match" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  if (!r.service.empty()) out << YAML::Key << "service" << YAML::Value << r.service;
+  if (!r.service_prefix.empty()) {
+    out << YAML::Key << "service_prefix" << YAML::Value << r.service_prefix;
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "cluster" << YAML::Value << r.cluster;
+  out << YAML::Key << "timeout_ms" << YAML::Value << r.timeout_ms;
+  out << YAML::Key << "retry" << YAML::Value << YAML::Flow << YAML::BeginMap;
+  out << YAML::Key << "attempts" << YAML::Value << r.retry.attempts;
+  out << YAML::Key << "on_connect_failure" << YAML::Value << r.retry.on_connect_failure;
+  out << YAML::Key << "on_reset" << YAML::Value << r.retry.on_reset;
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+}
+
 }  // namespace
 
 std::string DumpSidecarConfig(const SidecarConfig& c) {
@@ -112,6 +133,11 @@ std::string DumpSidecarConfig(const SidecarConfig& c) {
     if (!l.routes.empty()) {
       out << YAML::Key << "routes" << YAML::Value << YAML::BeginSeq;
       for (const auto& r : l.routes) EmitRoute(out, r);
+      out << YAML::EndSeq;
+    }
+    if (!l.bolt_routes.empty()) {
+      out << YAML::Key << "bolt_routes" << YAML::Value << YAML::BeginSeq;
+      for (const auto& r : l.bolt_routes) EmitBoltRoute(out, r);
       out << YAML::EndSeq;
     }
     if (l.publish) {

@@ -18,6 +18,8 @@
 #include "common/event_loop.h"
 #include "common/host_port.h"
 #include "core/http/admin_http_server.h"
+#include "sidecar/bolt/bolt_connection_manager.h"
+#include "sidecar/bolt/protocol_sniffer.h"
 #include "sidecar/cluster/cluster_manager.h"
 #include "sidecar/http/connection_manager.h"
 #include "sidecar/network/connection_balancer.h"
@@ -47,6 +49,13 @@ struct WorkerState {
   std::unordered_map<void*, std::shared_ptr<void>> sessions;  // worker-lifetime closures
   std::unordered_map<HttpConnectionManager*, std::unique_ptr<HttpConnectionManager>> http;
   std::unordered_map<TcpProxy*, std::unique_ptr<TcpProxy>> tcp;
+  std::unordered_map<bolt::BoltConnectionManager*, std::unique_ptr<bolt::BoltConnectionManager>>
+      bolt;
+  // Connections of auto listeners with Bolt routes, before their first byte.
+  std::unordered_map<bolt::ProtocolSniffer*, std::unique_ptr<bolt::ProtocolSniffer>> sniffers;
+  // Bolt pools and stats of this worker (when a listener speaks Bolt).
+  // Destroyed after the connections above and before the worker's clusters.
+  std::unique_ptr<bolt::BoltWorkerContext> bolt_context;
   std::vector<std::unique_ptr<Listener>> listeners;
 };
 
@@ -63,6 +72,8 @@ struct SidecarServer::Impl {
   std::unique_ptr<ConnectionBalancer> balancer;  // spreads accepted connections
   std::unique_ptr<ClusterManager> clusters;
   std::vector<std::unique_ptr<HttpListenerContext>> http_contexts;  // by listener index
+  std::unique_ptr<bolt::BoltStats> bolt_stats;  // null when no listener speaks Bolt
+  std::vector<std::unique_ptr<bolt::BoltListenerContext>> bolt_contexts;  // by listener (or null)
   std::unique_ptr<AccessLog> access_log;
   std::unique_ptr<http::AdminHttpServer> admin;
   std::unique_ptr<RegistryLink> registry;  // null when no cluster or listener uses it
@@ -86,6 +97,9 @@ struct SidecarServer::Impl {
 
   absl::Status StartListeners();
   void Accept(size_t worker_index, size_t listener_index, int fd);
+  void Sniff(size_t w, size_t l, int fd);
+  void StartHttp(size_t w, size_t l, std::unique_ptr<Connection> connection);
+  void StartBolt(size_t w, size_t l, std::unique_ptr<Connection> connection);
   void StartRegistry();
   void UpdatePublications();
   void InstallAdmin();
@@ -96,6 +110,10 @@ void SidecarServer::Impl::Accept(size_t w, size_t l, int fd) {
   Worker& worker = *workers[w];
   WorkerState& state = *worker_states[w];
   const ListenerConfig& listener = config.listeners[l];
+  if (listener.protocol == "auto" && !listener.bolt_routes.empty()) {
+    Sniff(w, l, fd);
+    return;
+  }
   auto connection = std::make_unique<Connection>(worker, fd, nullptr);
   if (listener.protocol == "tcp") {
     ClusterWorker* cluster =
@@ -110,6 +128,43 @@ void SidecarServer::Impl::Accept(size_t w, size_t l, int fd) {
     raw->Start();
     return;
   }
+  if (listener.protocol == "bolt") {
+    StartBolt(w, l, std::move(connection));
+    return;
+  }
+  StartHttp(w, l, std::move(connection));
+}
+
+// Bolt or HTTP on one port: decided by the first byte, which the sniffer
+// peeks at (it stays in the socket for the manager that takes over).
+void SidecarServer::Impl::Sniff(size_t w, size_t l, int fd) {
+  WorkerState& state = *worker_states[w];
+  auto sniffer = std::make_unique<bolt::ProtocolSniffer>(
+      *workers[w], fd,
+      [this, w, l](bolt::ProtocolSniffer* done, int sniffed_fd, bolt::SniffedProtocol protocol) {
+        WorkerState& owner = *worker_states[w];
+        auto it = owner.sniffers.find(done);
+        if (it == owner.sniffers.end()) return;
+        // Destroyed on a later turn: it is calling us.
+        workers[w]->Post(
+            [doomed = std::shared_ptr<bolt::ProtocolSniffer>(std::move(it->second))] {});
+        owner.sniffers.erase(it);
+        if (sniffed_fd < 0) return;
+        auto connection = std::make_unique<Connection>(*workers[w], sniffed_fd, nullptr);
+        if (protocol == bolt::SniffedProtocol::kBolt) {
+          StartBolt(w, l, std::move(connection));
+        } else {
+          StartHttp(w, l, std::move(connection));
+        }
+      });
+  bolt::ProtocolSniffer* raw = sniffer.get();
+  state.sniffers[raw] = std::move(sniffer);
+  raw->Start();
+}
+
+void SidecarServer::Impl::StartHttp(size_t w, size_t l, std::unique_ptr<Connection> connection) {
+  Worker& worker = *workers[w];
+  WorkerState& state = *worker_states[w];
   auto manager = std::make_unique<HttpConnectionManager>(
       worker, std::move(connection), *http_contexts[l],
       clusters->worker_clusters(static_cast<int>(w)),
@@ -118,6 +173,19 @@ void SidecarServer::Impl::Accept(size_t w, size_t l, int fd) {
       });
   HttpConnectionManager* raw = manager.get();
   state.http[raw] = std::move(manager);
+  raw->Start();
+}
+
+void SidecarServer::Impl::StartBolt(size_t w, size_t l, std::unique_ptr<Connection> connection) {
+  Worker& worker = *workers[w];
+  WorkerState& state = *worker_states[w];
+  auto manager = std::make_unique<bolt::BoltConnectionManager>(
+      std::move(connection), *bolt_contexts[l], *state.bolt_context,
+      [&worker, &state](bolt::BoltConnectionManager* done) {
+        worker.Post([&state, done] { state.bolt.erase(done); });
+      });
+  bolt::BoltConnectionManager* raw = manager.get();
+  state.bolt[raw] = std::move(manager);
   raw->Start();
 }
 
@@ -224,7 +292,8 @@ void SidecarServer::Impl::UpdatePublications() {
                   listener.publish->instance_id};
       spec.app_name = listener.publish->app;
       spec.zone = listener.publish->zone;
-      spec.data = {listener.publish->endpoint.empty() ? "http://" + listener_addresses[l]
+      const char* scheme = listener.protocol == "bolt" ? "bolt://" : "http://";
+      spec.data = {listener.publish->endpoint.empty() ? scheme + listener_addresses[l]
                                                       : listener.publish->endpoint};
       // Publish off the control loop: it waits for the registry's answer.
       Spawn([this, l, spec] {
@@ -302,7 +371,10 @@ size_t SidecarServer::Impl::OpenSessions() {
   for (size_t w = 0; w < workers.size(); ++w) {
     WorkerState* state = worker_states[w].get();
     std::promise<size_t> count;
-    workers[w]->Post([state, &count] { count.set_value(state->http.size() + state->tcp.size()); });
+    workers[w]->Post([state, &count] {
+      count.set_value(state->http.size() + state->tcp.size() + state->bolt.size() +
+                      state->sniffers.size());
+    });
     open += count.get_future().get();
   }
   return open;
@@ -350,6 +422,19 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
     context->limits.max_body_bytes = s.config.max_request_body_bytes;
     s.http_contexts.push_back(std::move(context));
   }
+  // Bolt: listeners with protocol bolt, or auto with Bolt routes.
+  s.bolt_contexts.resize(s.config.listeners.size());
+  for (size_t l = 0; l < s.config.listeners.size(); ++l) {
+    const ListenerConfig& listener = s.config.listeners[l];
+    if (listener.bolt_routes.empty()) continue;
+    if (s.bolt_stats == nullptr) {
+      s.bolt_stats = std::make_unique<bolt::BoltStats>(*s.local_metrics);
+    }
+    s.bolt_contexts[l] = std::make_unique<bolt::BoltListenerContext>(bolt::BoltListenerContext{
+        listener.name, bolt::BoltRouteTable(listener.bolt_routes), bolt::BoltLimits{},
+        s.access_log.get(), s.http_contexts[l]->downstream_requests,
+        s.http_contexts[l]->downstream_connections});
+  }
   s.control.Start();
   for (auto& worker : s.workers) worker->Start();
   std::vector<Worker*> worker_ptrs;
@@ -362,6 +447,19 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
     std::unique_ptr<SidecarServer> failed(new SidecarServer(std::move(impl)));
     failed->Shutdown();
     return status;
+  }
+  // Each worker's Bolt pools (before any listener accepts: posts run in order).
+  if (s.bolt_stats != nullptr) {
+    for (size_t w = 0; w < s.workers.size(); ++w) {
+      WorkerState* state = s.worker_states[w].get();
+      Worker* worker = s.workers[w].get();
+      WorkerClusters* clusters = &s.clusters->worker_clusters(static_cast<int>(w));
+      bolt::BoltStats* stats = s.bolt_stats.get();
+      worker->Post([state, worker, clusters, stats] {
+        state->bolt_context = std::make_unique<bolt::BoltWorkerContext>(*worker, *clusters, *stats);
+        state->bolt_context->upstreams.Start();
+      });
+    }
   }
   // Idle upstream connections are closed once a second.
   for (size_t w = 0; w < s.workers.size(); ++w) {
@@ -436,7 +534,9 @@ void SidecarServer::Drain() {
     WorkerState* state = s.worker_states[w].get();
     s.workers[w]->RunAndWait([state] {
       for (auto& listener : state->listeners) listener->Close();
+      state->sniffers.clear();  // no byte yet: nothing in flight
       for (auto& [ptr, manager] : state->http) manager->Drain();
+      for (auto& [ptr, manager] : state->bolt) manager->Drain();
     });
   }
   auto deadline =
@@ -468,9 +568,12 @@ void SidecarServer::Shutdown() {
     ClusterManager* clusters = s.clusters.get();
     s.workers[w]->RunAndWait([state, clusters, w] {
       state->listeners.clear();
+      state->sniffers.clear();
       state->http.clear();
+      state->bolt.clear();
       state->tcp.clear();
       state->sessions.clear();
+      state->bolt_context.reset();
       if (clusters != nullptr) clusters->worker_clusters(static_cast<int>(w)).all().clear();
     });
     s.workers[w]->Stop();

@@ -102,10 +102,131 @@ namespace {
 
 // The commented examples in examples/ must stay valid.
 TEST(SidecarConfigTest, EveryExampleLoads) {
-  for (const char* name :
-       {"outbound-http-registry.yaml", "inbound-publish.yaml", "grpc-route.yaml"}) {
+  for (const char* name : {"outbound-http-registry.yaml", "inbound-publish.yaml", "grpc-route.yaml",
+                           "bolt-outbound.yaml"}) {
     auto c = LoadSidecarConfig(std::string(CAIRN_SOURCE_DIR "/examples/") + name);
     EXPECT_TRUE(c.ok()) << name << ": " << c.status();
+  }
+}
+
+}  // namespace
+}  // namespace cairn::sidecar
+
+namespace cairn::sidecar {
+namespace {
+
+constexpr char kBolt[] = R"(
+listeners:
+  - name: mixed
+    address: 127.0.0.1:15031
+    bolt_routes:
+      - match: { service: "com.foo.Bar:1.0" }
+        cluster: rpc
+      - match: { service_prefix: "com.foo." }
+        cluster: rpc
+        timeout_ms: 800
+        retry: { attempts: 1, on_reset: true }
+      - cluster: rpc
+  - name: bolt
+    address: 127.0.0.1:15032
+    protocol: bolt
+    bolt_routes: [{ cluster: rpc }]
+clusters:
+  - name: rpc
+    protocol: bolt
+    endpoints: ["127.0.0.1:12200"]
+    heartbeat_interval_ms: 5000
+)";
+
+TEST(SidecarConfigTest, BoltRoutesAndClustersWithDefaults) {
+  auto c = ParseSidecarConfig(kBolt);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto& routes = c->listeners[0].bolt_routes;
+  ASSERT_EQ(routes.size(), 3u);
+  EXPECT_EQ(c->listeners[0].protocol, "auto");
+  EXPECT_TRUE(c->listeners[0].routes.empty());
+  EXPECT_EQ(routes[0].service, "com.foo.Bar:1.0");
+  EXPECT_EQ(routes[0].timeout_ms, 15000u);
+  EXPECT_EQ(routes[0].retry.attempts, 2u);
+  EXPECT_TRUE(routes[0].retry.on_connect_failure);
+  EXPECT_FALSE(routes[0].retry.on_reset);
+  EXPECT_EQ(routes[1].service_prefix, "com.foo.");
+  EXPECT_EQ(routes[1].timeout_ms, 800u);
+  EXPECT_EQ(routes[1].retry.attempts, 1u);
+  EXPECT_TRUE(routes[1].retry.on_reset);
+  EXPECT_TRUE(routes[2].service.empty() && routes[2].service_prefix.empty());
+  EXPECT_EQ(c->listeners[1].protocol, "bolt");
+  EXPECT_EQ(c->FindCluster("rpc")->protocol, "bolt");
+  EXPECT_EQ(c->FindCluster("rpc")->heartbeat_interval_ms, 5000u);
+  EXPECT_EQ(ParseSidecarConfig("listeners: [{name: l, address: '127.0.0.1:1', protocol: bolt, "
+                               "bolt_routes: [{cluster: b}]}]\n"
+                               "clusters: [{name: b, protocol: bolt, endpoints: ['127.0.0.1:2']}]")
+                ->FindCluster("b")
+                ->heartbeat_interval_ms,
+            15000u);
+
+  std::string dumped = DumpSidecarConfig(*c);
+  auto again = ParseSidecarConfig(dumped);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << dumped;
+  EXPECT_EQ(DumpSidecarConfig(*again), dumped);
+  EXPECT_EQ(again->listeners[0].bolt_routes[1].retry.attempts, 1u);
+  EXPECT_NE(dumped.find("heartbeat_interval_ms: 5000"), std::string::npos) << dumped;
+}
+
+TEST(SidecarConfigTest, BoltErrorsNameTheKeyPath) {
+  const std::string bolt_cluster =
+      "\nclusters: [{name: b, protocol: bolt, endpoints: ['127.0.0.1:2']},"
+      " {name: h, endpoints: ['127.0.0.1:3']}]";
+  struct Case {
+    std::string yaml;
+    std::string expected;
+  } cases[] = {
+      {"listeners: [{name: l, address: '127.0.0.1:1', bolt_routes: [{cluster: h}]}]" + bolt_cluster,
+       "listeners[0].bolt_routes[0].cluster: cluster 'h' is not protocol bolt"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', bolt_routes: [{cluster: nope}]}]" +
+           bolt_cluster,
+       "listeners[0].bolt_routes[0].cluster: no cluster named 'nope'"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', bolt_routes: [{}]}]" + bolt_cluster,
+       "listeners[0].bolt_routes[0].cluster: required"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', bolt_routes: [{cluster: b, "
+       "match: {service: a, service_prefix: b}}]}]" +
+           bolt_cluster,
+       "listeners[0].bolt_routes[0].match: at most one of service and service_prefix"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', bolt_routes: [{cluster: b, "
+       "match: {servise: a}}]}]" +
+           bolt_cluster,
+       "listeners[0].bolt_routes[0].match.servise: unknown key"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', bolt_routes: [{cluster: b, "
+       "retry: {on_5xx: true}}]}]" +
+           bolt_cluster,
+       "listeners[0].bolt_routes[0].retry.on_5xx: unknown key"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', protocol: http1, "
+       "routes: [{cluster: h}], bolt_routes: [{cluster: b}]}]" +
+           bolt_cluster,
+       "listeners[0].bolt_routes: only for protocol bolt or auto"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', protocol: bolt}]" + bolt_cluster,
+       "listeners[0]: a bolt listener needs bolt_routes"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', protocol: bolt, "
+       "routes: [{cluster: h}], bolt_routes: [{cluster: b}]}]" +
+           bolt_cluster,
+       "listeners[0].routes: a bolt listener takes bolt_routes only"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', protocol: auto}]" + bolt_cluster,
+       "listeners[0]: an auto listener needs routes or bolt_routes"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', routes: [{cluster: b}]}]" + bolt_cluster,
+       "listeners[0].routes[0].cluster: cluster 'b' speaks bolt"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', protocol: tcp, tcp_cluster: b}]\n"
+       "clusters: [{name: b, protocol: bolt, endpoints: ['127.0.0.1:2'], "
+       "health_check: {type: http}}]",
+       "clusters[0].health_check.type: a bolt cluster supports tcp checks only"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', protocol: tcp, tcp_cluster: b}]\n"
+       "clusters: [{name: b, protocol: dubbo, endpoints: ['127.0.0.1:2']}]",
+       "clusters[0].protocol: must be http1, http2, tcp or bolt"},
+  };
+  for (const auto& c : cases) {
+    auto parsed = ParseSidecarConfig(c.yaml);
+    ASSERT_FALSE(parsed.ok()) << c.yaml;
+    EXPECT_NE(std::string(parsed.status().message()).find(c.expected), std::string::npos)
+        << parsed.status().message() << "\nwanted: " << c.expected;
   }
 }
 

@@ -67,14 +67,14 @@ absl::Status EncodeResponse(const BoltResponseParams& params, std::string& out);
 // Class name of the error responses below.
 inline constexpr std::string_view kErrorClassName = "java.lang.String";
 
-// The sidecar's own error response: `status` (e.g. kTimeout, kNoProcessor,
+// An error response: `status` (e.g. kTimeout, kNoProcessor,
 // kServerThreadpoolBusy, kErrorComm, kCodecException), class name
 // "java.lang.String" and `message` as plain UTF-8 content, no header map.
-// SOFARPC servers put a serialized exception there; Java and Node clients
-// turn a non-success status into an error from the status alone and do not
-// deserialize the content, except for kServerException (they expect a
-// serialized Throwable), so do not send kServerException with this. The
-// message is cut to 4 KiB.
+// Right for protobuf frames only: sofa-bolt-node decodes an error's content
+// with the frame's codec, and a hessian2 frame must carry a serialized
+// exception (plain text makes it close the connection). The sidecar uses
+// EncodeSidecarError (sidecar/bolt/bolt_error.h), which calls this for
+// non-hessian2 codecs. The message is cut to 4 KiB.
 void EncodeErrorResponse(const BoltFraming& framing, uint32_t request_id, BoltStatus status,
                          std::string_view message, std::string& out);
 

@@ -1,0 +1,59 @@
+#include "sidecar/bolt/protocol_sniffer.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace cairn::sidecar::bolt {
+
+ProtocolSniffer::ProtocolSniffer(Worker& worker, int fd, Callback callback)
+    : worker_(worker), fd_(fd), callback_(std::move(callback)) {}
+
+ProtocolSniffer::~ProtocolSniffer() {
+  if (watching_) worker_.Unwatch(fd_, watch_token_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void ProtocolSniffer::Start() {
+  if (worker_.Watch(fd_, this, &watch_token_).ok()) {
+    watching_ = true;
+  } else {
+    Done(SniffedProtocol::kClosed);
+  }
+}
+
+void ProtocolSniffer::OnFdEvents(uint32_t) {
+  // Edge-triggered: peeking leaves the bytes there, and the next epoll
+  // registration (the connection's) reports them readable again.
+  for (;;) {
+    uint8_t first = 0;
+    ssize_t n = ::recv(fd_, &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 1) {
+      Done(IsBoltFirstByte(first) ? SniffedProtocol::kBolt : SniffedProtocol::kOther);
+      return;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // not yet
+    Done(SniffedProtocol::kClosed);  // EOF or an error before any byte
+    return;
+  }
+}
+
+void ProtocolSniffer::Done(SniffedProtocol protocol) {
+  if (watching_) {
+    worker_.Unwatch(fd_, watch_token_);
+    watching_ = false;
+  }
+  int fd = fd_;
+  fd_ = -1;
+  if (protocol == SniffedProtocol::kClosed) {
+    ::close(fd);
+    fd = -1;
+  }
+  auto callback = std::move(callback_);
+  callback_ = nullptr;
+  if (callback) callback(this, fd, protocol);  // may destroy this
+}
+
+}  // namespace cairn::sidecar::bolt
