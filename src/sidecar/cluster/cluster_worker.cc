@@ -80,9 +80,7 @@ ConnectionPool& ClusterWorker::PoolFor(const upstream::HostPtr& host) {
   return *pool;
 }
 
-void ClusterWorker::OnConnectionCountChanged(int delta) {
-  stats_.active_connections.Add(delta);
-}
+void ClusterWorker::OnConnectionCountChanged(int delta) { stats_.active_connections.Add(delta); }
 
 void ClusterWorker::ReportResult(const upstream::HostPtr& host, bool success) {
   if (config_.outlier.consecutive_failures == 0 || health_ == nullptr) return;
