@@ -46,7 +46,8 @@ TEST(LocalMetricsTest, GaugesGoBothWaysAndSumAcrossCells) {
   w0.Increment();
   w1.Add(3);
   w0.Decrement();
-  const auto* f = Find(metrics.Collect(), "open");
+  const auto families = metrics.Collect();
+  const auto* f = Find(families, "open");
   ASSERT_NE(f, nullptr);
   EXPECT_DOUBLE_EQ(f->metric.at(0).gauge.value, 4);
 }
