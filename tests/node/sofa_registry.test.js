@@ -11,6 +11,7 @@ const path = require('path');
 const protobuf = require('protobufjs');
 const boltProtocol = require('sofa-bolt-node');
 const { RegistryProcess } = require('./support/registry_process');
+const { Resources } = require('./support/resources');
 const {
   LoopbackRpcServer, RpcClient, createRegistry, logger, waitFor, AddressRecorder,
 } = require('./support/sofa');
@@ -21,35 +22,6 @@ const SUITE_TIMEOUT_MS = 300000;
 const TEST_TIMEOUT_MS = 120000;
 const WAIT_MS = 30000;
 const CALL_OPTIONS = { responseTimeout: 10000 };
-
-// Everything a test starts, closed in reverse order by closeAll().
-class Resources {
-  constructor() {
-    this.closers = [];
-  }
-
-  add(close) {
-    let done = null;
-    const once = () => {
-      if (!done) done = Promise.resolve().then(close);
-      return done;
-    };
-    this.closers.push(once);
-    return once;
-  }
-
-  async closeAll() {
-    const errors = [];
-    while (this.closers.length) {
-      try {
-        await this.closers.pop()();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    if (errors.length) throw errors[0];
-  }
-}
 
 // A sofa-rpc-node provider with its own CairnRegistry. `services` maps an
 // interface name to its delegate; published with the RpcServer's defaults

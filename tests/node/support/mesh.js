@@ -6,6 +6,7 @@
 // failures while the topology changes under it.
 
 const { RpcClient, logger, waitFor } = require('./sofa');
+const { Resources } = require('./resources');
 
 // An outbound sidecar: one Bolt listener; each route sends a service to a
 // registry-backed cluster.
@@ -162,35 +163,6 @@ class CallLoop {
   }
 }
 
-module.exports = { outboundConfig, inboundConfig, fixedClient, waitForClusterHosts, CallLoop };
-
-// Everything a suite starts, closed in reverse order by closeAll().
-class Resources {
-  constructor() {
-    this.closers = [];
-  }
-
-  add(close) {
-    let done = null;
-    const once = () => {
-      if (!done) done = Promise.resolve().then(close);
-      return done;
-    };
-    this.closers.push(once);
-    return once;
-  }
-
-  async closeAll() {
-    const errors = [];
-    while (this.closers.length) {
-      try {
-        await this.closers.pop()();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    if (errors.length) throw errors[0];
-  }
-}
-
-module.exports.Resources = Resources;
+module.exports = {
+  outboundConfig, inboundConfig, fixedClient, waitForClusterHosts, CallLoop, Resources,
+};
