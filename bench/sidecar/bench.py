@@ -173,7 +173,15 @@ def percentile(sorted_vals, p):
     return sorted_vals[min(k, len(sorted_vals)) - 1]
 
 
-def cmd_parse_wrk(out, workload, system):
+def with_round(records, round_no):
+    """Tags each record with its load round (the report takes medians over rounds)."""
+    if round_no is not None:
+        for r in records:
+            r["round"] = int(round_no)
+    return records
+
+
+def cmd_parse_wrk(out, workload, system, round_no=None):
     text = open(out, errors="replace").read()
     m = re.search(r"^WRK_REPORT (.*)$", text, re.M)
     if not m:
@@ -186,16 +194,16 @@ def cmd_parse_wrk(out, workload, system):
         return
     good = kv["requests"] - kv["err_status"]
     rps = good / (kv["duration_us"] / 1e6)
-    emit([
+    emit(with_round([
         rec(workload, system, "req_per_s", round(rps, 1), "req/s"),
         rec(workload, system, "latency_p50_ms", kv["p50_us"] / 1000, "ms"),
         rec(workload, system, "latency_p99_ms", kv["p99_us"] / 1000, "ms"),
         rec(workload, system, "latency_p999_ms", kv["p999_us"] / 1000, "ms"),
         rec(workload, system, "errors", int(errors), "count"),
-    ])
+    ], round_no))
 
 
-def cmd_parse_h2load(out, log, workload, system, duration_s):
+def cmd_parse_h2load(out, log, workload, system, duration_s, round_no=None):
     text = open(out, errors="replace").read()
     m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", text)
     r = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
@@ -222,13 +230,13 @@ def cmd_parse_h2load(out, log, workload, system, duration_s):
     lat.sort()
     # "finished in" counts the warm-up too; the log holds main-duration requests only.
     rps = len(lat) / float(duration_s)
-    emit([
+    emit(with_round([
         rec(workload, system, "req_per_s", round(rps, 1), "req/s"),
         rec(workload, system, "latency_p50_ms", percentile(lat, 50) / 1000, "ms"),
         rec(workload, system, "latency_p99_ms", percentile(lat, 99) / 1000, "ms"),
         rec(workload, system, "latency_p999_ms", percentile(lat, 99.9) / 1000, "ms"),
         rec(workload, system, "errors", failed + errored + timeout + non2xx, "count"),
-    ])
+    ], round_no))
 
 
 def tail(text, n=300):
@@ -266,6 +274,17 @@ def table(headers, rows):
         print(line(r))
 
 
+def per_round_line(per_round, workload):
+    """req/s of every system in every round, for a glance at the spread."""
+    parts = []
+    for s in SYSTEMS:
+        rs = per_round.get((workload, s, "req_per_s"), [])
+        if rs:
+            parts.append(s + " " + "/".join(f"{r['value'] / 1000:.1f}k" for r in
+                                            sorted(rs, key=lambda r: r["round"])))
+    return ", ".join(parts)
+
+
 def cmd_report(results, json_out=None):
     records = []
     with open(results) as f:
@@ -275,11 +294,27 @@ def cmd_report(results, json_out=None):
                 records.append(json.loads(line))
     get = {}
     failures = {}
+    per_round = {}
     for r in records:
         if r["metric"] == "failed":
             failures[(r["workload"], r["system"])] = r.get("note", "")
+        elif "round" in r:
+            per_round.setdefault((r["workload"], r["system"], r["metric"]), []).append(r)
         else:
             get[(r["workload"], r["system"], r["metric"])] = r["value"]
+    # A figure measured in several rounds is their median (errors: their sum);
+    # the per-round records stay in the JSON beside the medians.
+    medians = []
+    for (w, s, m), rs in per_round.items():
+        vals = sorted(r["value"] for r in rs)
+        v = sum(vals) if m == "errors" else vals[len(vals) // 2] if len(vals) % 2 else (
+            (vals[len(vals) // 2 - 1] + vals[len(vals) // 2]) / 2)
+        get[(w, s, m)] = v
+        medians.append(rec(w, s, m, v, rs[0]["unit"], f"median of {len(vals)} rounds"
+                           if m != "errors" else f"sum over {len(vals)} rounds"))
+    records = medians + [r for r in records if "round" not in r] + [
+        r for r in records if "round" in r]
+    rounds = max((len(rs) for rs in per_round.values()), default=1)
 
     def val(w, s, m):
         return None if (w, s) in failures else get.get((w, s, m))
@@ -298,6 +333,8 @@ def cmd_report(results, json_out=None):
             rows.append([s, fmt(val(w, s, "req_per_s"), "rps"), fmt(val(w, s, "latency_p50_ms"), "ms"),
                          fmt(val(w, s, "latency_p99_ms"), "ms"), fmt(val(w, s, "latency_p999_ms"), "ms"),
                          fmt(val(w, s, "errors"), "bytes"), fmt(val(w, s, "rss_bytes"), "mib")])
+        if rounds > 1:
+            print(f"(median of {rounds} rounds; each round: {per_round_line(per_round, w)})")
         table(["system", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "RSS MiB after"], rows)
         best_rps = max((v for v in (val(w, s, "req_per_s") for s in PROXIES) if v), default=None)
         best_p99 = min((v for v in (val(w, s, "latency_p99_ms") for s in PROXIES) if v), default=None)
