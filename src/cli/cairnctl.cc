@@ -126,6 +126,22 @@ int main(int argc, char** argv) {
   interface_cmd->add_option("--instance-id", interface_flags.instance_id, "instance id");
   timeout(interface_cmd, &interface_flags);
 
+  cairn::cli::ClusterFlags cluster_flags, slots_flags;
+  auto cluster_options = [](CLI::App* cmd, cairn::cli::ClusterFlags* f) {
+    cmd->add_option("--etcd", f->etcd, "etcd endpoints HOST:PORT[,HOST:PORT...]")->required();
+    cmd->add_option("--cluster", f->cluster, "cluster name")->capture_default_str();
+    cmd->add_option("--timeout", f->timeout_seconds, "etcd request timeout in seconds")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+  };
+  CLI::App* cluster_cmd =
+      app.add_subcommand("cluster", "cluster mode: members by role and the meta leader (etcd)");
+  cluster_options(cluster_cmd, &cluster_flags);
+  CLI::App* slots_cmd =
+      app.add_subcommand("slots", "cluster mode: the slot table, its epoch and balance (etcd)");
+  cluster_options(slots_cmd, &slots_flags);
+  slots_cmd->add_flag("--all", slots_flags.all_slots, "also one line per slot");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -153,5 +169,7 @@ int main(int argc, char** argv) {
   if (*app_cmd) return cairn::cli::RunApp(global, app_flags);
   if (*revision_cmd) return cairn::cli::RunRevision(global, revision_flags);
   if (*interface_cmd) return cairn::cli::RunInterface(global, interface_flags);
+  if (*cluster_cmd) return cairn::cli::RunClusterMembers(global, cluster_flags);
+  if (*slots_cmd) return cairn::cli::RunSlots(global, slots_flags);
   return cairn::cli::kExitUsage;
 }

@@ -62,6 +62,17 @@ struct AppQueryFlags {
   double timeout_seconds = 5;
 };
 
+// cluster / slots (cluster mode): read etcd directly.
+struct ClusterFlags {
+  std::string etcd;  // HOST:PORT[,HOST:PORT...]
+  std::string cluster = "cairn";
+  bool all_slots = false;  // slots: one line per slot too
+  double timeout_seconds = 5;
+};
+
+int RunClusterMembers(const GlobalFlags& global, const ClusterFlags& flags);
+int RunSlots(const GlobalFlags& global, const ClusterFlags& flags);
+
 int RunApps(const GlobalFlags& global, const AppQueryFlags& flags);
 int RunApp(const GlobalFlags& global, const AppQueryFlags& flags);
 int RunRevision(const GlobalFlags& global, const AppQueryFlags& flags);

@@ -1,5 +1,6 @@
 // cairn: the server binary. Subcommands:
 //   cairn registry [--config FILE] [flags]   standalone registry (every role in one process)
+//   cairn registry --role meta --etcd H:P    cluster mode (issue 5; only the meta role so far)
 //   cairn sidecar --config FILE              the mesh sidecar: execs cairn-sidecar
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -11,10 +12,14 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "cmd/stop_signals.h"
+#include "coord/etcd_client.h"
+#include "registry/cluster/meta_role.h"
 #include "registry/server/registry_config.h"
 #include "registry/server/standalone_registry.h"
 
@@ -48,6 +53,15 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
                  "delete app revisions unreferenced for this long (default 600000)");
   cmd.add_option("--ready-file", v.ready_file, "write grpc=/admin= addresses here when serving");
   cmd.add_option("--log-level", v.log_level, "trace|debug|info|warn|error (default info)");
+  cmd.add_option("--role", v.roles,
+                 "standalone (default), or cluster roles: meta,data,session (only meta so far)");
+  cmd.add_option("--etcd", v.etcd, "cluster mode: etcd endpoints HOST:PORT[,HOST:PORT...]");
+  cmd.add_option("--cluster", v.cluster, "cluster mode: cluster name (default cairn)");
+  cmd.add_option("--node-id", v.node_id, "cluster mode: this server's id (default: --listen)");
+  cmd.add_option("--replicas", v.replicas, "cluster mode: copies per slot (default 2)");
+  cmd.add_option("--lease-ttl-s", v.lease_ttl_s, "cluster mode: etcd lease TTL (default 5)");
+  cmd.add_option("--max-slot-moves", v.max_slot_moves,
+                 "cluster mode: slot changes per rebalancing step (default 8)");
 }
 
 absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const RegistryFlags& f) {
@@ -75,6 +89,13 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
   if (set("--revision-gc-after-ms")) config.revision_gc_after_ms = v.revision_gc_after_ms;
   if (set("--ready-file")) config.ready_file = v.ready_file;
   if (set("--log-level")) config.log_level = v.log_level;
+  if (set("--role")) config.roles = v.roles;
+  if (set("--etcd")) config.etcd = v.etcd;
+  if (set("--cluster")) config.cluster = v.cluster;
+  if (set("--node-id")) config.node_id = v.node_id;
+  if (set("--replicas")) config.replicas = v.replicas;
+  if (set("--lease-ttl-s")) config.lease_ttl_s = v.lease_ttl_s;
+  if (set("--max-slot-moves")) config.max_slot_moves = v.max_slot_moves;
   return config;
 }
 
@@ -111,6 +132,52 @@ int RunRegistry(const cairn::RegistryConfig& config) {
   return 0;
 }
 
+// Cluster mode: the roles named by config.roles, coordinated through etcd.
+// Only the meta role exists so far.
+int RunCluster(cairn::RegistryConfig config) {
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  if (auto status = cairn::ValidateRegistryConfig(config); !status.ok()) {
+    spdlog::error("cannot start the registry: {}", status.ToString());
+    return 2;
+  }
+  if (config.roles != "meta") {
+    spdlog::error("cannot start the registry: roles '{}': only 'meta' runs in cluster mode so far",
+                  config.roles);
+    return 2;
+  }
+  if (config.node_id.empty()) config.node_id = config.listen;
+  sigset_t stop_signals = cairn::BlockStopSignals();
+  cairn::coord::EtcdOptions etcd;
+  etcd.endpoints = absl::StrSplit(config.etcd, ',', absl::SkipEmpty());
+  auto client = cairn::coord::EtcdClient::Create(etcd);
+  if (!client.ok()) {
+    spdlog::error("cannot start the registry: {}", client.status().ToString());
+    return 2;
+  }
+  cairn::cluster::MetaRoleOptions options;
+  options.cluster = config.cluster;
+  options.id = config.node_id;
+  options.address = config.listen;
+  options.plan.slot_count = config.slots;
+  options.plan.replicas = config.replicas;
+  options.plan.max_moves = config.max_slot_moves;
+  options.lease_ttl = std::chrono::seconds(config.lease_ttl_s);
+  auto meta = cairn::cluster::MetaRole::Start(**client, options);
+  if (!meta.ok()) {
+    spdlog::error("cannot start the meta role: {}", meta.status().ToString());
+    return 1;
+  }
+  spdlog::info("meta {} in cluster {} (etcd {})", config.node_id, config.cluster, config.etcd);
+  if (!config.ready_file.empty()) {
+    std::ofstream(config.ready_file) << "id=" << config.node_id << "\netcd=" << config.etcd << "\n";
+  }
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("received {}", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  (*meta)->Stop();  // resigns: a standby takes over at once
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -131,6 +198,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cairn registry: %s\n", std::string(config.status().message()).c_str());
       return 2;
     }
+    if (config->roles != "standalone") return RunCluster(*config);
     return RunRegistry(*config);
   }
   return 2;

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace cairn {
 
@@ -58,6 +59,13 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
       {"revision_gc_after_ms", u32(&c.revision_gc_after_ms)},
       {"ready_file", str(&c.ready_file)},
       {"log_level", str(&c.log_level)},
+      {"roles", str(&c.roles)},
+      {"etcd", str(&c.etcd)},
+      {"cluster", str(&c.cluster)},
+      {"node_id", str(&c.node_id)},
+      {"replicas", u32(&c.replicas)},
+      {"lease_ttl_s", u32(&c.lease_ttl_s)},
+      {"max_slot_moves", u32(&c.max_slot_moves)},
   };
   for (const auto& entry : root) {
     std::string key = entry.first.as<std::string>("");
@@ -102,6 +110,24 @@ absl::Status ValidateRegistryConfig(const RegistryConfig& c) {
   }
   if (c.revision_gc_after_ms == 0) {
     return absl::InvalidArgumentError("revision_gc_after_ms must be positive");
+  }
+  if (c.roles != "standalone") {
+    for (absl::string_view role : absl::StrSplit(c.roles, ',')) {
+      if (role != "meta" && role != "data" && role != "session") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "roles: '", role, "' is not one of meta, data, session (or standalone alone)"));
+      }
+    }
+    if (c.etcd.empty()) return absl::InvalidArgumentError("cluster roles need etcd endpoints");
+  }
+  if (c.cluster.empty() || c.cluster.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError("cluster must be a non-empty name without '/'");
+  }
+  if (c.node_id.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError("node_id must not contain '/'");
+  }
+  if (c.replicas == 0 || c.lease_ttl_s < 2) {
+    return absl::InvalidArgumentError("replicas must be positive and lease_ttl_s at least 2");
   }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
   bool level_ok = false;

@@ -45,6 +45,23 @@ struct RegistryConfig {
   // trace, debug, info, warn, error.
   std::string log_level = "info";
 
+  // Cluster mode (issue 5). "standalone" (the default: every role in this
+  // process, no etcd), or a comma-separated subset of meta, data, session.
+  // Only meta runs so far.
+  std::string roles = "standalone";
+  // etcd endpoints HOST:PORT[,HOST:PORT...]; required by cluster roles.
+  std::string etcd;
+  // Name of the cluster: its keys live under /cairn/<cluster>/ in etcd.
+  std::string cluster = "cairn";
+  // This server's id in the cluster. Default: the listen address.
+  std::string node_id;
+  // Copies of each slot, leader included.
+  uint32_t replicas = 2;
+  // TTL of this server's etcd lease: how long a dead server stays a member.
+  uint32_t lease_ttl_s = 5;
+  // Slot changes per rebalancing step.
+  uint32_t max_slot_moves = 8;
+
   static std::string DefaultDataDir();
 };
 

@@ -1,0 +1,67 @@
+// Test support: a real single-member etcd (Debian's /usr/bin/etcd, 3.4) on
+// 127.0.0.1 with free client and peer ports and a private data directory.
+//
+// The process gets PR_SET_PDEATHSIG(SIGKILL): if the test process dies
+// (crash, timeout kill), the kernel kills etcd too, so nothing outlives a
+// test. (The signal follows the *thread* that started it: start etcd from
+// the test's main thread.) The destructor kills and reaps it and removes the
+// data directory.
+//
+// Thread-safety: none; use from the test thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "process.h"
+
+namespace cairn::testing {
+
+// Ports the kernel reports free on 127.0.0.1 (distinct). Another process may
+// take one before it is bound: callers retry with new ones.
+std::vector<uint16_t> FreeLoopbackPorts(int count);
+
+// Starts argv[0] (a path) with stdout and stderr appended to output_file and
+// PR_SET_PDEATHSIG(SIGKILL). Returns the pid, or -1.
+pid_t SpawnTiedToParent(const std::vector<std::string>& argv, const std::string& output_file);
+
+class EtcdProcess {
+ public:
+  EtcdProcess();
+  ~EtcdProcess();  // SIGKILL + reap
+
+  // Picks free ports, starts etcd and waits (up to 20 s) until its /health
+  // says true. Retries with new ports if they were taken meanwhile.
+  bool Start();
+  // SIGTERM (SIGKILL after 10 s) and reap; the data dir and ports are kept
+  // for Restart().
+  void Stop(int signal = 15);
+  // Starts again on the same ports with the same data.
+  bool Restart();
+  // SIGSTOP / SIGCONT: etcd keeps its sockets open but answers nothing.
+  void Pause();
+  void Resume();
+  bool Running();
+
+  // "127.0.0.1:PORT" of the client (gRPC) listener.
+  std::string endpoint() const { return "127.0.0.1:" + std::to_string(client_port_); }
+  pid_t pid() const { return pid_; }
+  std::string Log() const;
+
+ private:
+  bool Launch();
+  bool Healthy() const;
+
+  TempDir dir_;
+  pid_t pid_ = -1;
+  uint16_t client_port_ = 0;
+  uint16_t peer_port_ = 0;
+  int starts_ = 0;
+};
+
+}  // namespace cairn::testing
