@@ -1,5 +1,5 @@
 // etcd behind the bench's System interface, spoken to over its v3 gRPC API
-// with our own subset of etcd's proto (etcd_rpc.proto).
+// with our own subset of etcd's proto (proto/etcdv3, shared with src/coord).
 //
 // Model, as etcd-based registries do it: a connection = one gRPC channel (its
 // own TCP connection) holding one lease (TTL 60 s, kept alive every 10 s on a
@@ -23,7 +23,7 @@
 #include "anchor_servers.h"
 #include "cairn_driver.h"
 #include "driver.h"
-#include "etcd_rpc.grpc.pb.h"
+#include "etcdv3/rpc_subset.grpc.pb.h"
 
 namespace cairn::bench {
 namespace {
@@ -389,7 +389,7 @@ void EtcdConnection::WatchLoop() {
     for (const auto& event : response.events()) {
       const std::string& key = event.kv().key();
       std::string instance = key.substr(key.rfind('/') + 1);
-      if (event.type() == epb::Event::DELETE) {
+      if (event.type() == ::mvccpb::Event::DELETE) {
         sub->instances.erase(instance);
       } else {
         sub->instances[instance] = ParseGen(event.kv().value());
