@@ -39,18 +39,32 @@
 //   closeTimeout             2000: how long close() waits for the server to end the stream
 //   channelOptions           extra @grpc/grpc-js channel options
 //
+// Mesh mode (option `sidecar`): no stream to the registry. register and
+// unRegister go to the local Cairn sidecar's registration API, which
+// publishes the app (interface-level, app-level or both: its app.discovery
+// switch) with the sidecar's inbound listener as the endpoint. See
+// sidecar_client.js.
+//   sidecar                  'http://127.0.0.1:PORT': the sidecar's admin listener
+//   outbound                 '127.0.0.1:PORT': the sidecar's outbound Bolt listener,
+//                            the address consumers of this registry are given
+//   requestTimeout           as above, for the sidecar's answers
+//
 // Events: 'connected' (server address), 'disconnected' (server address),
 // 'error' (a refused subscription or replay, a listener that threw).
 
 const RegistryBase = require('sofa-rpc-node/lib/registry/base');
 const { CairnSessionClient } = require('./session_client');
+const { SidecarRegistrationClient } = require('./sidecar_client');
 
 // What APIClientBase expects of `options.cluster`: (DataClient, clusterOptions)
-// → { delegate(from, to), create(options) }.
+// → { delegate(from, to), create(options) }. With options.sidecar the data
+// client is the sidecar's registration API instead of a Session stream.
 function inProcessClient(DataClient) {
   return {
     delegate() { return this; },
-    create(options) { return new DataClient(options); },
+    create(options) {
+      return options.sidecar ? new SidecarRegistrationClient(options) : new DataClient(options);
+    },
   };
 }
 

@@ -274,10 +274,24 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
     p.Get("app", &spec.app);
     p.Get("zone", &spec.zone);
     p.Get("endpoint", &spec.endpoint);
-    CAIRN_RETURN_IF_ERROR(p.Finish());
-    if (spec.data_id.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(p.Path("data_id"), ": required"));
+    YAML::Node interfaces = p.Child("interfaces");
+    if (interfaces && !interfaces.IsSequence()) {
+      return absl::InvalidArgumentError(absl::StrCat(p.Path("interfaces"), ": expected a list"));
     }
+    for (size_t i = 0; interfaces && i < interfaces.size(); ++i) {
+      MapReader f(interfaces[i], absl::StrCat(p.Path("interfaces"), "[", i, "]"));
+      PublishedInterface interface;
+      f.Get("data_id", &interface.data_id);
+      f.Get("group", &interface.group);
+      f.Get("instance_id", &interface.instance_id);
+      f.Get("params", &interface.params);
+      CAIRN_RETURN_IF_ERROR(f.Finish());
+      if (interface.data_id.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(f.Path("data_id"), ": required"));
+      }
+      spec.interfaces.push_back(std::move(interface));
+    }
+    CAIRN_RETURN_IF_ERROR(p.Finish());
     l->publish = spec;
   }
   CAIRN_RETURN_IF_ERROR(r.Finish());
@@ -403,6 +417,22 @@ absl::StatusOr<SidecarConfig> ParseSidecarConfig(const std::string& yaml_text) {
   r.Get("drain_timeout_ms", &c.drain_timeout_ms);
   r.Get("max_request_header_bytes", &c.max_request_header_bytes);
   r.Get("max_request_body_bytes", &c.max_request_body_bytes);
+  YAML::Node app = r.Child("app");
+  {
+    MapReader a(app, "app");
+    a.Get("name", &c.app.name);
+    a.Get("discovery", &c.app.discovery);
+    a.Get("zone", &c.app.zone);
+    a.Get("mapping_refresh_ms", &c.app.mapping_refresh_ms);
+    a.Get("local_api", &c.app.local_api);
+    CAIRN_RETURN_IF_ERROR(a.Finish());
+    if (c.app.discovery != "interface" && c.app.discovery != "both" && c.app.discovery != "app") {
+      return absl::InvalidArgumentError("app.discovery: must be interface, both or app");
+    }
+    if (c.app.mapping_refresh_ms < 100) {
+      return absl::InvalidArgumentError("app.mapping_refresh_ms: at least 100");
+    }
+  }
   YAML::Node clusters = r.Child("clusters");
   if (clusters && clusters.IsSequence()) {
     for (size_t i = 0; i < clusters.size(); ++i) {
@@ -423,6 +453,19 @@ absl::StatusOr<SidecarConfig> ParseSidecarConfig(const std::string& yaml_text) {
   CAIRN_RETURN_IF_ERROR(r.Finish());
   if (c.listeners.empty()) return absl::InvalidArgumentError("listeners: at least one is required");
   CAIRN_RETURN_IF_ERROR(CheckReferences(c));
+  if (c.app.discovery != "interface") {
+    std::string app_name = c.app.name;
+    for (const auto& l : c.listeners) {
+      if (app_name.empty() && l.publish) app_name = l.publish->app;
+    }
+    bool publishes = false;
+    for (const auto& l : c.listeners) publishes |= l.publish.has_value();
+    if (publishes && app_name.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("app.name: required for discovery ",
+                                                     c.app.discovery,
+                                                     " (or set publish.app on a listener)"));
+    }
+  }
   return c;
 }
 

@@ -79,15 +79,34 @@ struct BoltRoute {
   BoltRetryPolicy retry;
 };
 
+// One interface an inbound listener serves, for application-level discovery
+// (and, in modes interface and both, its own interface-level publication).
+struct PublishedInterface {
+  std::string data_id;  // required: the interface's dataInfoId ("com.example.Echo:1.0")
+  std::string group;
+  std::string instance_id;
+  // version, protocol, serialization, weight...: rendered into the URL that
+  // interface-level consumers see ("http://127.0.0.1:15006?version=1.0&weight=100").
+  // `protocol` defaults to the listener's ("bolt" for a bolt listener, else
+  // "http"); in an app-level record it picks the endpoint this interface is
+  // served on.
+  std::map<std::string, std::string> params;
+};
+
 struct PublishConfig {
-  std::string data_id;  // publishes "<address-of-listener>" under this id
+  // publishes "<address-of-listener>" under this id (mode interface/both), and
+  // counts as an interface without params (mode app/both). Optional when
+  // `interfaces` are given, or when the app registers its interfaces through
+  // the local API (POST /registry/publish on the admin listener).
+  std::string data_id;
   std::string group;
   std::string instance_id;
   std::string app;
   std::string zone;
   // Data string; default "http://<listener address>" ("bolt://..." for a
-  // bolt listener).
+  // bolt listener, or for an interface with protocol bolt on an auto listener).
   std::string endpoint;
+  std::vector<PublishedInterface> interfaces;  // default none
 };
 
 struct ListenerConfig {
@@ -126,6 +145,10 @@ struct CircuitBreakers {
   uint32_t max_retries = 16;        // retries in flight, per worker
 };
 
+// A cluster's endpoints from the registry: the publishers of this
+// dataInfoId. With app.discovery: app they are found app-level instead (the
+// apps serving the interface, their instances whose revision serves it, and
+// their interface-level publishers; see sidecar/discovery/app_cluster_feed.h).
 struct RegistrySource {
   std::string data_id;
   std::string group;
@@ -150,6 +173,38 @@ struct ClusterConfig {
   OutlierConfig outlier;
 };
 
+// The app this sidecar fronts, and how it takes part in application-level
+// discovery (docs/ARCHITECTURE.md, "Application-level discovery").
+struct AppConfig {
+  // The app's name; empty: the first publishing listener's publish.app.
+  // Required (one way or the other) for discovery app or both.
+  std::string name;
+  // The per-app rollout switch:
+  //   interface (default): inbound publishes one record per interface, as a
+  //       sidecar always did; outbound subscribes per interface.
+  //   both: inbound also registers a revision and publishes one app-level
+  //       record, so app-level consumers find it while old ones keep theirs;
+  //       outbound stays per interface (the registry already answers an
+  //       interface subscription from app-level publishers too).
+  //   app: inbound publishes app-level only (old consumers still find it: the
+  //       registry derives interface-level data from it); outbound clusters
+  //       fed by the registry subscribe app-level (see RegistrySource).
+  // Why interface is the default: it is what every existing deployment does,
+  // needs nothing new from the registry, and a fleet can move one app at a
+  // time (interface -> both -> app) with each step reversible.
+  std::string discovery = "interface";
+  // Zone of the app-level record; empty: the first publishing listener's.
+  std::string zone;
+  // Outbound, discovery app: how often the interface -> apps index is read
+  // again for each registry cluster (new apps serving it, interface-level
+  // publishers gone).
+  uint32_t mapping_refresh_ms = 5000;
+  // The local registration API on the admin listener (POST /registry/publish,
+  // /registry/unpublish, GET /registry). It is unauthenticated like every
+  // admin endpoint: keep `admin` on 127.0.0.1.
+  bool local_api = true;
+};
+
 struct SidecarConfig {
   uint32_t workers = 0;  // 0: one per core
   std::string admin = "127.0.0.1:9901";
@@ -160,6 +215,7 @@ struct SidecarConfig {
   size_t max_request_body_bytes = 64 * 1024 * 1024;
   std::vector<ListenerConfig> listeners;
   std::vector<ClusterConfig> clusters;
+  AppConfig app;
 
   const ClusterConfig* FindCluster(const std::string& name) const;
 };

@@ -123,6 +123,13 @@ std::string DumpSidecarConfig(const SidecarConfig& c) {
   out << YAML::Key << "drain_timeout_ms" << YAML::Value << c.drain_timeout_ms;
   out << YAML::Key << "max_request_header_bytes" << YAML::Value << c.max_request_header_bytes;
   out << YAML::Key << "max_request_body_bytes" << YAML::Value << c.max_request_body_bytes;
+  out << YAML::Key << "app" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << c.app.name;
+  out << YAML::Key << "discovery" << YAML::Value << c.app.discovery;
+  out << YAML::Key << "zone" << YAML::Value << c.app.zone;
+  out << YAML::Key << "mapping_refresh_ms" << YAML::Value << c.app.mapping_refresh_ms;
+  out << YAML::Key << "local_api" << YAML::Value << c.app.local_api;
+  out << YAML::EndMap;
   out << YAML::Key << "listeners" << YAML::Value << YAML::BeginSeq;
   for (const auto& l : c.listeners) {
     out << YAML::BeginMap;
@@ -146,6 +153,18 @@ std::string DumpSidecarConfig(const SidecarConfig& c) {
       out << YAML::Key << "app" << YAML::Value << l.publish->app;
       out << YAML::Key << "zone" << YAML::Value << l.publish->zone;
       out << YAML::Key << "endpoint" << YAML::Value << l.publish->endpoint;
+      if (!l.publish->interfaces.empty()) {
+        out << YAML::Key << "interfaces" << YAML::Value << YAML::BeginSeq;
+        for (const auto& f : l.publish->interfaces) {
+          out << YAML::BeginMap;
+          out << YAML::Key << "data_id" << YAML::Value << f.data_id;
+          out << YAML::Key << "group" << YAML::Value << f.group;
+          out << YAML::Key << "instance_id" << YAML::Value << f.instance_id;
+          out << YAML::Key << "params" << YAML::Value << YAML::Flow << f.params;
+          out << YAML::EndMap;
+        }
+        out << YAML::EndSeq;
+      }
       out << YAML::EndMap;
     }
     out << YAML::EndMap;

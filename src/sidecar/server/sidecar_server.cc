@@ -21,6 +21,9 @@
 #include "sidecar/bolt/bolt_connection_manager.h"
 #include "sidecar/bolt/protocol_sniffer.h"
 #include "sidecar/cluster/cluster_manager.h"
+#include "sidecar/discovery/app_cluster_feed.h"
+#include "sidecar/discovery/app_registrar.h"
+#include "sidecar/discovery/local_registry_api.h"
 #include "sidecar/http/connection_manager.h"
 #include "sidecar/network/connection_balancer.h"
 #include "sidecar/network/listener.h"
@@ -78,9 +81,11 @@ struct SidecarServer::Impl {
   std::unique_ptr<http::AdminHttpServer> admin;
   std::unique_ptr<RegistryLink> registry;  // null when no cluster or listener uses it
   std::vector<std::shared_ptr<RegistrySubscription>> subscriptions;
-  std::vector<std::shared_ptr<RegistryPublication>>
-      publications;              // by listener index (may be null)
-  std::vector<char> publishing;  // a Publish call is in flight for that listener
+  // Inbound publishing (every discovery mode) and the local registration
+  // API; null when no listener publishes.
+  std::unique_ptr<discovery::AppRegistrar> registrar;
+  // Outbound clusters fed app-level (app.discovery: app); null otherwise.
+  std::unique_ptr<discovery::AppClusterFeeds> app_feeds;
   std::vector<std::string> listener_addresses;
   std::unique_ptr<EventLoop::Timer> publish_timer;
   std::atomic<bool> draining{false};
@@ -240,10 +245,27 @@ void SidecarServer::Impl::StartRegistry() {
     return;
   }
   registry = std::move(*link);
+  const auto mode = discovery::ParseDiscoveryMode(config.app.discovery);
+  // Outbound, app mode: registry clusters are fed from app-level data (see
+  // app_cluster_feed.h). Modes interface and both subscribe per interface.
+  if (mode == discovery::DiscoveryMode::kApp) {
+    app_feeds = std::make_unique<discovery::AppClusterFeeds>(
+        *registry, std::chrono::milliseconds(config.app.mapping_refresh_ms),
+        [this](const std::string& name, std::vector<std::string> urls) {
+          control.Post(
+              [this, name, urls = std::move(urls)] { clusters->SetEndpoints(name, urls); });
+        });
+    for (const auto& cluster : config.clusters) {
+      if (!cluster.registry) continue;
+      app_feeds->AddCluster(cluster.name, {cluster.registry->data_id, cluster.registry->group,
+                                           cluster.registry->instance_id});
+    }
+    app_feeds->Start();
+  }
   // Subscriptions are made in the background: the registry may be down at
   // start; the client keeps retrying and replays them when it connects.
   for (const auto& cluster : config.clusters) {
-    if (!cluster.registry) continue;
+    if (!cluster.registry || app_feeds != nullptr) continue;
     RegistryDataKey key{cluster.registry->data_id, cluster.registry->group,
                         cluster.registry->instance_id};
     std::string name = cluster.name;
@@ -265,16 +287,38 @@ void SidecarServer::Impl::StartRegistry() {
       }
     });
   }
-  publications.resize(config.listeners.size());
-  publishing.resize(config.listeners.size(), 0);
+  bool publishes = false;
+  for (const auto& l : config.listeners) publishes |= l.publish.has_value();
+  if (!publishes) return;
+  discovery::RegistrarOptions registrar_options;
+  registrar_options.mode = mode;
+  registrar_options.app_name = config.app.name;
+  registrar_options.zone = config.app.zone;
+  std::vector<discovery::RegistrarListener> registrar_listeners;
+  for (size_t l = 0; l < config.listeners.size(); ++l) {
+    const ListenerConfig& listener = config.listeners[l];
+    if (listener.publish && registrar_options.app_name.empty()) {
+      registrar_options.app_name = listener.publish->app;
+    }
+    if (listener.publish && registrar_options.zone.empty()) {
+      registrar_options.zone = listener.publish->zone;
+    }
+    registrar_listeners.push_back({listener.name, listener_addresses[l], listener.protocol,
+                                   listener.protocol == "bolt" || (listener.protocol == "auto" &&
+                                                                   !listener.bolt_routes.empty()),
+                                   listener.publish});
+  }
+  registrar = std::make_unique<discovery::AppRegistrar>(*registry, registrar_options,
+                                                        std::move(registrar_listeners));
   control.Post([this] { UpdatePublications(); });
 }
 
-// Publishes each inbound listener while its local app is healthy (or always,
-// without a health cluster) and withdraws it otherwise. Runs every second on
-// the control loop.
+// Tells the registrar which inbound listeners have a healthy local app (or
+// always healthy, without a health cluster): it publishes those, per the
+// discovery mode, and withdraws the others. Runs every second on the control
+// loop.
 void SidecarServer::Impl::UpdatePublications() {
-  if (draining.load() || registry == nullptr) return;
+  if (draining.load() || registrar == nullptr) return;
   for (size_t l = 0; l < config.listeners.size(); ++l) {
     const ListenerConfig& listener = config.listeners[l];
     if (!listener.publish) continue;
@@ -284,39 +328,7 @@ void SidecarServer::Impl::UpdatePublications() {
       auto hosts = cluster.hosts();
       healthy = hosts != nullptr && hosts->CountAvailable() > 0;
     }
-    auto& publication = publications[l];
-    if (healthy && publication == nullptr && !publishing[l]) {
-      publishing[l] = 1;
-      RegistryPublishSpec spec;
-      spec.key = {listener.publish->data_id, listener.publish->group,
-                  listener.publish->instance_id};
-      spec.app_name = listener.publish->app;
-      spec.zone = listener.publish->zone;
-      const char* scheme = listener.protocol == "bolt" ? "bolt://" : "http://";
-      spec.data = {listener.publish->endpoint.empty() ? scheme + listener_addresses[l]
-                                                      : listener.publish->endpoint};
-      // Publish off the control loop: it waits for the registry's answer.
-      Spawn([this, l, spec] {
-        auto published = registry->Publish(spec);
-        control.Post([this, l, published] {
-          publishing[l] = 0;
-          if (published.ok()) {
-            publications[l] = *published;
-            spdlog::info("published listener {} as {}", config.listeners[l].name,
-                         config.listeners[l].publish->data_id);
-          } else {
-            spdlog::warn("cannot publish listener {}: {}", config.listeners[l].name,
-                         published.status().ToString());
-          }
-        });
-      });
-    } else if (!healthy && publication != nullptr) {
-      spdlog::warn("local app of listener {} is unhealthy: withdrawing it", listener.name);
-      auto withdrawn = std::move(publication);
-      Spawn([withdrawn] {
-        if (auto s = withdrawn->Unregister(); !s.ok()) spdlog::warn("withdraw: {}", s.ToString());
-      });
-    }
+    registrar->SetHealthy(l, healthy);
   }
   publish_timer =
       control.RunAfter(std::chrono::milliseconds(1000), [this] { UpdatePublications(); });
@@ -346,6 +358,36 @@ void SidecarServer::Impl::InstallAdmin() {
     http::Response response;
     response.content_type = "application/yaml";
     response.body = DumpSidecarConfig(config);
+    return response;
+  });
+  // The local registration API (local_registry_api.h) and the app-level
+  // discovery state. `registrar` and `app_feeds` are set before the admin
+  // server starts (StartRegistry) and reset only after it stopped.
+  if (config.app.local_api) {
+    for (bool publish : {true, false}) {
+      admin->Handle("POST", publish ? "/registry/publish" : "/registry/unpublish",
+                    [this, publish](const http::Request& request) {
+                      if (registrar == nullptr || draining.load()) {
+                        http::Response response;
+                        response.status = registrar == nullptr ? 409 : 503;
+                        response.content_type = "application/json";
+                        response.body =
+                            registrar == nullptr
+                                ? "{\"error\":\"no listener publishes (listeners[].publish)\"}\n"
+                                : "{\"error\":\"draining\"}\n";
+                        return response;
+                      }
+                      return discovery::HandleLocalRegistration(*registrar, request, publish);
+                    });
+    }
+  }
+  admin->Handle("GET", "/registry", [this](const http::Request&) {
+    http::Response response;
+    response.content_type = "application/json";
+    response.body = absl::StrCat(
+        "{\"discovery\":\"", config.app.discovery,
+        "\",\"inbound\":", registrar ? registrar->StateJson() : std::string("null"),
+        ",\"outbound\":", app_feeds ? app_feeds->StateJson() : std::string("null"), "}\n");
     return response;
   });
   admin->Handle("GET", "/clusters", [this](const http::Request&) {
@@ -488,13 +530,13 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
   admin_options.port = admin_hp->second;
   s.admin = std::make_unique<http::AdminHttpServer>(admin_options);
   s.InstallAdmin();
+  s.StartRegistry();  // before the admin server: its handlers read registrar
   if (auto status = s.admin->Start(); !status.ok()) {
     std::unique_ptr<SidecarServer> failed(new SidecarServer(std::move(impl)));
     failed->Shutdown();
     return absl::UnavailableError(absl::StrCat("admin: ", status.message()));
   }
   std::string admin_address = absl::StrCat(admin_hp->first, ":", s.admin->port());
-  s.StartRegistry();
   for (size_t l = 0; l < s.config.listeners.size(); ++l) {
     spdlog::info("listener {} ({}) on {} with {} workers", s.config.listeners[l].name,
                  s.config.listeners[l].protocol, s.listener_addresses[l], s.workers.size());
@@ -524,12 +566,7 @@ void SidecarServer::Drain() {
     withdrawn.set_value();
   });
   withdrawn.get_future().wait();
-  for (auto& publication : s.publications) {
-    if (publication == nullptr) continue;
-    if (auto status = publication->Unregister(); !status.ok()) {
-      spdlog::warn("withdrawing a publication: {}", status.ToString());
-    }
-  }
+  if (s.registrar) s.registrar->Withdraw();
   for (size_t w = 0; w < s.workers.size(); ++w) {
     WorkerState* state = s.worker_states[w].get();
     s.workers[w]->RunAndWait([state] {
@@ -581,6 +618,10 @@ void SidecarServer::Shutdown() {
   if (s.clusters) {
     std::promise<void> done;
     s.control.Post([&s, &done] {
+      // The registry link is closed: their threads end at once. On the loop,
+      // so that no UpdatePublications or SetEndpoints task races them.
+      s.registrar.reset();
+      s.app_feeds.reset();
       s.clusters->Shutdown();
       s.publish_timer.reset();
       done.set_value();
@@ -589,7 +630,8 @@ void SidecarServer::Shutdown() {
   }
   s.control.Stop();
   s.subscriptions.clear();
-  s.publications.clear();
+  s.registrar.reset();
+  s.app_feeds.reset();
   s.registry.reset();
 }
 

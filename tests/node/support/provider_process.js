@@ -38,7 +38,9 @@ process.on('exit', () => {
 
 class ProviderProcess {
   // options: { tag, registryServers: [ 'host:port' ] (none: not registered),
-  //            extraEchoInterfaces: [ name ], port (default 0) }
+  //            sidecar: 'http://host:port' (mesh mode: registers through that
+  //            sidecar's local API instead), extraEchoInterfaces: [ name ],
+  //            port (default 0) }
   constructor(options) {
     this.options = Object.assign({ registryServers: [], extraEchoInterfaces: [], port: 0 }, options);
     this.tag = this.options.tag;
@@ -179,7 +181,13 @@ async function runChild(options) {
     },
   };
 
-  const registry = options.registryServers.length ? createRegistry(options.registryServers) : null;
+  // options.sidecar: mesh mode, registering through the sidecar's local API.
+  let registry = null;
+  if (options.sidecar) {
+    registry = createRegistry([], { sidecar: options.sidecar });
+  } else if (options.registryServers.length) {
+    registry = createRegistry(options.registryServers);
+  }
   const server = new LoopbackRpcServer({ logger, registry, proto, port: options.port });
   for (const interfaceName of [ ECHO_INTERFACE, ...options.extraEchoInterfaces ]) {
     server.addService({ interfaceName }, echoDelegate);
