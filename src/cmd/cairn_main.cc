@@ -2,6 +2,7 @@
 //   cairn registry [--config FILE] [flags]   standalone registry (every role in one process)
 //   cairn registry --role meta --etcd H:P    cluster mode (issue 5; only the meta role so far)
 //   cairn sidecar --config FILE              the mesh sidecar: execs cairn-sidecar
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -118,6 +120,12 @@ int ExecSidecar(int argc, char** argv) {
 
 int RunRegistry(const cairn::RegistryConfig& config) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+  // The registry's state lives on one loop thread; gRPC's threads only
+  // allocate short-lived buffers. glibc's default of up to 8 arenas per core
+  // keeps memory those threads freed in arenas of their own: two arenas cut
+  // the app-level fleet's registry RSS by ~1.5 MB (12.5 -> 11 MB) with no
+  // change in throughput (docs/benchmarks.md). The environment still wins.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 2);
   sigset_t stop_signals = cairn::BlockStopSignals();
 
   auto registry = cairn::StandaloneRegistry::Start(config);

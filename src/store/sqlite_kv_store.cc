@@ -116,6 +116,11 @@ absl::StatusOr<std::unique_ptr<KvStore>> OpenSqliteKvStore(const std::string& di
       "PRAGMA journal_mode=WAL;"
       "PRAGMA synchronous=FULL;"
       "PRAGMA busy_timeout=5000;"
+      // The store is read at startup and written rarely (a revision, the
+      // version watermark): SQLite's default page cache (up to 2 MiB) would
+      // only keep copies of what was last written, e.g. ~1.3 MB of app
+      // revisions the registry already holds in memory. The OS caches the file.
+      "PRAGMA cache_size=-128;"
       "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);";
   char* err = nullptr;
   if (sqlite3_exec(db, setup, nullptr, nullptr, &err) != SQLITE_OK) {

@@ -2,6 +2,7 @@
 // index, derived interface and app datums, dedup, versions, GC, durability.
 #include "registry/app/app_discovery.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -50,14 +51,13 @@ std::shared_ptr<PublisherRecord> Record(const pb::DataInfoKey& raw_key, const st
                                         std::vector<std::string> data, const std::string& app_name,
                                         uint64_t version = 1) {
   auto r = std::make_shared<PublisherRecord>();
-  r->key = NormalizeKey(raw_key);
-  r->data_info_id = DataInfoId(r->key);
+  r->datum = MakeDatumId(NormalizeKey(raw_key));
   r->registration_id = reg_id;
   r->version = version;
   r->data = std::move(data);
   r->app_name = app_name;
   r->zone = "z1";
-  r->owner = OwnerRef{"local", 1, "client", "ipv4:127.0.0.1:1"};
+  r->owner = std::make_shared<const OwnerRef>(OwnerRef{"local", 1, "client", "ipv4:127.0.0.1:1"});
   return r;
 }
 
@@ -105,7 +105,8 @@ class AppDiscoveryTest : public ::testing::Test {
     return out;
   }
   void Unpublish(const PublisherRecord& r) {
-    apps_->Unpublish(r.data_info_id, r.registration_id, r.owner, [](absl::StatusOr<uint64_t>) {});
+    apps_->Unpublish(r.data_info_id(), r.registration_id, *r.owner,
+                     [](absl::StatusOr<uint64_t>) {});
   }
   std::shared_ptr<const DatumSnapshot> Fetch(const std::string& id) {
     std::shared_ptr<const DatumSnapshot> out;
@@ -275,6 +276,90 @@ TEST_F(AppDiscoveryTest, UnreferencedRevisionsAreCollected) {
   Unpublish(*instance);
   EXPECT_EQ(apps_->CollectGarbage(SteadyNow() + milliseconds(1500)), 1u);
   EXPECT_EQ(apps_->revision_count(), 0u);
+}
+
+TEST_F(AppDiscoveryTest, GetRevisionGivesTheCanonicalRevisionAndContentChecksAreExact) {
+  pb::RevisionMeta meta = Revision("shop", {kOther, kIface});  // not in canonical order
+  (*meta.mutable_interfaces(0)->mutable_params())["timeout"] = "3000";
+  ASSERT_TRUE(Register(meta).ok());
+  pb::GetRevisionRequest get;
+  get.set_revision(meta.revision());
+  auto got = apps_->GetRevision(get);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got->revision().meta(),
+                                                                 app::CanonicalRevision(meta)))
+      << got->revision().meta().DebugString();
+  // Identical content in another order is the same revision; one other
+  // param value or another app is not.
+  pb::RevisionMeta reordered = meta;
+  reordered.mutable_interfaces()->SwapElements(0, 1);
+  EXPECT_TRUE(Register(reordered).ok());
+  pb::RevisionMeta other_value = meta;
+  (*other_value.mutable_interfaces(1)->mutable_params())["weight"] = "99";
+  EXPECT_EQ(Register(other_value).code(), absl::StatusCode::kAlreadyExists);
+  pb::RevisionMeta other_app = meta;
+  other_app.set_app_name("cart");
+  EXPECT_EQ(Register(other_app).code(), absl::StatusCode::kAlreadyExists);
+}
+
+// Two apps serve one interface: the index lists both in name order and
+// follows their instances; after both left and their revisions were
+// collected, the interface's version still does not go back, and the
+// interface can be served again.
+TEST_F(AppDiscoveryTest, InterfaceIndexFollowsAppsAndVersionsNeverGoBack) {
+  pb::RevisionMeta shop = Revision("shop", {kIface, kOther});
+  pb::RevisionMeta cart = Revision("cart", {kIface});
+  ASSERT_TRUE(Register(shop).ok());
+  ASSERT_TRUE(Register(cart).ok());
+  auto shop1 = Instance("s1", "bolt://10.0.0.1:12200", shop.revision(), "shop");
+  auto cart1 = Instance("c1", "bolt://10.0.0.2:12200", cart.revision(), "cart");
+  ASSERT_TRUE(Publish(shop1).ok());
+  ASSERT_TRUE(Publish(cart1).ok());
+  auto describe = [this](const char* data_id) {
+    pb::DescribeInterfaceRequest r;
+    r.mutable_key()->set_data_id(data_id);
+    auto out = apps_->DescribeInterface(r);
+    EXPECT_TRUE(out.ok());
+    std::vector<std::string> apps;
+    for (const auto& a : out->apps()) apps.push_back(a.app_name());
+    return apps;
+  };
+  EXPECT_EQ(describe(kIface), (std::vector<std::string>{"cart", "shop"}));
+  EXPECT_EQ(describe(kOther), std::vector<std::string>{"shop"});
+  auto snap = Fetch(IdOf(kIface));
+  EXPECT_EQ(AllData(*snap),
+            (std::vector<std::string>{"bolt://10.0.0.1:12200?protocol=bolt&weight=100",
+                                      "bolt://10.0.0.2:12200?protocol=bolt&weight=100"}));
+  uint64_t last = snap->version;
+
+  Unpublish(*shop1);
+  EXPECT_EQ(describe(kIface), std::vector<std::string>{"cart"});
+  EXPECT_TRUE(describe(kOther).empty());
+  snap = Fetch(IdOf(kIface));
+  EXPECT_EQ(AllData(*snap),
+            std::vector<std::string>{"bolt://10.0.0.2:12200?protocol=bolt&weight=100"});
+  EXPECT_GT(snap->version, last);
+  last = snap->version;
+  uint64_t other_version = Fetch(IdOf(kOther))->version;
+  EXPECT_GT(other_version, 0u);
+
+  Unpublish(*cart1);
+  snap = Fetch(IdOf(kIface));
+  EXPECT_TRUE(snap->publishers.empty());
+  EXPECT_GT(snap->version, last);
+  last = snap->version;
+  EXPECT_EQ(apps_->CollectGarbage(SteadyNow() + milliseconds(1500)), 2u);
+  EXPECT_EQ(Fetch(IdOf(kIface))->version, last);
+  EXPECT_EQ(Fetch(IdOf(kOther))->version, other_version);
+  EXPECT_TRUE(describe(kIface).empty());
+
+  ASSERT_TRUE(Register(cart).ok());
+  ASSERT_TRUE(Publish(cart1).ok());
+  snap = Fetch(IdOf(kIface));
+  EXPECT_EQ(AllData(*snap),
+            std::vector<std::string>{"bolt://10.0.0.2:12200?protocol=bolt&weight=100"});
+  EXPECT_GT(snap->version, last);
+  EXPECT_EQ(describe(kIface), std::vector<std::string>{"cart"});
 }
 
 TEST(AppDiscoveryStoreTest, RevisionsSurviveARestart) {

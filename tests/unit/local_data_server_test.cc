@@ -18,13 +18,13 @@ std::shared_ptr<PublisherRecord> Record(const std::string& reg_id, uint64_t vers
   auto r = std::make_shared<PublisherRecord>();
   pb::DataInfoKey key;
   key.set_data_id("svc");
-  r->key = NormalizeKey(key);
-  r->data_info_id = DataInfoId(r->key);
+  r->datum = MakeDatumId(NormalizeKey(key));
   r->registration_id = reg_id;
   r->version = version;
   r->data = std::move(data);
   r->zone = "z1";
-  r->owner = OwnerRef{"local", conn, "client", "ipv4:127.0.0.1:1"};
+  r->owner =
+      std::make_shared<const OwnerRef>(OwnerRef{"local", conn, "client", "ipv4:127.0.0.1:1"});
   return r;
 }
 
@@ -47,6 +47,32 @@ class LocalDataServerTest : public ::testing::Test {
   RecordingListener listener_;
 };
 
+TEST_F(LocalDataServerTest, AHeldSnapshotNeverChangesAndPublishersStaySorted) {
+  ASSERT_TRUE(Publish(Record("p2", 1, {"b"})).ok());
+  ASSERT_TRUE(Publish(Record("p1", 1, {"a"})).ok());
+  std::string id = Record("x", 0, {})->data_info_id();
+  std::shared_ptr<const DatumSnapshot> held = Fetch(id);
+  EXPECT_EQ(Fetch(id), held) << "no change: the same snapshot";
+  uint64_t held_version = held->version;
+
+  ASSERT_TRUE(Publish(Record("p3", 1, {"c"})).ok());   // insert at the end
+  ASSERT_TRUE(Publish(Record("p0", 1, {"z"})).ok());   // insert at the front
+  ASSERT_TRUE(Publish(Record("p1", 2, {"a2"})).ok());  // replace
+  server_.Unpublish(id, "p2", OwnerRef{"local", 1, "", ""}, [](absl::StatusOr<uint64_t>) {});
+  // The snapshot someone held is untouched (copy on write)...
+  EXPECT_EQ(held->version, held_version);
+  ASSERT_EQ(held->publishers.size(), 2u);
+  EXPECT_EQ(held->publishers[0]->data[0], "a");
+  // ...and the current one has every change, in registration-id order.
+  auto now = Fetch(id);
+  EXPECT_GT(now->version, held_version);
+  std::vector<std::string> ids;
+  for (const auto& r : now->publishers) ids.push_back(r->registration_id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"p0", "p1", "p3"}));
+  EXPECT_EQ(now->publishers[1]->data[0], "a2");
+  EXPECT_EQ(server_.publisher_count(), 3u);
+}
+
 TEST_F(LocalDataServerTest, EveryChangeGetsAHigherVersionAndIsAnnounced) {
   auto v1 = Publish(Record("p1", 1, {"a"}));
   auto v2 = Publish(Record("p2", 1, {"b"}));
@@ -54,7 +80,7 @@ TEST_F(LocalDataServerTest, EveryChangeGetsAHigherVersionAndIsAnnounced) {
   EXPECT_GT(*v2, *v1);
   ASSERT_EQ(listener_.changes.size(), 2u);
   EXPECT_EQ(listener_.changes[1].second, *v2);
-  auto snap = Fetch(Record("x", 0, {})->data_info_id);
+  auto snap = Fetch(Record("x", 0, {})->data_info_id());
   EXPECT_EQ(snap->version, *v2);
   ASSERT_EQ(snap->publishers.size(), 2u);
   EXPECT_EQ(snap->publishers[0]->registration_id, "p1");
@@ -66,7 +92,7 @@ TEST_F(LocalDataServerTest, OlderPublisherVersionIsRefusedAndChangesNothing) {
   auto refused = Publish(Record("p1", 4, {"old"}));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("older version 4"), std::string::npos);
-  auto snap = Fetch(Record("x", 0, {})->data_info_id);
+  auto snap = Fetch(Record("x", 0, {})->data_info_id());
   EXPECT_EQ(snap->publishers[0]->data, std::vector<std::string>{"new"});
   EXPECT_EQ(listener_.changes.size(), 1u);
 }
@@ -77,7 +103,7 @@ TEST_F(LocalDataServerTest, IdenticalReplayKeepsTheVersionButMovesOwnership) {
   EXPECT_EQ(*v1, *v2);
   EXPECT_EQ(listener_.changes.size(), 1u);
   // The old stream ending no longer removes the publisher.
-  std::string id = Record("x", 0, {})->data_info_id;
+  std::string id = Record("x", 0, {})->data_info_id();
   server_.Unpublish(id, "p1", OwnerRef{"local", 1, "", ""}, [](auto) {});
   EXPECT_EQ(Fetch(id)->publishers.size(), 1u);
   server_.Unpublish(id, "p1", OwnerRef{"local", 2, "", ""}, [](auto) {});
@@ -88,7 +114,7 @@ TEST_F(LocalDataServerTest, IdenticalReplayKeepsTheVersionButMovesOwnership) {
 
 TEST_F(LocalDataServerTest, SnapshotIsSharedUntilTheNextChange) {
   ASSERT_TRUE(Publish(Record("p1", 1, {"a"})).ok());
-  std::string id = Record("x", 0, {})->data_info_id;
+  std::string id = Record("x", 0, {})->data_info_id();
   auto first = Fetch(id);
   EXPECT_EQ(first.get(), Fetch(id).get());
   ASSERT_TRUE(Publish(Record("p1", 2, {"b"})).ok());

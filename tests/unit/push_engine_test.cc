@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <thread>
 
 #include "registry/data/local_data_server.h"
@@ -9,15 +10,21 @@
 namespace cairn {
 namespace {
 
+// Keeps what was sent decoded (as a client would see it) and the shared
+// bodies (to check who shares what).
 class FakeTransport : public PushEngine::Transport {
  public:
-  bool SendPush(uint64_t connection_id, pb::ServerMessage&& message) override {
+  bool SendPush(uint64_t connection_id, EncodedPush&& push) override {
     if (refuse) return false;
+    pb::ServerMessage message;
+    EXPECT_TRUE(message.ParseFromString(push.Flatten()));
     sent.emplace_back(connection_id, std::move(message));
+    bodies.push_back(push.body);
     return true;
   }
   bool refuse = false;
   std::vector<std::pair<uint64_t, pb::ServerMessage>> sent;
+  std::vector<std::shared_ptr<const std::string>> bodies;
 };
 
 class PushEngineTest : public ::testing::Test {
@@ -42,13 +49,12 @@ class PushEngineTest : public ::testing::Test {
   uint64_t Publish(const std::string& reg_id, uint64_t version, const std::string& zone,
                    std::vector<std::string> data) {
     auto r = std::make_shared<PublisherRecord>();
-    r->key = Key();
-    r->data_info_id = DataInfoId(r->key);
+    r->datum = MakeDatumId(Key());
     r->registration_id = reg_id;
     r->version = version;
     r->zone = zone;
     r->data = std::move(data);
-    r->owner = OwnerRef{"local", 9, "", ""};
+    r->owner = std::make_shared<const OwnerRef>(OwnerRef{"local", 9, "", ""});
     uint64_t out = 0;
     data_.Publish(r, [&out](absl::StatusOr<uint64_t> v) { out = *v; });
     return out;
@@ -177,6 +183,47 @@ TEST_F(PushEngineTest, ZoneScopeWithNothingInItsZoneIsMarkedEmpty) {
   ASSERT_EQ(transport_.sent.size(), 1u);
   EXPECT_TRUE(LastPush().empty());
   EXPECT_GT(LastPush().version(), 0u);
+}
+
+TEST_F(PushEngineTest, SubscribersOfOneVersionAndViewShareOneEncodedDatum) {
+  Publish("p1", 1, "z1", {"a"});
+  Publish("p2", 1, "z2", {"b"});
+  const std::vector<uint64_t> ids = {
+      engine_.Subscribe({"sub-a", Key(), pb::SCOPE_DATACENTER, "z1", 1}),
+      engine_.Subscribe({"sub-b", Key(), pb::SCOPE_GLOBAL, "z2", 2}),
+      engine_.Subscribe({"sub-z", Key(), pb::SCOPE_ZONE, "z2", 3})};
+  Poll();
+  ASSERT_EQ(transport_.sent.size(), 3u);  // in subscription order
+  // Datacenter and global see the same publishers: one body; the zone view its own.
+  EXPECT_EQ(transport_.bodies[0], transport_.bodies[1]);
+  EXPECT_NE(transport_.bodies[0], transport_.bodies[2]);
+  EXPECT_EQ(engine_.payload_cache().builds(), 2u);
+  EXPECT_EQ(transport_.sent[0].second.push().registration_id(), "sub-a");
+  EXPECT_EQ(transport_.sent[1].second.push().registration_id(), "sub-b");
+  EXPECT_EQ(transport_.sent[1].second.push().zones_size(), 2);
+  EXPECT_EQ(transport_.sent[2].second.push().zones_size(), 1);
+
+  // A change: the next pushes carry a new body with the new data.
+  for (size_t i = 0; i < ids.size(); ++i) {
+    engine_.OnAck(ids[i], transport_.sent[i].second.push().push_id());
+  }
+  uint64_t version = Publish("p2", 2, "z2", {"b2"});
+  Poll();
+  ASSERT_EQ(transport_.sent.size(), 6u);
+  std::map<std::string, size_t> second;  // registration id -> index (any order)
+  for (size_t i = 3; i < 6; ++i) second[transport_.sent[i].second.push().registration_id()] = i;
+  EXPECT_EQ(transport_.bodies[second["sub-a"]], transport_.bodies[second["sub-b"]]);
+  EXPECT_NE(transport_.bodies[second["sub-a"]], transport_.bodies[0]);
+  EXPECT_NE(transport_.bodies[second["sub-z"]], transport_.bodies[2]);
+  EXPECT_EQ(engine_.payload_cache().builds(), 4u);
+  for (size_t i = 3; i < 6; ++i) {
+    const pb::Push& push = transport_.sent[i].second.push();
+    EXPECT_EQ(push.version(), version);
+    EXPECT_EQ(push.zones(push.zones_size() - 1).publishers(0).data(0), "b2");
+  }
+  // The last subscriber gone: nothing of the datum stays cached.
+  for (uint64_t id : ids) engine_.Unsubscribe(id);
+  EXPECT_EQ(engine_.payload_cache().datum_count(), 0u);
 }
 
 TEST_F(PushEngineTest, UnsubscribedSubscriberGetsNothingMore) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <thread>
 
 #include "registry/data/local_data_server.h"
@@ -125,6 +126,29 @@ TEST_F(SessionServerTest, PublishIsPushedToSubscriberAndRemovedWhenPublisherDisc
   EXPECT_EQ(metrics_.publishers.Value(), 0);
 }
 
+TEST_F(SessionServerTest, PrepareForShutdownEndsEveryStreamWithoutUnpublishingOneByOne) {
+  auto [a_conn, a] = Connect("ipv4:127.0.0.1:1000");
+  auto [b_conn, b] = Connect("ipv4:127.0.0.1:2000");
+  session_.OnMessage(a_conn, PublishMsg(1, "p1", 1, {"a"}));
+  session_.OnMessage(b_conn, PublishMsg(1, "p2", 1, {"b"}));
+  std::shared_ptr<const DatumSnapshot> before;
+  data_.Fetch("svc#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP", [&](auto s) { before = s; });
+  ASSERT_EQ(before->publishers.size(), 2u);
+
+  session_.PrepareForShutdown();
+  EXPECT_TRUE(a->closed);
+  EXPECT_TRUE(b->closed);
+  EXPECT_EQ(a->close_status.code(), absl::StatusCode::kUnavailable);
+  // The streams' ends arrive as disconnects, as from gRPC.
+  session_.OnDisconnect(a_conn, "closed");
+  session_.OnDisconnect(b_conn, "closed");
+  EXPECT_EQ(session_.connection_count(), 0u);
+  std::shared_ptr<const DatumSnapshot> after;
+  data_.Fetch("svc#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP", [&](auto s) { after = s; });
+  EXPECT_EQ(after->version, before->version) << "no datum change while shutting down";
+  EXPECT_EQ(after->publishers.size(), 2u);
+}
+
 TEST_F(SessionServerTest, EveryMessageIsAcknowledgedToTheStreamForFlowControl) {
   auto [conn, stream] = Connect("ipv4:127.0.0.1:1000");
   session_.OnMessage(conn, PublishMsg(1, "p1", 1, {"a"}));
@@ -189,7 +213,7 @@ TEST_F(SessionServerTest, ReconnectTakesOverPublishersWithoutAGap) {
   std::shared_ptr<const DatumSnapshot> snap;
   data_.Fetch("svc#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP", [&](auto s) { snap = s; });
   ASSERT_EQ(snap->publishers.size(), 1u);
-  EXPECT_EQ(snap->publishers[0]->owner.connection_id, new_conn);
+  EXPECT_EQ(snap->publishers[0]->owner->connection_id, new_conn);
   auto described = session_.Describe([] {
     pb::DescribeRequest r;
     r.mutable_key()->set_data_id("svc");
@@ -199,6 +223,53 @@ TEST_F(SessionServerTest, ReconnectTakesOverPublishersWithoutAGap) {
   ASSERT_EQ(described->publishers_size(), 1);
   EXPECT_EQ(described->publishers(0).owner().address(), "ipv4:127.0.0.1:2001");
   ASSERT_EQ(described->subscribers_size(), 1);
+}
+
+TEST_F(SessionServerTest, EachStreamKeepsExactlyItsOwnPublishersThroughTakeoverAndUnregister) {
+  auto [a_conn, a] = Connect("ipv4:127.0.0.1:1000");
+  auto [b_conn, b] = Connect("ipv4:127.0.0.1:2000");
+  for (int i = 0; i < 3; ++i) {
+    session_.OnMessage(
+        a_conn, PublishMsg(i + 1, "p" + std::to_string(i), 1, {"a"}, "svc" + std::to_string(i)));
+  }
+  session_.OnMessage(a_conn, PublishMsg(4, "p0", 2, {"a2"}, "svc0"));  // republish
+  session_.OnMessage(b_conn, PublishMsg(1, "p1", 2, {"b"}, "svc1"));   // takeover
+  pb::ClientMessage unregister;
+  unregister.set_request_id(5);
+  unregister.mutable_unregister()->set_registration_id("p2");
+  session_.OnMessage(a_conn, unregister);
+  for (const auto& r : a->Results()) EXPECT_EQ(r.code(), 0) << r.message();
+  EXPECT_EQ(b->Results().back().code(), 0);
+  // a: p0 only; b: p1. The freed slot lets a publish again (limit 3).
+  auto publishers_of = [this](uint64_t conn) {
+    std::set<std::string> ids;
+    pb::QueryByClientResponse all = session_.QueryByClient({});
+    for (const auto& c : all.clients()) {
+      if (c.owner().connection_id() != conn) continue;
+      for (const auto& p : c.publishers()) ids.insert(p.publisher().registration_id());
+    }
+    return ids;
+  };
+  EXPECT_EQ(publishers_of(a_conn), (std::set<std::string>{"p0"}));
+  EXPECT_EQ(publishers_of(b_conn), (std::set<std::string>{"p1"}));
+  EXPECT_EQ(session_.publisher_count(), 2u);
+  // Unregistering a publisher another stream took over is refused.
+  unregister.set_request_id(6);
+  unregister.mutable_unregister()->set_registration_id("p1");
+  session_.OnMessage(a_conn, unregister);
+  EXPECT_EQ(a->Results().back().code(), static_cast<int>(absl::StatusCode::kNotFound));
+
+  session_.OnDisconnect(a_conn, "test");
+  EXPECT_EQ(session_.publisher_count(), 1u);
+  EXPECT_EQ(publishers_of(b_conn), (std::set<std::string>{"p1"}));
+  std::shared_ptr<const DatumSnapshot> svc0, svc1;
+  data_.Fetch("svc0#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP", [&](auto s) { svc0 = s; });
+  data_.Fetch("svc1#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP", [&](auto s) { svc1 = s; });
+  EXPECT_TRUE(svc0->publishers.empty());
+  ASSERT_EQ(svc1->publishers.size(), 1u);
+  EXPECT_EQ(svc1->publishers[0]->data[0], "b");
+  session_.OnDisconnect(b_conn, "test");
+  EXPECT_EQ(session_.publisher_count(), 0u);
 }
 
 TEST_F(SessionServerTest, SilentClientIsClosedAfterKeepaliveTimeoutAndItsDataRemoved) {

@@ -38,11 +38,11 @@ pb::PublisherInfo InfoOf(const PublisherRecord& record) {
   data->mutable_attributes()->insert(record.attributes.begin(), record.attributes.end());
   data->set_version(record.version);
   info.set_zone(record.zone);
-  info.mutable_owner()->set_client_id(record.owner.client_id);
-  info.mutable_owner()->set_address(record.owner.address);
-  info.mutable_owner()->set_connection_id(record.owner.connection_id);
+  info.mutable_owner()->set_client_id(record.owner->client_id);
+  info.mutable_owner()->set_address(record.owner->address);
+  info.mutable_owner()->set_connection_id(record.owner->connection_id);
   info.set_registered_at_ms(record.registered_at_ms);
-  *info.mutable_key() = record.key;
+  *info.mutable_key() = record.key();
   return info;
 }
 
@@ -58,12 +58,8 @@ absl::StatusOr<std::unique_ptr<AppDiscovery>> AppDiscovery::Create(EventLoop& lo
     if (!stored.ok()) return stored.status();
     SteadyTime now = SteadyNow();
     for (StoredRevision& s : *stored) {
-      Revision& rev = out->revisions_[s.meta.revision()];
-      rev.meta = app::CanonicalRevision(s.meta);
-      for (const pb::InterfaceMeta& iface : rev.meta.interfaces()) {
-        rev.params[DataInfoId(iface.key())].insert(iface.params().begin(), iface.params().end());
-      }
-      rev.registered_at_ms = s.registered_at_ms;
+      Revision& rev =
+          out->AddRevision(s.meta.revision(), app::CanonicalRevision(s.meta), s.registered_at_ms);
       // Clients replay their instances after a restart: give them the full
       // grace period before a loaded revision counts as garbage.
       rev.unreferenced_since = now;
@@ -107,7 +103,7 @@ size_t AppDiscovery::CollectGarbage(SteadyTime now) {
     }
     // Unreferenced revisions contribute nothing to the interface index, so
     // removing one changes no datum.
-    revisions_.erase(id);
+    if (auto it = revisions_.find(id); it != revisions_.end()) EraseRevision(it);
     ++removed;
   }
   if (removed > 0) spdlog::info("garbage-collected {} unreferenced app revisions", removed);
@@ -124,7 +120,8 @@ void AppDiscovery::RegisterRevision(const pb::RevisionMeta& meta,
   }
   auto it = revisions_.find(meta.revision());
   if (it != revisions_.end()) {
-    if (!app::SameRevisionContent(it->second.meta, meta)) {
+    // The same test as app::SameRevisionContent, against the compact form.
+    if (it->second.app_name != meta.app_name() || !it->second.content.SameInterfaces(meta)) {
       done(absl::AlreadyExistsError(absl::StrCat(
           "revision ", meta.revision(),
           " is already registered with other content; revisions are immutable: give the new "
@@ -149,19 +146,49 @@ void AppDiscovery::RegisterRevision(const pb::RevisionMeta& meta,
       return;
     }
   }
-  Revision& rev = revisions_[meta.revision()];
-  rev.meta = std::move(stored.meta);
-  for (const pb::InterfaceMeta& iface : rev.meta.interfaces()) {
-    rev.params[DataInfoId(iface.key())].insert(iface.params().begin(), iface.params().end());
-  }
-  rev.registered_at_ms = stored.registered_at_ms;
+  Revision& rev = AddRevision(meta.revision(), stored.meta, stored.registered_at_ms);
   rev.unreferenced_since = SteadyNow();
   done(absl::OkStatus());
 }
 
+AppDiscovery::Revision& AppDiscovery::AddRevision(const std::string& id,
+                                                  const pb::RevisionMeta& canonical,
+                                                  int64_t registered_at_ms) {
+  // Callers add only new ids; replacing one must still release its interfaces.
+  if (auto old = revisions_.find(id); old != revisions_.end()) EraseRevision(old);
+  Revision& rev = revisions_[id];
+  rev.app_name = canonical.app_name();
+  rev.content = app::CompactRevision::Build(canonical, [this](const std::string& iface) {
+    auto entry = interfaces_.try_emplace(iface).first;
+    ++entry->second.revisions;
+    return &entry->first;
+  });
+  rev.registered_at_ms = registered_at_ms;
+  return rev;
+}
+
+void AppDiscovery::EraseRevision(std::unordered_map<std::string, Revision>::iterator it) {
+  const app::CompactRevision& content = it->second.content;
+  for (size_t i = 0; i < content.interface_count(); ++i) {
+    auto entry = interfaces_.find(*content.interface_id(i));
+    if (entry == interfaces_.end()) continue;
+    InterfaceState& state = entry->second;
+    if (state.revisions > 0) --state.revisions;
+    // A bumped interface keeps its entry: its derived version must not go back.
+    if (state.revisions == 0 && state.apps.empty() && state.bump == 0) interfaces_.erase(entry);
+  }
+  revisions_.erase(it);
+}
+
+const AppDiscovery::InterfaceState* AppDiscovery::FindInterface(
+    const std::string& data_info_id) const {
+  auto it = interfaces_.find(data_info_id);
+  return it == interfaces_.end() || it->second.apps.empty() ? nullptr : &it->second;
+}
+
 void AppDiscovery::Publish(std::shared_ptr<const PublisherRecord> record, VersionCallback done) {
-  if (absl::StartsWith(record->key.data_id(), std::string(app::kAppDataIdPrefix))) {
-    std::optional<std::string> app_name = app::AppOfKey(record->key);
+  if (absl::StartsWith(record->key().data_id(), std::string(app::kAppDataIdPrefix))) {
+    std::optional<std::string> app_name = app::AppOfKey(record->key());
     if (!app_name.has_value()) {
       done(absl::InvalidArgumentError(absl::StrCat(
           "data ids starting with '", std::string(app::kAppDataIdPrefix),
@@ -186,10 +213,9 @@ void AppDiscovery::Publish(std::shared_ptr<const PublisherRecord> record, Versio
                        "(RegisterRevision), then publish the instance")));
       return;
     }
-    if (rev->second.meta.app_name() != *app_name) {
+    if (rev->second.app_name != *app_name) {
       done(absl::InvalidArgumentError(absl::StrCat("revision ", revision, " belongs to app ",
-                                                   rev->second.meta.app_name(), ", not ",
-                                                   *app_name)));
+                                                   rev->second.app_name, ", not ", *app_name)));
       return;
     }
     if (record->data.empty()) {
@@ -220,11 +246,14 @@ std::shared_ptr<const DatumSnapshot> AppDiscovery::FetchInner(const std::string&
 
 void AppDiscovery::OnDatumChanged(const std::string& data_info_id, uint64_t version) {
   std::shared_ptr<const DatumSnapshot> snapshot = FetchInner(data_info_id);
+  cache_.erase(data_info_id);  // stale now
   if (std::optional<std::string> app_name = AppOfId(data_info_id)) {
-    std::set<std::string> affected = UpdateApp(*app_name, *snapshot);
+    std::vector<std::string> affected = UpdateApp(*app_name, *snapshot);
     Emit(data_info_id, version);
     for (const std::string& iface : affected) {
-      bumps_[iface] = version;
+      // UpdateApp left an entry for every affected interface.
+      interfaces_.at(iface).bump = version;
+      cache_.erase(iface);
       Emit(iface, version);
     }
     return;
@@ -234,6 +263,7 @@ void AppDiscovery::OnDatumChanged(const std::string& data_info_id, uint64_t vers
   for (const std::string& app_name : apps) {
     std::string id = DataInfoId(app::AppKey(app_name));
     bumps_[id] = version;
+    cache_.erase(id);
     Emit(id, version);
   }
 }
@@ -242,34 +272,52 @@ void AppDiscovery::Emit(const std::string& data_info_id, uint64_t version) {
   for (DataChangeListener* listener : listeners_) listener->OnDatumChanged(data_info_id, version);
 }
 
-std::set<std::string> AppDiscovery::UpdateApp(const std::string& app_name,
-                                              const DatumSnapshot& snapshot) {
-  App& app = apps_[app_name];
-  std::set<std::string> affected = app.interfaces;  // every served interface's data changes
+std::vector<std::string> AppDiscovery::UpdateApp(const std::string& app_name,
+                                                 const DatumSnapshot& snapshot) {
+  auto app_it = apps_.try_emplace(app_name).first;
+  App& app = app_it->second;
+  const std::string* name = &app_it->first;  // what the index points to
   SteadyTime now = SteadyNow();
-  for (const auto& [reg, revision] : app.instances) DropRef(revision, now);
-  app.instances.clear();
-  app.interfaces.clear();
-  for (const auto& record : snapshot.publishers) {
-    std::string revision = RevisionOf(*record);
-    app.instances[record->registration_id] = revision;
-    AddRef(revision);
+  for (const auto& [revision, count] : app.revisions) DropRef(revision, count, now);
+  std::map<std::string, uint32_t> revisions;
+  for (const auto& record : snapshot.publishers) ++revisions[RevisionOf(*record)];
+  app.revisions.assign(revisions.begin(), revisions.end());
+  app.revisions.shrink_to_fit();
+  app.instances = static_cast<uint32_t>(snapshot.publishers.size());
+  std::vector<InterfaceEntry*> served;
+  for (const auto& [revision, count] : app.revisions) {
+    AddRef(revision, count);
     auto rev = revisions_.find(revision);
     if (rev == revisions_.end()) continue;
-    for (const auto& [iface, params] : rev->second.params) app.interfaces.insert(iface);
+    const app::CompactRevision& content = rev->second.content;
+    for (size_t i = 0; i < content.interface_count(); ++i) {
+      // Revisions intern their interfaces in interfaces_: the entry exists.
+      served.push_back(&*interfaces_.find(*content.interface_id(i)));
+    }
   }
-  for (const std::string& iface : affected) {
-    if (app.interfaces.count(iface) > 0) continue;
-    auto it = interface_apps_.find(iface);
-    if (it == interface_apps_.end()) continue;
-    it->second.erase(app_name);
-    if (it->second.empty()) interface_apps_.erase(it);
+  std::sort(served.begin(), served.end());
+  served.erase(std::unique(served.begin(), served.end()), served.end());
+  // Every interface served before or now has changed data.
+  std::vector<std::string> affected;
+  affected.reserve(app.interfaces.size() + served.size());
+  for (InterfaceEntry* entry : app.interfaces) {
+    affected.push_back(entry->first);
+    if (std::binary_search(served.begin(), served.end(), entry)) continue;
+    auto& apps = entry->second.apps;
+    apps.erase(std::remove(apps.begin(), apps.end(), name), apps.end());
   }
-  for (const std::string& iface : app.interfaces) {
-    interface_apps_[iface].insert(app_name);
-    affected.insert(iface);
+  auto by_name = [](const std::string* a, const std::string* b) { return *a < *b; };
+  for (InterfaceEntry* entry : served) {
+    affected.push_back(entry->first);
+    auto& apps = entry->second.apps;
+    auto pos = std::lower_bound(apps.begin(), apps.end(), name, by_name);
+    if (pos == apps.end() || *pos != name) apps.insert(pos, name);
   }
-  if (app.instances.empty()) apps_.erase(app_name);
+  app.interfaces = std::move(served);
+  app.interfaces.shrink_to_fit();
+  std::sort(affected.begin(), affected.end());
+  affected.erase(std::unique(affected.begin(), affected.end()), affected.end());
+  if (app.instances == 0) apps_.erase(app_it);
   return affected;
 }
 
@@ -300,20 +348,24 @@ std::set<std::string> AppDiscovery::UpdateLegacy(const std::string& data_info_id
   return affected;
 }
 
-void AppDiscovery::AddRef(const std::string& revision) {
+void AppDiscovery::AddRef(const std::string& revision, uint32_t count) {
   auto it = revisions_.find(revision);
-  if (it != revisions_.end()) ++it->second.refs;
+  if (it != revisions_.end()) it->second.refs += count;
 }
 
-void AppDiscovery::DropRef(const std::string& revision, SteadyTime now) {
+void AppDiscovery::DropRef(const std::string& revision, uint32_t count, SteadyTime now) {
   auto it = revisions_.find(revision);
   if (it == revisions_.end() || it->second.refs == 0) return;
-  if (--it->second.refs == 0) it->second.unreferenced_since = now;
+  it->second.refs -= std::min<size_t>(count, it->second.refs);
+  if (it->second.refs == 0) it->second.unreferenced_since = now;
 }
 
 // ---------------------------------------------------------------- reads
 
 uint64_t AppDiscovery::DerivedVersion(const std::string& id, uint64_t own_version) const {
+  if (auto iface = interfaces_.find(id); iface != interfaces_.end()) {
+    return std::max(own_version, iface->second.bump);
+  }
   auto it = bumps_.find(id);
   return it == bumps_.end() ? own_version : std::max(own_version, it->second);
 }
@@ -323,7 +375,7 @@ void AppDiscovery::Fetch(const std::string& data_info_id, SnapshotCallback done)
   uint64_t version = DerivedVersion(data_info_id, own->version);
   std::optional<std::string> app_name = AppOfId(data_info_id);
   bool derived = app_name.has_value() ? legacy_by_app_.count(*app_name) > 0
-                                      : interface_apps_.count(data_info_id) > 0;
+                                      : FindInterface(data_info_id) != nullptr;
   if (!derived) {
     cache_.erase(data_info_id);
     if (version == own->version) {
@@ -358,21 +410,24 @@ std::shared_ptr<const DatumSnapshot> AppDiscovery::BuildInterface(const std::str
   for (const auto& record : own.publishers) {
     for (const std::string& url : record->data) covered.emplace(app::EndpointKey(url));
   }
-  for (const std::string& app_name : interface_apps_.at(id)) {
+  std::shared_ptr<const DatumId> datum_id;  // the interface's, shared by the derived entries
+  for (const std::string* app_name_ptr : FindInterface(id)->apps) {
+    const std::string& app_name = *app_name_ptr;
     auto app = apps_.find(app_name);
     if (app == apps_.end()) continue;
     std::shared_ptr<const DatumSnapshot> instances = FetchInner(DataInfoId(app::AppKey(app_name)));
     for (const auto& instance : instances->publishers) {
       auto rev = revisions_.find(RevisionOf(*instance));
       if (rev == revisions_.end()) continue;
-      auto params = rev->second.params.find(id);
-      if (params == rev->second.params.end()) continue;
+      int index = rev->second.content.Find(id);
+      if (index < 0) continue;
       auto entry = std::make_shared<PublisherRecord>(*instance);
-      entry->data_info_id = id;
-      entry->key = own.key;
+      if (!datum_id) datum_id = std::make_shared<const DatumId>(DatumId{id, own.key});
+      entry->datum = datum_id;
       entry->app_name = app_name;  // the app of the key, whatever the client's default
       entry->data.clear();
-      for (std::string& url : app::RenderInterfaceUrls(instance->data, params->second)) {
+      for (std::string& url : app::RenderInterfaceUrlsFromViews(
+               instance->data, rev->second.content.Params(static_cast<size_t>(index)))) {
         if (covered.emplace(app::EndpointKey(url)).second) entry->data.push_back(std::move(url));
       }
       if (!entry->data.empty()) out->publishers.push_back(std::move(entry));
@@ -393,9 +448,10 @@ std::shared_ptr<const DatumSnapshot> AppDiscovery::BuildApp(const std::string& a
   for (const auto& instance : own.publishers) {
     auto rev = revisions_.find(RevisionOf(*instance));
     if (rev == revisions_.end()) continue;
+    const app::CompactRevision& content = rev->second.content;
     for (const std::string& endpoint : instance->data) {
-      for (const auto& [iface, params] : rev->second.params) {
-        covered.emplace(std::string(app::EndpointKey(endpoint)), iface);
+      for (size_t i = 0; i < content.interface_count(); ++i) {
+        covered.emplace(std::string(app::EndpointKey(endpoint)), *content.interface_id(i));
       }
     }
   }
@@ -444,7 +500,7 @@ absl::StatusOr<pb::GetRevisionResponse> AppDiscovery::GetRevision(
   }
   pb::GetRevisionResponse response;
   pb::RevisionInfo* info = response.mutable_revision();
-  *info->mutable_meta() = it->second.meta;
+  *info->mutable_meta() = it->second.content.ToMeta(it->first, it->second.app_name);
   info->set_instances(static_cast<uint32_t>(it->second.refs));
   info->set_registered_at_ms(it->second.registered_at_ms);
   if (it->second.refs == 0) {
@@ -458,18 +514,16 @@ absl::StatusOr<pb::GetRevisionResponse> AppDiscovery::GetRevision(
 pb::ListAppsResponse AppDiscovery::ListApps(const pb::ListAppsRequest& request) const {
   std::map<std::string, pb::AppSummary> apps;
   for (const auto& [id, rev] : revisions_) {
-    if (absl::StartsWith(rev.meta.app_name(), request.app_name_prefix())) {
-      apps[rev.meta.app_name()].set_app_name(rev.meta.app_name());
+    if (absl::StartsWith(rev.app_name, request.app_name_prefix())) {
+      apps[rev.app_name].set_app_name(rev.app_name);
     }
   }
   for (const auto& [name, app] : apps_) {
     if (!absl::StartsWith(name, request.app_name_prefix())) continue;
     pb::AppSummary& summary = apps[name];
     summary.set_app_name(name);
-    summary.set_instances(static_cast<uint32_t>(app.instances.size()));
-    std::set<std::string> in_use;
-    for (const auto& [reg, revision] : app.instances) in_use.insert(revision);
-    for (const std::string& revision : in_use) summary.add_revisions(revision);
+    summary.set_instances(app.instances);
+    for (const auto& [revision, count] : app.revisions) summary.add_revisions(revision);
   }
   pb::ListAppsResponse response;
   for (auto& [name, summary] : apps) {
@@ -486,7 +540,7 @@ absl::StatusOr<pb::DescribeAppResponse> AppDiscovery::DescribeApp(
   std::string id = DataInfoId(app::AppKey(request.app_name()));
   std::shared_ptr<const DatumSnapshot> own = FetchInner(id);
   bool has_revision = std::any_of(revisions_.begin(), revisions_.end(), [&](const auto& entry) {
-    return entry.second.meta.app_name() == request.app_name();
+    return entry.second.app_name == request.app_name();
   });
   if (own->publishers.empty() && !has_revision) {
     return absl::NotFoundError(absl::StrCat("app ", request.app_name(), " is not known"));
@@ -515,20 +569,21 @@ absl::StatusOr<pb::DescribeInterfaceResponse> AppDiscovery::DescribeInterface(
   *response.mutable_key() = key;
   response.set_version(DerivedVersion(id, own->version));
   response.set_interface_publishers(static_cast<uint32_t>(own->publishers.size()));
-  auto apps = interface_apps_.find(id);
-  if (apps == interface_apps_.end()) return response;
-  for (const std::string& app_name : apps->second) {
+  const InterfaceState* iface = FindInterface(id);
+  if (iface == nullptr) return response;
+  for (const std::string* app_name_ptr : iface->apps) {
+    const std::string& app_name = *app_name_ptr;
     auto app = apps_.find(app_name);
     if (app == apps_.end()) continue;
     pb::InterfaceApp* out = response.add_apps();
     out->set_app_name(app_name);
     std::set<std::string> serving;
     uint32_t instances = 0;
-    for (const auto& [reg, revision] : app->second.instances) {
+    for (const auto& [revision, count] : app->second.revisions) {
       auto rev = revisions_.find(revision);
-      if (rev == revisions_.end() || rev->second.params.count(id) == 0) continue;
+      if (rev == revisions_.end() || !rev->second.content.Serves(id)) continue;
       serving.insert(revision);
-      ++instances;
+      instances += count;
     }
     for (const std::string& revision : serving) out->add_revisions(revision);
     out->set_instances(instances);

@@ -20,6 +20,9 @@
 //     one. Listeners (the PushEngine) are told about derived changes too.
 // Revisions are stored through a RevisionStore and garbage-collected when no
 // instance has referenced them for `revision_gc_after` (a periodic sweep).
+// Memory: each revision is held once, as an app::CompactRevision; interface
+// ids are interned in one table that is also the interface -> apps index, and
+// derived snapshots exist only for datums someone fetched, until they change.
 //
 // Thread-safety: not thread-safe; everything runs on the registry loop.
 // REQUIRES: the inner DataService answers Fetch inline (LocalDataServer
@@ -34,8 +37,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
+#include "registry/app/compact_revision.h"
 #include "registry/app/revision_service.h"
 #include "registry/app/revision_store.h"
 #include "registry/data/data_service.h"
@@ -87,16 +92,34 @@ class AppDiscovery final : public DataService, public RevisionService, private D
   size_t revision_count() const { return revisions_.size(); }
 
  private:
+  // An interface some stored revision serves (or that app changes have
+  // bumped). Keyed by its dataInfoId in interfaces_, whose keys are the one
+  // copy of the id that revisions and the index point to.
+  struct InterfaceState {
+    uint32_t revisions = 0;  // stored revisions serving it
+    // Apps with an instance on a revision serving it, by name order: pointers
+    // to keys of apps_ (an app leaves every list before it is erased). Most
+    // interfaces are served by one app: no allocation then.
+    absl::InlinedVector<const std::string*, 1> apps;
+    // Newest version of an app change that affected its derived datum; kept
+    // while the entry lives, so the derived version never goes back.
+    uint64_t bump = 0;
+  };
+  using InterfaceEntry = std::pair<const std::string, InterfaceState>;
   struct Revision {
-    pb::RevisionMeta meta;                                             // canonical
-    std::map<std::string, std::map<std::string, std::string>> params;  // interface id -> params
+    std::string app_name;
+    app::CompactRevision content;  // interfaces and params, held once
     int64_t registered_at_ms = 0;
     size_t refs = 0;  // instances currently on this revision
     SteadyTime unreferenced_since{};
   };
   struct App {
-    std::map<std::string, std::string> instances;  // registration id -> revision
-    std::set<std::string> interfaces;              // served by revisions in use
+    // The revisions of the app's instances with how many instances are on
+    // each, by revision id (including revisions this server does not know).
+    std::vector<std::pair<std::string, uint32_t>> revisions;
+    uint32_t instances = 0;
+    // Interfaces served by the known revisions in use, by pointer.
+    std::vector<InterfaceEntry*> interfaces;
   };
 
   AppDiscovery(EventLoop& loop, DataService& inner, RevisionStore* store,
@@ -107,7 +130,7 @@ class AppDiscovery final : public DataService, public RevisionService, private D
 
   std::shared_ptr<const DatumSnapshot> FetchInner(const std::string& data_info_id) const;
   // Recomputes an app's instances; returns the interfaces whose data changed.
-  std::set<std::string> UpdateApp(const std::string& app, const DatumSnapshot& snapshot);
+  std::vector<std::string> UpdateApp(const std::string& app, const DatumSnapshot& snapshot);
   // Recomputes which apps publish interface-level under a dataInfoId;
   // returns the apps whose datum changed.
   std::set<std::string> UpdateLegacy(const std::string& data_info_id,
@@ -119,8 +142,14 @@ class AppDiscovery final : public DataService, public RevisionService, private D
                                                       uint64_t version) const;
   std::shared_ptr<const DatumSnapshot> BuildApp(const std::string& app, const DatumSnapshot& own,
                                                 uint64_t version) const;
-  void AddRef(const std::string& revision);
-  void DropRef(const std::string& revision, SteadyTime now);
+  void AddRef(const std::string& revision, uint32_t count);
+  void DropRef(const std::string& revision, uint32_t count, SteadyTime now);
+  // Stores a revision's content (canonical form) under `id`.
+  Revision& AddRevision(const std::string& id, const pb::RevisionMeta& canonical,
+                        int64_t registered_at_ms);
+  void EraseRevision(std::unordered_map<std::string, Revision>::iterator it);
+  // The apps serving an interface (null if none).
+  const InterfaceState* FindInterface(const std::string& data_info_id) const;
   void Sweep();
 
   EventLoop& loop_;
@@ -131,14 +160,17 @@ class AppDiscovery final : public DataService, public RevisionService, private D
 
   std::unordered_map<std::string, Revision> revisions_;
   std::map<std::string, App> apps_;
-  std::unordered_map<std::string, std::set<std::string>> interface_apps_;  // iface -> apps
+  // Interfaces served by stored revisions (the interned ids) and, for those
+  // an app in use serves, the apps: the interface -> apps index.
+  std::unordered_map<std::string, InterfaceState> interfaces_;
   // Interface-level publishers by app: which dataInfoIds have publishers
   // with that app name, and the reverse.
   std::unordered_map<std::string, std::set<std::string>> legacy_apps_;    // datum -> apps
   std::unordered_map<std::string, std::set<std::string>> legacy_by_app_;  // app -> datums
-  // Newest version of a change that affected a derived datum.
+  // Newest version of a legacy change that affected an app's datum.
   std::unordered_map<std::string, uint64_t> bumps_;
-  // Derived snapshots, valid while their version is current.
+  // Derived snapshots, valid while their version is current; an entry is
+  // dropped as soon as its datum changes (the next Fetch rebuilds it).
   mutable std::unordered_map<std::string, std::shared_ptr<const DatumSnapshot>> cache_;
   std::unique_ptr<EventLoop::Timer> sweep_timer_;
 };

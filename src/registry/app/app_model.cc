@@ -166,10 +166,19 @@ std::string_view EndpointKey(std::string_view url) {
 
 std::vector<std::string> RenderInterfaceUrls(const std::vector<std::string>& endpoints,
                                              const std::map<std::string, std::string>& params) {
+  std::vector<std::pair<std::string_view, std::string_view>> views(params.begin(), params.end());
+  return RenderInterfaceUrlsFromViews(endpoints, views);
+}
+
+std::vector<std::string> RenderInterfaceUrlsFromViews(
+    const std::vector<std::string>& endpoints,
+    const std::vector<std::pair<std::string_view, std::string_view>>& params) {
   std::vector<const std::string*> chosen;
-  auto protocol = params.find("protocol");
+  auto protocol = std::find_if(params.begin(), params.end(),
+                               [](const auto& param) { return param.first == "protocol"; });
   if (protocol != params.end()) {
-    std::string scheme = absl::StrCat(protocol->second, "://");
+    std::string scheme =
+        absl::StrCat(absl::string_view(protocol->second.data(), protocol->second.size()), "://");
     for (const std::string& e : endpoints) {
       if (absl::StartsWith(e, scheme)) chosen.push_back(&e);
     }

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -61,5 +62,9 @@ std::string_view EndpointKey(std::string_view url);
 // interface only its bolt endpoint).
 std::vector<std::string> RenderInterfaceUrls(const std::vector<std::string>& endpoints,
                                              const std::map<std::string, std::string>& params);
+// The same with params as views. REQUIRES: params in key order, keys unique.
+std::vector<std::string> RenderInterfaceUrlsFromViews(
+    const std::vector<std::string>& endpoints,
+    const std::vector<std::pair<std::string_view, std::string_view>>& params);
 
 }  // namespace cairn::app

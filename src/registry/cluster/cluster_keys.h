@@ -7,7 +7,9 @@
 //   /cairn/<c>/slots/table               SlotTable (cluster.proto), written
 //                                        only by the meta leader, fenced on
 //                                        its leader key
-//   later: /cairn/<c>/config/..., /cairn/<c>/revision/<id>
+//   /cairn/<c>/kv/<key>                  the cluster's KvStore (coord/etcd_kv_store.h):
+//                                        what standalone keeps in SQLite, e.g.
+//                                        kv/revision/<id> (app revisions)
 //
 // Thread-safety: immutable.
 #pragma once
@@ -27,6 +29,8 @@ class ClusterKeys {
     return Members(role) + id;
   }
   std::string SlotTable() const { return root_ + "slots/table"; }
+  // Prefix of the cluster's KvStore; ends with '/'.
+  std::string Kv() const { return root_ + "kv/"; }
 
  private:
   std::string root_;

@@ -24,17 +24,35 @@ struct OwnerRef {
   }
 };
 
-struct PublisherRecord {
+// The identity of one dataInfoId. Immutable; shared by every publisher of
+// the dataInfoId (see DatumIdPool), so a publisher does not carry its own
+// copies of the id and key.
+struct DatumId {
   std::string data_info_id;
   pb::DataInfoKey key;  // normalized
+};
+
+// A DatumId of its own (not shared); for tests and one-off records.
+inline std::shared_ptr<const DatumId> MakeDatumId(const pb::DataInfoKey& normalized_key) {
+  return std::make_shared<const DatumId>(DatumId{DataInfoId(normalized_key), normalized_key});
+}
+
+// One publisher as accepted. Immutable once published (shared by the session
+// and data roles and by snapshots); kept small because a registry holds
+// millions: the dataInfoId and the owning stream are shared references.
+struct PublisherRecord {
+  std::shared_ptr<const DatumId> datum;  // never null once published
   std::string registration_id;
   std::vector<std::string> data;
   std::string app_name;
   std::string zone;
   std::map<std::string, std::string> attributes;
-  uint64_t version = 0;  // the publisher's own version
-  OwnerRef owner;
+  uint64_t version = 0;                   // the publisher's own version
+  std::shared_ptr<const OwnerRef> owner;  // shared by the stream's registrations; never null
   int64_t registered_at_ms = 0;
+
+  const std::string& data_info_id() const { return datum->data_info_id; }
+  const pb::DataInfoKey& key() const { return datum->key; }
 
   // Same content (ignoring owner and timestamps): a replay that changes nothing.
   bool SameContent(const PublisherRecord& o) const {

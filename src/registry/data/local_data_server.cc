@@ -17,13 +17,34 @@ const LocalDataServer::Slot& LocalDataServer::SlotFor(const std::string& id) con
   return slots_[SlotOf(id, slot_count())];
 }
 
+DatumSnapshot& LocalDataServer::Mutable(Datum& datum) {
+  // use_count is exact here: snapshots are shared on the loop, and a holder
+  // on another thread only ever lowers it (then we copy needlessly, safely).
+  if (datum.state.use_count() > 1) datum.state = std::make_shared<DatumSnapshot>(*datum.state);
+  return *datum.state;
+}
+
+std::vector<std::shared_ptr<const PublisherRecord>>::iterator LocalDataServer::Find(
+    DatumSnapshot& state, const std::string& registration_id) {
+  return std::lower_bound(
+      state.publishers.begin(), state.publishers.end(), registration_id,
+      [](const auto& record, const std::string& id) { return record->registration_id < id; });
+}
+
 void LocalDataServer::Publish(std::shared_ptr<const PublisherRecord> record, VersionCallback done) {
-  const std::string data_info_id = record->data_info_id;
+  const std::string& data_info_id = record->data_info_id();
   Datum& datum = SlotFor(data_info_id).datums[data_info_id];
-  if (datum.key.data_id().empty()) datum.key = record->key;
-  auto it = datum.publishers.find(record->registration_id);
-  if (it != datum.publishers.end()) {
-    const PublisherRecord& old = *it->second;
+  if (!datum.state) {
+    datum.state = std::make_shared<DatumSnapshot>();
+    datum.state->data_info_id = data_info_id;
+    datum.state->key = record->key();
+    datum.state->slot = SlotOf(data_info_id, slot_count());
+  }
+  auto it = Find(*datum.state, record->registration_id);
+  bool exists =
+      it != datum.state->publishers.end() && (*it)->registration_id == record->registration_id;
+  if (exists) {
+    const PublisherRecord& old = **it;
     if (record->version < old.version) {
       done(absl::FailedPreconditionError(
           absl::StrCat("publisher ", record->registration_id, " has version ", old.version,
@@ -31,18 +52,21 @@ void LocalDataServer::Publish(std::shared_ptr<const PublisherRecord> record, Ver
       return;
     }
     bool same = old.SameContent(*record);
-    it->second = std::move(record);  // ownership may move to a new stream
+    auto offset = it - datum.state->publishers.begin();
+    // Ownership may move to a new stream; the content only if not `same`.
+    Mutable(datum).publishers[offset] = std::move(record);
     if (same) {
-      done(datum.version);
+      done(datum.state->version);
       return;
     }
   } else {
-    std::string id = record->registration_id;
-    datum.publishers.emplace(std::move(id), std::move(record));
+    auto offset = it - datum.state->publishers.begin();
+    auto& publishers = Mutable(datum).publishers;
+    publishers.insert(publishers.begin() + offset, std::move(record));
     ++publisher_count_;
   }
-  Changed(data_info_id, datum);
-  done(datum.version);
+  Changed(datum.state->data_info_id, datum);
+  done(datum.state->version);
 }
 
 void LocalDataServer::Unpublish(const std::string& data_info_id, const std::string& registration_id,
@@ -54,24 +78,27 @@ void LocalDataServer::Unpublish(const std::string& data_info_id, const std::stri
     return;
   }
   Datum& datum = dit->second;
-  auto it = datum.publishers.find(registration_id);
-  if (it == datum.publishers.end() || !it->second->owner.SameStream(owner)) {
-    done(datum.version);
+  auto it = Find(*datum.state, registration_id);
+  if (it == datum.state->publishers.end() || (*it)->registration_id != registration_id ||
+      !(*it)->owner->SameStream(owner)) {
+    done(datum.state->version);
     return;
   }
-  datum.publishers.erase(it);
+  auto offset = it - datum.state->publishers.begin();
+  auto& publishers = Mutable(datum).publishers;
+  publishers.erase(publishers.begin() + offset);
+  if (publishers.capacity() > 2 * publishers.size() + 16) publishers.shrink_to_fit();
   --publisher_count_;
   // The datum stays (with its version) even when empty, so that subscribers
   // see the empty state at a newer version than the last non-empty one.
   Changed(data_info_id, datum);
-  done(datum.version);
+  done(datum.state->version);
 }
 
 void LocalDataServer::Changed(const std::string& data_info_id, Datum& datum) {
-  datum.version = clock_.Next();
-  datum.snapshot.reset();
   std::string id = data_info_id;  // the datum may be touched by listeners
-  uint64_t version = datum.version;
+  uint64_t version = clock_.Next();
+  Mutable(datum).version = version;
   for (DataChangeListener* listener : listeners_) listener->OnDatumChanged(id, version);
 }
 
@@ -86,29 +113,17 @@ void LocalDataServer::Fetch(const std::string& data_info_id, SnapshotCallback do
     done(std::move(empty));
     return;
   }
-  const Datum& datum = it->second;
-  if (!datum.snapshot) {
-    auto snap = std::make_shared<DatumSnapshot>();
-    snap->data_info_id = data_info_id;
-    snap->key = datum.key;
-    snap->version = datum.version;
-    snap->slot = SlotOf(data_info_id, slot_count());
-    snap->publishers.reserve(datum.publishers.size());
-    for (const auto& [id, rec] : datum.publishers) snap->publishers.push_back(rec);
-    std::sort(snap->publishers.begin(), snap->publishers.end(),
-              [](const auto& a, const auto& b) { return a->registration_id < b->registration_id; });
-    datum.snapshot = std::move(snap);
-  }
-  done(datum.snapshot);
+  done(it->second.state);
 }
 
 std::vector<DatumSummary> LocalDataServer::List(const std::string& prefix) const {
   std::vector<DatumSummary> out;
   for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
     for (const auto& [id, datum] : slots_[slot].datums) {
-      if (!absl::StartsWith(datum.key.data_id(), prefix)) continue;
-      out.push_back(DatumSummary{id, datum.key, datum.version,
-                                 static_cast<uint32_t>(datum.publishers.size()), slot});
+      const DatumSnapshot& state = *datum.state;
+      if (!absl::StartsWith(state.key.data_id(), prefix)) continue;
+      out.push_back(DatumSummary{id, state.key, state.version,
+                                 static_cast<uint32_t>(state.publishers.size()), slot});
     }
   }
   std::sort(out.begin(), out.end(),

@@ -34,12 +34,13 @@ class LocalDataServer final : public DataService {
   size_t datum_count() const;
 
  private:
+  // A datum's publishers live in the snapshot Fetch hands out (sorted by
+  // registration id, 16 bytes each): no second index and no copy per Fetch.
+  // The snapshot is immutable to everyone else, so a change mutates it in
+  // place only while no one else holds it, and otherwise copies it first
+  // (copy on write).
   struct Datum {
-    pb::DataInfoKey key;
-    uint64_t version = 0;
-    std::unordered_map<std::string, std::shared_ptr<const PublisherRecord>> publishers;
-    // Built on first Fetch after a change, shared by every push until the next one.
-    mutable std::shared_ptr<const DatumSnapshot> snapshot;
+    std::shared_ptr<DatumSnapshot> state;  // never null
   };
   struct Slot {
     std::unordered_map<std::string, Datum> datums;
@@ -48,6 +49,11 @@ class LocalDataServer final : public DataService {
   Slot& SlotFor(const std::string& data_info_id);
   const Slot& SlotFor(const std::string& data_info_id) const;
   void Changed(const std::string& data_info_id, Datum& datum);
+  // The datum's snapshot, copied first if someone else holds it.
+  static DatumSnapshot& Mutable(Datum& datum);
+  // The position of registration_id in the sorted publishers (or where it goes).
+  static std::vector<std::shared_ptr<const PublisherRecord>>::iterator Find(
+      DatumSnapshot& state, const std::string& registration_id);
 
   std::vector<Slot> slots_;
   VersionClock clock_;

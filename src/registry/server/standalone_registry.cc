@@ -163,6 +163,9 @@ void StandaloneRegistry::Shutdown() {
   r.stopped = true;
   spdlog::info("cairn registry shutting down");
   if (r.admin) r.admin->Stop();
+  // Queued before the streams' disconnects: they then skip unpublishing
+  // registrations one by one, since the data role stops with us.
+  r.loop.Post([&r] { r.session->PrepareForShutdown(); });
   // Ends every stream; clients see UNAVAILABLE and reconnect. Waits for the
   // reactors' OnDone, which post their disconnects to the loop.
   r.grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "common/data_info.h"
+#include "registry/session/push_payload.h"
 
 namespace cairn {
 
@@ -19,6 +20,16 @@ class ClientStream {
   // never dropped: their number is bounded because reading pauses while the
   // outbound queue is over its bound. Returns false once the stream is closed.
   virtual bool Send(pb::ServerMessage&& message, bool droppable) = 0;
+
+  // Queues an already encoded push (droppable, like Send with droppable =
+  // true). The gRPC stream writes the bytes as they are, sharing the body
+  // with other streams; this default decodes them for streams that only
+  // know messages (test fakes).
+  virtual bool SendPush(EncodedPush&& push) {
+    pb::ServerMessage message;
+    if (!message.ParseFromString(push.Flatten())) return false;
+    return Send(std::move(message), /*droppable=*/true);
+  }
 
   // Ends the stream with this status. Idempotent.
   virtual void Close(const absl::Status& status) = 0;

@@ -31,22 +31,25 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
 
   // ClientStream
   bool Send(pb::ServerMessage&& message, bool droppable) override {
-    // Serialize outside the lock: it is the expensive part of a push.
+    // Serialize outside the lock.
     grpc::ByteBuffer bytes;
     bool own_buffer = false;
     if (!grpc::SerializationTraits<pb::ServerMessage>::Serialize(message, &bytes, &own_buffer)
              .ok()) {
       return false;
     }
-    std::lock_guard lock(mu_);
-    if (done_ || close_requested_) return false;
-    if (droppable && outbound_.size() >= options_.max_outbound) return false;
-    outbound_.push_back(std::move(bytes));
-    if (!writing_) {
-      writing_ = true;
-      StartWrite(&outbound_.front());
-    }
-    return true;
+    return Enqueue(std::move(bytes), droppable);
+  }
+
+  bool SendPush(EncodedPush&& push) override {
+    // Two slices: this subscriber's small head (copied) and the datum body,
+    // which stays shared with every other stream it is queued on: the
+    // slice holds a reference to it until gRPC has written it.
+    auto* body = new std::shared_ptr<const std::string>(std::move(push.body));
+    grpc::Slice slices[2] = {
+        grpc::Slice(push.head),
+        grpc::Slice(const_cast<char*>((*body)->data()), (*body)->size(), &ReleaseBody, body)};
+    return Enqueue(grpc::ByteBuffer(slices, 2), /*droppable=*/true);
   }
 
   void Close(const absl::Status& status) override {
@@ -143,6 +146,22 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
   }
 
  private:
+  static void ReleaseBody(void* body) {
+    delete static_cast<std::shared_ptr<const std::string>*>(body);
+  }
+
+  bool Enqueue(grpc::ByteBuffer&& bytes, bool droppable) {
+    std::lock_guard lock(mu_);
+    if (done_ || close_requested_) return false;
+    if (droppable && outbound_.size() >= options_.max_outbound) return false;
+    outbound_.push_back(std::move(bytes));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&outbound_.front());
+    }
+    return true;
+  }
+
   void PostDisconnect(std::string reason) {
     loop_.Post([this, keep = shared_from_this(), reason = std::move(reason)] {
       session_.OnDisconnect(connection_id_, reason);

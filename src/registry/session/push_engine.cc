@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <map>
 
 namespace cairn {
 
@@ -37,7 +36,10 @@ void PushEngine::Unsubscribe(uint64_t id) {
   auto index = by_data_info_.find(it->second->data_info_id);
   if (index != by_data_info_.end()) {
     index->second.erase(id);
-    if (index->second.empty()) by_data_info_.erase(index);
+    if (index->second.empty()) {
+      payloads_.Forget(index->first);
+      by_data_info_.erase(index);
+    }
   }
   subscribers_.erase(it);  // a queued id is skipped by Drain
   metrics_.subscribers.Decrement();
@@ -46,6 +48,7 @@ void PushEngine::Unsubscribe(uint64_t id) {
 void PushEngine::OnDatumChanged(const std::string& data_info_id, uint64_t /*version*/) {
   auto index = by_data_info_.find(data_info_id);
   if (index == by_data_info_.end()) return;
+  payloads_.Forget(data_info_id);  // the next push of each subscriber builds the new version
   SteadyTime now = SteadyNow();
   for (uint64_t id : index->second) MarkDirty(*subscribers_.at(id), now);
 }
@@ -102,7 +105,7 @@ void PushEngine::SendNewest(Subscriber& sub, const DatumSnapshot& snapshot) {
     return;
   }
   uint64_t push_id = next_push_id_++;
-  pb::ServerMessage message = BuildPush(snapshot, sub.spec, push_id);
+  EncodedPush message = EncodeFor(payloads_, snapshot, sub.spec, push_id);
   sub.inflight_push_id = push_id;
   sub.inflight_version = snapshot.version;
   sub.inflight_change_time = sub.dirty_since;
@@ -174,28 +177,14 @@ pb::ServerMessage PushEngine::BuildPush(const DatumSnapshot& snapshot, const Sub
   push->set_registration_id(spec.registration_id);
   push->set_push_id(push_id);
   *push->mutable_key() = spec.key;
-  push->set_version(snapshot.version);
-  // Zones in name order, publishers in registration-id order: the same data
-  // always gives the same bytes.
-  std::map<std::string_view, pb::ZoneData*> zones;
-  bool zone_only = spec.scope == pb::SCOPE_ZONE;
-  for (const auto& record : snapshot.publishers) {
-    if (zone_only && record->zone != spec.zone) continue;
-    auto [it, inserted] = zones.emplace(record->zone, nullptr);
-    if (inserted) it->second = new pb::ZoneData();
-    pb::PublisherData* out = it->second->add_publishers();
-    out->set_registration_id(record->registration_id);
-    out->mutable_data()->Add(record->data.begin(), record->data.end());
-    out->set_app_name(record->app_name);
-    out->mutable_attributes()->insert(record->attributes.begin(), record->attributes.end());
-    out->set_version(record->version);
-  }
-  for (auto& [zone, data] : zones) {
-    data->set_zone(std::string(zone));
-    push->mutable_zones()->AddAllocated(data);
-  }
-  push->set_empty(zones.empty());
+  FillPushDatum(snapshot, spec.scope, spec.zone, push);
   return message;
+}
+
+EncodedPush PushEngine::EncodeFor(PushPayloadCache& cache, const DatumSnapshot& snapshot,
+                                  const SubscriberSpec& spec, uint64_t push_id) {
+  return EncodePush(spec.registration_id, push_id, spec.key,
+                    cache.Body(snapshot, spec.scope, spec.zone));
 }
 
 size_t PushEngine::SubscriberCountOf(const std::string& data_info_id) const {

@@ -13,6 +13,9 @@
 // Work is queued and drained by posted tasks in batches: when the registry is
 // quiet a change is pushed on the next loop turn; under load the queue
 // coalesces repeated changes of the same subscriber into one push.
+// The datum part of a push is encoded once per datum version and view and
+// shared by every subscriber (PushPayloadCache): a change to a datum with many
+// subscribers costs one protobuf build, not one per subscriber.
 //
 // Thread-safety: not thread-safe; every method runs on the registry loop.
 #pragma once
@@ -32,6 +35,7 @@
 #include "common/event_loop.h"
 #include "registry/data/data_service.h"
 #include "registry/metrics.h"
+#include "registry/session/push_payload.h"
 
 namespace cairn {
 
@@ -46,11 +50,12 @@ class PushEngine final : public DataChangeListener {
   };
 
   // Where pushes go. Returns false when the connection is gone or its
-  // outbound queue is full; the engine then retries later.
+  // outbound queue is full; the engine then retries later. `push` is an
+  // encoded ServerMessage whose body may be shared with other subscribers.
   class Transport {
    public:
     virtual ~Transport() = default;
-    virtual bool SendPush(uint64_t connection_id, pb::ServerMessage&& message) = 0;
+    virtual bool SendPush(uint64_t connection_id, EncodedPush&& push) = 0;
   };
 
   struct SubscriberSpec {
@@ -89,9 +94,15 @@ class PushEngine final : public DataChangeListener {
   std::vector<SubscriberView> SubscribersOf(const std::string& data_info_id) const;
   std::optional<SubscriberView> View(uint64_t subscriber_id) const;
 
-  // Builds the push a subscriber with `spec` gets for `snapshot`. Public for tests.
+  // Builds the push a subscriber with `spec` gets for `snapshot` as a
+  // message (what the encoded pushes decode to). Public for tests.
   static pb::ServerMessage BuildPush(const DatumSnapshot& snapshot, const SubscriberSpec& spec,
                                      uint64_t push_id);
+  // Encodes that push, sharing the datum part through `cache`.
+  static EncodedPush EncodeFor(PushPayloadCache& cache, const DatumSnapshot& snapshot,
+                               const SubscriberSpec& spec, uint64_t push_id);
+
+  const PushPayloadCache& payload_cache() const { return payloads_; }
 
  private:
   struct Subscriber {
@@ -131,6 +142,7 @@ class PushEngine final : public DataChangeListener {
   std::unordered_map<std::string, std::unordered_set<uint64_t>> by_data_info_;
   std::deque<uint64_t> ready_;
   bool drain_posted_ = false;
+  PushPayloadCache payloads_;
   // Guards posted tasks against running after destruction.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

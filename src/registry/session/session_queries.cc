@@ -28,11 +28,11 @@ pb::PublisherInfo SessionServer::PublisherInfoOf(const PublisherRecord& record) 
   data->set_version(record.version);
   info.set_zone(record.zone);
   pb::Owner* owner = info.mutable_owner();
-  owner->set_client_id(record.owner.client_id);
-  owner->set_address(record.owner.address);
-  owner->set_connection_id(record.owner.connection_id);
+  owner->set_client_id(record.owner->client_id);
+  owner->set_address(record.owner->address);
+  owner->set_connection_id(record.owner->connection_id);
   info.set_registered_at_ms(record.registered_at_ms);
-  *info.mutable_key() = record.key;
+  *info.mutable_key() = record.key();
   return info;
 }
 
@@ -129,8 +129,8 @@ pb::QueryByClientResponse SessionServer::QueryByClient(
   for (const Connection* conn : matches) {
     pb::ClientInfo* info = response.add_clients();
     *info->mutable_owner() = OwnerProto(conn->id);
-    for (const auto& [reg_id, record] : conn->publishers) {
-      *info->add_publishers() = PublisherInfoOf(*record);
+    for (const PublisherEntry* e = conn->publishers; e != nullptr; e = e->next) {
+      *info->add_publishers() = PublisherInfoOf(*e->record);
     }
     for (const auto& [reg_id, sub_id] : conn->subscribers) {
       if (auto view = push_.View(sub_id)) *info->add_subscribers() = SubscriberInfoOf(*view);

@@ -115,6 +115,7 @@ void SessionServer::HandleHello(Connection& conn, uint64_t request_id, const pb:
     return;
   }
   conn.client_id = hello.client_id();
+  conn.owner.reset();  // records published from now on name the new client id
   conn.app_name = hello.app_name();
   conn.zone = hello.zone();
   if (hello.keepalive_timeout_ms() != 0) {
@@ -139,16 +140,17 @@ void SessionServer::HandlePublish(Connection& conn, uint64_t request_id,
   }
   const std::string& reg_id = publish.registration_id();
   auto record = std::make_shared<PublisherRecord>();
-  record->key = NormalizeKey(publish.key());
-  record->data_info_id = DataInfoId(record->key);
+  record->datum = datum_ids_.Get(NormalizeKey(publish.key()));
   auto existing = publishers_.find(reg_id);
-  if (existing != publishers_.end() && existing->second.data_info_id != record->data_info_id) {
-    Reply(conn, request_id,
-          absl::InvalidArgumentError(absl::StrCat(
-              "registration id ", reg_id, " is already used for ", existing->second.data_info_id)));
+  if (existing != publishers_.end() &&
+      existing->second.record->data_info_id() != record->data_info_id()) {
+    Reply(
+        conn, request_id,
+        absl::InvalidArgumentError(absl::StrCat("registration id ", reg_id, " is already used for ",
+                                                existing->second.record->data_info_id())));
     return;
   }
-  bool known_here = conn.publishers.count(reg_id) > 0;
+  bool known_here = existing != publishers_.end() && existing->second.connection_id == conn.id;
   if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
     Reply(conn, request_id, LimitReached(conn));
     return;
@@ -173,18 +175,32 @@ void SessionServer::HandlePublish(Connection& conn, uint64_t request_id,
     }
     if (it == connections_.end()) {
       // The stream ended while the data role was answering: undo.
-      data_.Unpublish(record->data_info_id, record->registration_id, record->owner,
+      data_.Unpublish(record->data_info_id(), record->registration_id, *record->owner,
                       [](absl::StatusOr<uint64_t>) {});
       return;
     }
-    auto& index = publishers_[record->registration_id];
-    if (index.connection_id != 0 && index.connection_id != conn_id) {
-      // Taken over from an older stream of the same client.
-      auto old = connections_.find(index.connection_id);
-      if (old != connections_.end()) old->second.publishers.erase(record->registration_id);
+    std::string_view key = record->registration_id;
+    auto found = publishers_.find(key);
+    if (found == publishers_.end()) {
+      PublisherEntry& entry =
+          publishers_.emplace(key, PublisherEntry{conn_id, record}).first->second;
+      Link(it->second, entry);
+    } else {
+      PublisherEntry& entry = found->second;
+      if (entry.connection_id != conn_id) {
+        // Taken over from an older stream of the same client.
+        auto old = connections_.find(entry.connection_id);
+        if (old != connections_.end()) Unlink(old->second, entry);
+        entry.connection_id = conn_id;
+        Link(it->second, entry);
+      }
+      // Re-key the node to the new record: the key views the record's id and
+      // the old record may die now. The entry stays where it is.
+      auto node = publishers_.extract(found);
+      node.key() = key;
+      node.mapped().record = record;
+      publishers_.insert(std::move(node));
     }
-    index = PublisherIndexEntry{conn_id, record->data_info_id};
-    it->second.publishers[record->registration_id] = record;
     metrics_.publishers.Set(static_cast<double>(publishers_.size()));
     Reply(it->second, request_id, absl::OkStatus(), *version);
   });
@@ -249,14 +265,14 @@ void SessionServer::DropSubscriber(const std::string& reg_id) {
 void SessionServer::HandleUnregister(Connection& conn, uint64_t request_id,
                                      const pb::Unregister& request) {
   const std::string& reg_id = request.registration_id();
-  auto pub = conn.publishers.find(reg_id);
-  if (pub != conn.publishers.end()) {
-    std::shared_ptr<const PublisherRecord> record = pub->second;
-    conn.publishers.erase(pub);
-    publishers_.erase(reg_id);
+  auto pub = publishers_.find(reg_id);
+  if (pub != publishers_.end() && pub->second.connection_id == conn.id) {
+    std::shared_ptr<const PublisherRecord> record = pub->second.record;
+    Unlink(conn, pub->second);
+    publishers_.erase(pub);
     metrics_.publishers.Set(static_cast<double>(publishers_.size()));
     uint64_t conn_id = conn.id;
-    data_.Unpublish(record->data_info_id, reg_id, record->owner,
+    data_.Unpublish(record->data_info_id(), reg_id, *record->owner,
                     [this, conn_id, request_id](absl::StatusOr<uint64_t> version) {
                       auto it = connections_.find(conn_id);
                       if (it == connections_.end()) return;
@@ -280,13 +296,18 @@ void SessionServer::OnDisconnect(uint64_t connection_id, const std::string& reas
   Connection conn = std::move(it->second);
   connections_.erase(it);
   spdlog::debug("connection {} ({}) closed: {}; removing {} publishers, {} subscribers",
-                connection_id, conn.peer, reason, conn.publishers.size(), conn.subscribers.size());
-  for (auto& [reg_id, record] : conn.publishers) {
-    auto index = publishers_.find(reg_id);
-    if (index != publishers_.end() && index->second.connection_id == connection_id) {
-      publishers_.erase(index);
-    }
-    data_.Unpublish(record->data_info_id, reg_id, record->owner, [](absl::StatusOr<uint64_t>) {});
+                connection_id, conn.peer, reason, conn.publisher_count, conn.subscribers.size());
+  // Shutting down: the entries stay in publishers_ until this server is
+  // destroyed, which frees them in one pass instead of a hash lookup each
+  // (a stream that still publishes one of them takes it over as usual).
+  for (PublisherEntry* entry = shutting_down_ ? nullptr : conn.publishers; entry != nullptr;) {
+    PublisherEntry* next = entry->next;
+    // Every entry on the list belongs to this connection (takeovers unlink).
+    std::shared_ptr<const PublisherRecord> record = std::move(entry->record);
+    publishers_.erase(record->registration_id);
+    entry = next;
+    data_.Unpublish(record->data_info_id(), record->registration_id, *record->owner,
+                    [](absl::StatusOr<uint64_t>) {});
   }
   for (auto& [reg_id, subscriber_id] : conn.subscribers) {
     push_.Unsubscribe(subscriber_id);
@@ -298,6 +319,32 @@ void SessionServer::OnDisconnect(uint64_t connection_id, const std::string& reas
   metrics_.publishers.Set(static_cast<double>(publishers_.size()));
   metrics_.connections.Decrement();
   metrics_.connections_closed.Increment();
+}
+
+void SessionServer::Link(Connection& conn, PublisherEntry& entry) {
+  entry.prev = nullptr;
+  entry.next = conn.publishers;
+  if (conn.publishers != nullptr) conn.publishers->prev = &entry;
+  conn.publishers = &entry;
+  ++conn.publisher_count;
+}
+
+void SessionServer::Unlink(Connection& conn, PublisherEntry& entry) {
+  if (entry.prev != nullptr) {
+    entry.prev->next = entry.next;
+  } else {
+    conn.publishers = entry.next;
+  }
+  if (entry.next != nullptr) entry.next->prev = entry.prev;
+  entry.prev = entry.next = nullptr;
+  --conn.publisher_count;
+}
+
+void SessionServer::PrepareForShutdown() {
+  shutting_down_ = true;
+  for (auto& [id, conn] : connections_) {
+    conn.stream->Close(absl::UnavailableError("the registry is shutting down"));
+  }
 }
 
 void SessionServer::SweepKeepalives() {
@@ -323,14 +370,18 @@ void SessionServer::SweepKeepalives() {
   sweep_timer_ = loop_.RunAfter(period, [this] { SweepKeepalives(); });
 }
 
-bool SessionServer::SendPush(uint64_t connection_id, pb::ServerMessage&& message) {
+bool SessionServer::SendPush(uint64_t connection_id, EncodedPush&& push) {
   auto it = connections_.find(connection_id);
   if (it == connections_.end()) return false;
-  return it->second.stream->Send(std::move(message), /*droppable=*/true);
+  return it->second.stream->SendPush(std::move(push));
 }
 
-OwnerRef SessionServer::OwnerOf(const Connection& conn) const {
-  return OwnerRef{options_.session_name, conn.id, conn.client_id, conn.peer};
+const std::shared_ptr<const OwnerRef>& SessionServer::OwnerOf(Connection& conn) const {
+  if (!conn.owner) {
+    conn.owner = std::make_shared<const OwnerRef>(
+        OwnerRef{options_.session_name, conn.id, conn.client_id, conn.peer});
+  }
+  return conn.owner;
 }
 
 }  // namespace cairn
