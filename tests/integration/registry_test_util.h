@@ -13,6 +13,14 @@
 
 namespace cairn::testing {
 
+// How many times `needle` occurs in `text` (overlapping occurrences count).
+inline int CountOf(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+    ++n;
+  return n;
+}
+
 inline pb::DataInfoKey Key(const std::string& data_id) {
   pb::DataInfoKey key;
   key.set_data_id(data_id);

@@ -25,13 +25,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-int CountOf(const std::string& text, const std::string& needle) {
-  int n = 0;
-  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
-    ++n;
-  return n;
-}
-
 // The value of "key":"VALUE" in a flat JSON text (first occurrence).
 std::string JsonString(const std::string& json, const std::string& key) {
   std::string needle = "\"" + key + "\":\"";

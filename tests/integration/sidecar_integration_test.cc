@@ -29,13 +29,6 @@ std::string Curl(std::vector<std::string> args, int* code = nullptr) {
   return out;
 }
 
-int CountOf(const std::string& text, const std::string& needle) {
-  int n = 0;
-  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
-    ++n;
-  return n;
-}
-
 std::string StaticConfig(const std::vector<std::string>& endpoints,
                          const std::string& extra_route = "",
                          const std::string& cluster_extra = "") {

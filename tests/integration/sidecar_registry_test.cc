@@ -19,13 +19,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-int CountOf(const std::string& text, const std::string& needle) {
-  int n = 0;
-  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
-    ++n;
-  return n;
-}
-
 // An example config from examples/ with its fixed addresses replaced (ports
 // become 0, the registry and the app become the test's processes).
 std::string Example(const std::string& name,
