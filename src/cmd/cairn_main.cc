@@ -1,6 +1,6 @@
 // cairn: the server binary. Subcommands:
 //   cairn registry [--config FILE] [flags]   standalone registry (every role in one process)
-//   cairn registry --role meta --etcd H:P    cluster mode (issue 5; only the meta role so far)
+//   cairn registry --role meta|data|session[,...] --etcd H:P   cluster mode
 //   cairn sidecar --config FILE              the mesh sidecar: execs cairn-sidecar
 #include <malloc.h>
 #include <spdlog/spdlog.h>
@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -21,7 +22,9 @@
 #include "absl/strings/str_split.h"
 #include "cmd/stop_signals.h"
 #include "coord/etcd_client.h"
+#include "registry/cluster/data_role.h"
 #include "registry/cluster/meta_role.h"
+#include "registry/cluster/session_role.h"
 #include "registry/server/registry_config.h"
 #include "registry/server/standalone_registry.h"
 
@@ -56,7 +59,7 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
   cmd.add_option("--ready-file", v.ready_file, "write grpc=/admin= addresses here when serving");
   cmd.add_option("--log-level", v.log_level, "trace|debug|info|warn|error (default info)");
   cmd.add_option("--role", v.roles,
-                 "standalone (default), or cluster roles: meta,data,session (only meta so far)");
+                 "standalone (default), or cluster roles: meta,data,session (any subset)");
   cmd.add_option("--etcd", v.etcd, "cluster mode: etcd endpoints HOST:PORT[,HOST:PORT...]");
   cmd.add_option("--cluster", v.cluster, "cluster mode: cluster name (default cairn)");
   cmd.add_option("--node-id", v.node_id, "cluster mode: this server's id (default: --listen)");
@@ -64,6 +67,16 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
   cmd.add_option("--lease-ttl-s", v.lease_ttl_s, "cluster mode: etcd lease TTL (default 5)");
   cmd.add_option("--max-slot-moves", v.max_slot_moves,
                  "cluster mode: slot changes per rebalancing step (default 8)");
+  cmd.add_option("--data-listen", v.data_listen,
+                 "cluster data role: its own gRPC address (default: --listen)");
+  cmd.add_option("--session-lease-ms", v.session_lease_ms,
+                 "cluster data role: a dead session's publishers kept this long (default 30000)");
+  cmd.add_option("--rebuild-timeout-ms", v.rebuild_timeout_ms,
+                 "cluster data role: wait for sessions when taking a slot (default 3000)");
+  cmd.add_option("--drain-timeout-ms", v.drain_timeout_ms,
+                 "cluster data role: SIGTERM waits this long for slots to move (default 20000)");
+  cmd.add_option("--anti-entropy-interval-ms", v.anti_entropy_interval_ms,
+                 "cluster session role: digest comparison period (default 10000)");
 }
 
 absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const RegistryFlags& f) {
@@ -98,6 +111,13 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
   if (set("--replicas")) config.replicas = v.replicas;
   if (set("--lease-ttl-s")) config.lease_ttl_s = v.lease_ttl_s;
   if (set("--max-slot-moves")) config.max_slot_moves = v.max_slot_moves;
+  if (set("--data-listen")) config.data_listen = v.data_listen;
+  if (set("--session-lease-ms")) config.session_lease_ms = v.session_lease_ms;
+  if (set("--rebuild-timeout-ms")) config.rebuild_timeout_ms = v.rebuild_timeout_ms;
+  if (set("--drain-timeout-ms")) config.drain_timeout_ms = v.drain_timeout_ms;
+  if (set("--anti-entropy-interval-ms")) {
+    config.anti_entropy_interval_ms = v.anti_entropy_interval_ms;
+  }
   return config;
 }
 
@@ -141,18 +161,18 @@ int RunRegistry(const cairn::RegistryConfig& config) {
 }
 
 // Cluster mode: the roles named by config.roles, coordinated through etcd.
-// Only the meta role exists so far.
+// SIGTERM stops them gracefully: a data server first hands its slots over,
+// a meta leader resigns so a standby takes over at once.
 int RunCluster(cairn::RegistryConfig config) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   if (auto status = cairn::ValidateRegistryConfig(config); !status.ok()) {
     spdlog::error("cannot start the registry: {}", status.ToString());
     return 2;
   }
-  if (config.roles != "meta") {
-    spdlog::error("cannot start the registry: roles '{}': only 'meta' runs in cluster mode so far",
-                  config.roles);
-    return 2;
-  }
+  std::vector<std::string> roles = absl::StrSplit(config.roles, ',', absl::SkipEmpty());
+  auto has = [&roles](std::string_view r) {
+    return std::find(roles.begin(), roles.end(), r) != roles.end();
+  };
   if (config.node_id.empty()) config.node_id = config.listen;
   sigset_t stop_signals = cairn::BlockStopSignals();
   cairn::coord::EtcdOptions etcd;
@@ -162,27 +182,68 @@ int RunCluster(cairn::RegistryConfig config) {
     spdlog::error("cannot start the registry: {}", client.status().ToString());
     return 2;
   }
-  cairn::cluster::MetaRoleOptions options;
-  options.cluster = config.cluster;
-  options.id = config.node_id;
-  options.address = config.listen;
-  options.plan.slot_count = config.slots;
-  options.plan.replicas = config.replicas;
-  options.plan.max_moves = config.max_slot_moves;
-  options.lease_ttl = std::chrono::seconds(config.lease_ttl_s);
-  auto meta = cairn::cluster::MetaRole::Start(**client, options);
-  if (!meta.ok()) {
-    spdlog::error("cannot start the meta role: {}", meta.status().ToString());
-    return 1;
+  std::unique_ptr<cairn::cluster::MetaRole> meta;
+  std::unique_ptr<cairn::cluster::DataRole> data;
+  std::unique_ptr<cairn::cluster::SessionRole> session;
+  std::string ready = "id=" + config.node_id + "\netcd=" + config.etcd + "\n";
+  if (has("meta")) {
+    cairn::cluster::MetaRoleOptions options;
+    options.cluster = config.cluster;
+    options.id = config.node_id;
+    options.address = config.listen;
+    options.plan.slot_count = config.slots;
+    options.plan.replicas = config.replicas;
+    options.plan.max_moves = config.max_slot_moves;
+    options.lease_ttl = std::chrono::seconds(config.lease_ttl_s);
+    auto started = cairn::cluster::MetaRole::Start(**client, options);
+    if (!started.ok()) {
+      spdlog::error("cannot start the meta role: {}", started.status().ToString());
+      return 1;
+    }
+    meta = std::move(*started);
+    spdlog::info("meta {} in cluster {} (etcd {})", config.node_id, config.cluster, config.etcd);
   }
-  spdlog::info("meta {} in cluster {} (etcd {})", config.node_id, config.cluster, config.etcd);
+  if (has("data")) {
+    cairn::cluster::DataRoleOptions options;
+    options.cluster = config.cluster;
+    options.id = config.node_id;
+    options.listen = config.data_listen.empty() ? config.listen : config.data_listen;
+    options.slot_count = config.slots;
+    options.lease_ttl = std::chrono::seconds(config.lease_ttl_s);
+    options.session_lease = std::chrono::milliseconds(config.session_lease_ms);
+    options.rebuild_timeout = std::chrono::milliseconds(config.rebuild_timeout_ms);
+    options.drain_timeout = std::chrono::milliseconds(config.drain_timeout_ms);
+    auto started = cairn::cluster::DataRole::Start(**client, options);
+    if (!started.ok()) {
+      spdlog::error("cannot start the data role: {}", started.status().ToString());
+      return 1;
+    }
+    data = std::move(*started);
+    ready += "data=" + data->address() + "\n";
+  }
+  if (has("session")) {
+    auto started = cairn::cluster::SessionRole::Start(**client, config);
+    if (!started.ok()) {
+      spdlog::error("cannot start the session role: {}", started.status().ToString());
+      return 1;
+    }
+    session = std::move(*started);
+    ready += "grpc=" + session->grpc_address() + "\nadmin=" + session->admin_address() + "\n";
+  }
   if (!config.ready_file.empty()) {
-    std::ofstream(config.ready_file) << "id=" << config.node_id << "\netcd=" << config.etcd << "\n";
+    std::string tmp = config.ready_file + ".tmp";
+    std::ofstream(tmp) << ready;
+    std::filesystem::rename(tmp, config.ready_file);
   }
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   spdlog::info("received {}", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
-  (*meta)->Stop();  // resigns: a standby takes over at once
+  if (session) session->Shutdown();
+  if (data) {
+    data->Drain();  // its slots move to the followers first
+    data->Stop();
+  }
+  if (meta) meta->Stop();  // resigns: a standby takes over at once
   return 0;
 }
 

@@ -185,15 +185,20 @@ TEST_F(MetaRoleTest, LeaderKeepsTheSlotTableAndAStandbyTakesOver) {
   EXPECT_EQ(Leader(), "");
 }
 
-TEST_F(MetaRoleTest, RolesNotYetImplementedAreRefusedClearly) {
-  auto [code, out] = RunCommand({BinDir() + "/cairn", "registry", "--role", "data", "--etcd",
+TEST_F(MetaRoleTest, BadClusterFlagsAreRefusedClearly) {
+  auto [code, out] = RunCommand({BinDir() + "/cairn", "registry", "--role", "data,ledger", "--etcd",
                                  etcd_.endpoint(), "--listen", "127.0.0.1:0"},
                                 seconds(10));
   EXPECT_EQ(code, 2);
-  EXPECT_NE(out.find("only 'meta'"), std::string::npos) << out;
+  EXPECT_NE(out.find("'ledger' is not one of meta, data, session"), std::string::npos) << out;
   auto [code2, out2] = RunCommand({BinDir() + "/cairn", "registry", "--role", "meta"}, seconds(10));
   EXPECT_EQ(code2, 2);
   EXPECT_NE(out2.find("etcd"), std::string::npos) << out2;
+  auto [code3, out3] = RunCommand({BinDir() + "/cairn", "registry", "--role", "data,session",
+                                   "--etcd", etcd_.endpoint(), "--listen", "127.0.0.1:0"},
+                                  seconds(10));
+  EXPECT_EQ(code3, 2);
+  EXPECT_NE(out3.find("need data_listen"), std::string::npos) << out3;
 }
 
 }  // namespace

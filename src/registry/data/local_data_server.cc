@@ -131,6 +131,35 @@ std::vector<DatumSummary> LocalDataServer::List(const std::string& prefix) const
   return out;
 }
 
+std::vector<std::shared_ptr<const PublisherRecord>> LocalDataServer::PublishersInSlot(
+    uint32_t slot) const {
+  std::vector<std::shared_ptr<const PublisherRecord>> out;
+  if (slot >= slots_.size()) return out;
+  for (const auto& [id, datum] : slots_[slot].datums) {
+    out.insert(out.end(), datum.state->publishers.begin(), datum.state->publishers.end());
+  }
+  return out;
+}
+
+void LocalDataServer::TouchSlot(uint32_t slot) {
+  if (slot >= slots_.size()) return;
+  std::vector<std::string> ids;
+  ids.reserve(slots_[slot].datums.size());
+  for (const auto& [id, datum] : slots_[slot].datums) ids.push_back(id);
+  for (const std::string& id : ids) {
+    auto it = slots_[slot].datums.find(id);
+    if (it != slots_[slot].datums.end()) Changed(id, it->second);
+  }
+}
+
+void LocalDataServer::DropSlot(uint32_t slot) {
+  if (slot >= slots_.size()) return;
+  for (const auto& [id, datum] : slots_[slot].datums) {
+    publisher_count_ -= datum.state->publishers.size();
+  }
+  slots_[slot].datums.clear();
+}
+
 size_t LocalDataServer::datum_count() const {
   size_t n = 0;
   for (const auto& slot : slots_) n += slot.datums.size();

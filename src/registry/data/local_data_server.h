@@ -29,6 +29,19 @@ class LocalDataServer final : public DataService {
   void AddListener(DataChangeListener* listener) override;
   void RemoveListener(DataChangeListener* listener) override;
 
+  // Slot-level operations for cluster mode's data role (src/registry/cluster),
+  // which leads some slots, follows others and hands slots over.
+  // Every publisher of the slot, in no particular order.
+  std::vector<std::shared_ptr<const PublisherRecord>> PublishersInSlot(uint32_t slot) const;
+  // Gives every datum of the slot a new version and tells the listeners: a
+  // new slot leader's versions are then above anything it replicated.
+  void TouchSlot(uint32_t slot);
+  // Forgets the slot, telling no one (this server no longer serves it).
+  void DropSlot(uint32_t slot);
+  // The next versions are above `version`.
+  void ObserveVersion(uint64_t version) { clock_.Observe(version); }
+  uint64_t last_version() const { return clock_.last(); }
+
   uint32_t slot_count() const { return static_cast<uint32_t>(slots_.size()); }
   size_t publisher_count() const { return publisher_count_; }
   size_t datum_count() const;

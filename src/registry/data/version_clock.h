@@ -8,6 +8,7 @@
 // Thread-safety: not thread-safe; owned by the registry loop.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "absl/status/statusor.h"
@@ -29,6 +30,9 @@ class VersionClock {
   // returned. May write the watermark (one fsync, rarely).
   uint64_t Next();
   uint64_t last() const { return last_; }
+  // Versions from now on are above `version` (cluster mode: a version another
+  // data server handed out, replicated or reported by a session).
+  void Observe(uint64_t version) { last_ = std::max(last_, version); }
 
  private:
   VersionClock(KvStore* store, uint64_t last, uint64_t watermark)

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -66,6 +67,11 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
       {"replicas", u32(&c.replicas)},
       {"lease_ttl_s", u32(&c.lease_ttl_s)},
       {"max_slot_moves", u32(&c.max_slot_moves)},
+      {"data_listen", str(&c.data_listen)},
+      {"session_lease_ms", u32(&c.session_lease_ms)},
+      {"rebuild_timeout_ms", u32(&c.rebuild_timeout_ms)},
+      {"drain_timeout_ms", u32(&c.drain_timeout_ms)},
+      {"anti_entropy_interval_ms", u32(&c.anti_entropy_interval_ms)},
   };
   for (const auto& entry : root) {
     std::string key = entry.first.as<std::string>("");
@@ -119,6 +125,15 @@ absl::Status ValidateRegistryConfig(const RegistryConfig& c) {
       }
     }
     if (c.etcd.empty()) return absl::InvalidArgumentError("cluster roles need etcd endpoints");
+    bool data = absl::StrContains(c.roles, "data");
+    if (data && absl::StrContains(c.roles, "session") && c.data_listen.empty()) {
+      return absl::InvalidArgumentError(
+          "roles data and session in one process need data_listen (the data role's own address)");
+    }
+    if (c.session_lease_ms == 0 || c.rebuild_timeout_ms == 0 || c.anti_entropy_interval_ms == 0) {
+      return absl::InvalidArgumentError(
+          "session_lease_ms, rebuild_timeout_ms and anti_entropy_interval_ms must be positive");
+    }
   }
   if (c.cluster.empty() || c.cluster.find('/') != std::string::npos) {
     return absl::InvalidArgumentError("cluster must be a non-empty name without '/'");

@@ -45,9 +45,8 @@ struct RegistryConfig {
   // trace, debug, info, warn, error.
   std::string log_level = "info";
 
-  // Cluster mode (issue 5). "standalone" (the default: every role in this
-  // process, no etcd), or a comma-separated subset of meta, data, session.
-  // Only meta runs so far.
+  // Cluster mode. "standalone" (the default: every role in this process, no
+  // etcd), or a comma-separated subset of meta, data, session.
   std::string roles = "standalone";
   // etcd endpoints HOST:PORT[,HOST:PORT...]; required by cluster roles.
   std::string etcd;
@@ -61,6 +60,19 @@ struct RegistryConfig {
   uint32_t lease_ttl_s = 5;
   // Slot changes per rebalancing step.
   uint32_t max_slot_moves = 8;
+  // Data role: its DataNode gRPC address. Empty: `listen`, unless the same
+  // process also runs the session role (then it must be set).
+  std::string data_listen;
+  // Data role: how long a session that stopped watching (died) keeps its
+  // publishers before they are removed.
+  uint32_t session_lease_ms = 30000;
+  // Data role: how long a new slot leader waits for every live session to
+  // re-send its part of the slot before serving it anyway.
+  uint32_t rebuild_timeout_ms = 3000;
+  // Data role: how long a SIGTERM waits for this server's slots to move.
+  uint32_t drain_timeout_ms = 20000;
+  // Session role: how often it compares digests with every slot leader.
+  uint32_t anti_entropy_interval_ms = 10000;
 
   static std::string DefaultDataDir();
 };

@@ -19,6 +19,7 @@
 #include "registry/meta/meta_service.h"
 #include "registry/server/admin_routes.h"
 #include "registry/session/grpc_service.h"
+#include "registry/session/server_options.h"
 #include "registry/session/session_server.h"
 #include "store/kv_store.h"
 
@@ -116,12 +117,7 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   int selected_port = 0;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &selected_port);
   builder.RegisterService(r.service.get());
-  // Let clients keep idle streams alive with HTTP/2 pings, and find dead
-  // clients on our side too.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  ConfigureRegistryServer(builder);
   r.grpc_server = builder.BuildAndStart();
   if (r.grpc_server == nullptr || selected_port == 0) {
     r.loop.Stop();

@@ -1,0 +1,132 @@
+// RemoteDataService: the data role as a session server of cluster mode sees
+// it. Implements DataService over the DataNode gRPC service, routing each
+// datum to the leader of its slot in the current slot table.
+//
+//   * Writes queue per slot and go out in order, batched per data server
+//     (one Apply in flight per slot). A write refused as mis-routed
+//     (ABORTED) or not yet possible (UNAVAILABLE), or lost with its data
+//     server, is retried with the newest table until `write_timeout`.
+//   * This session's publishers are held here per slot: the authoritative
+//     copy. When a slot gets a new leader the session re-sends its whole part
+//     of the slot (a SlotSync), and every `anti_entropy_interval` it compares
+//     digests with each leader and re-sends any slot that differs.
+//   * Reads: every data server streams change notices (Watch); a notice
+//     newer than the cached datum tells the listeners (the push engine),
+//     whose Fetch then goes to the leader once per datum version, however
+//     many subscribers wait for it. The cache keeps the last snapshot of
+//     every datum fetched.
+//
+// Thread-safety: not thread-safe, like every DataService: every method runs
+// on `loop`, except Stop(), which must be called off the loop before it stops.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cairn/cluster/v1/cluster.grpc.pb.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "registry/cluster/async_calls.h"
+#include "registry/cluster/cluster_view.h"
+#include "registry/data/data_service.h"
+#include "registry/data/datum_id_pool.h"
+
+namespace cairn::cluster {
+
+struct RemoteDataOptions {
+  std::string session_id;  // this session's member id
+  uint32_t slot_count = 256;
+  std::chrono::milliseconds retry_interval{100};
+  std::chrono::milliseconds write_timeout{30000};
+  std::chrono::milliseconds anti_entropy_interval{10000};
+  size_t max_ops_per_request = 2000;
+};
+
+class RemoteDataService final : public DataService {
+ public:
+  RemoteDataService(EventLoop& loop, RemoteDataOptions options);
+  ~RemoteDataService() override;
+
+  // On the loop: starts the anti-entropy timer.
+  void Start();
+  // On the loop: the cluster changed (from ClusterView).
+  void OnView(const ClusterSnapshot& snapshot);
+  // Off the loop, before it stops: cancels every call; nothing is called
+  // back afterwards. Pending writes are dropped unanswered (the session is
+  // going away with its streams).
+  void Stop();
+
+  // DataService
+  void Publish(std::shared_ptr<const PublisherRecord> record, VersionCallback done) override;
+  void Unpublish(const std::string& data_info_id, const std::string& registration_id,
+                 const OwnerRef& owner, VersionCallback done) override;
+  void Fetch(const std::string& data_info_id, SnapshotCallback done) override;
+  std::vector<DatumSummary> List(const std::string& data_id_prefix) const override;
+  void AddListener(DataChangeListener* listener) override;
+  void RemoveListener(DataChangeListener* listener) override;
+
+  size_t queued_writes() const;
+
+ private:
+  struct PendingWrite {
+    enum class Kind { kPublish, kUnpublish, kSync } kind = Kind::kPublish;
+    std::shared_ptr<const PublisherRecord> record;  // kPublish
+    v1::UnpublishWire unpublish;                    // kUnpublish
+    VersionCallback done;                           // may be null (kSync)
+    SteadyTime queued_at{};
+  };
+  struct Slot {
+    uint64_t epoch = 0;
+    std::string leader;
+    std::deque<PendingWrite> queue;
+    size_t in_flight = 0;  // writes at the queue's front sent and unanswered
+    // This session's publishers in the slot, by registration id.
+    std::unordered_map<std::string, std::shared_ptr<const PublisherRecord>> held;
+    uint64_t max_seen_version = 0;
+  };
+  struct Peer;
+  class WatchReactor;
+
+  void Enqueue(uint32_t slot, PendingWrite write);
+  void EnqueueSync(uint32_t slot);
+  void ScheduleFlush();
+  void FlushWrites();
+  void OnApplied(const std::string& leader, const std::vector<std::pair<uint32_t, size_t>>& sent,
+                 const grpc::Status& status, const v1::ApplyResponse& response);
+  void ScheduleRetry();
+  void FlushFetches();
+  void OnFetched(const std::vector<std::string>& ids, const grpc::Status& status,
+                 v1::FetchResponse& response);
+  void OnNotice(const v1::ChangeNotice& notice);
+  void CompareDigests();
+  void EnsureWatches();
+  void WatchEnded(const std::string& address);
+  v1::DataNode::Stub* StubFor(const std::string& leader_id);
+  void Answer(const std::string& id, const std::shared_ptr<const DatumSnapshot>& snapshot);
+
+  EventLoop& loop_;
+  const RemoteDataOptions options_;
+  AsyncCalls calls_;
+  std::vector<Slot> slots_;
+  ClusterSnapshot view_;
+  std::map<std::string, std::unique_ptr<Peer>> peers_;  // by address
+  std::vector<DataChangeListener*> listeners_;
+  DatumIdPool ids_;
+  std::unordered_map<std::string, std::shared_ptr<const DatumSnapshot>> cache_;
+  std::unordered_map<std::string, uint64_t> notified_;  // only for cached or awaited ids
+  std::unordered_map<std::string, std::vector<SnapshotCallback>> waiters_;
+  std::unordered_map<std::string, int> fetch_attempts_;
+  std::vector<std::string> to_fetch_;
+  bool flush_posted_ = false;
+  std::unique_ptr<EventLoop::Timer> retry_timer_;
+  std::unique_ptr<EventLoop::Timer> fetch_retry_timer_;
+  std::unique_ptr<EventLoop::Timer> anti_entropy_timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace cairn::cluster

@@ -1,0 +1,148 @@
+#include "registry/cluster/session_role.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/host_port.h"
+#include "coord/membership.h"
+#include "core/http/admin_http_server.h"
+#include "registry/cluster/cluster_keys.h"
+#include "registry/cluster/cluster_view.h"
+#include "registry/cluster/remote_data_service.h"
+#include "registry/server/admin_routes.h"
+#include "registry/session/grpc_service.h"
+#include "registry/session/server_options.h"
+#include "registry/session/session_server.h"
+
+namespace cairn::cluster {
+
+struct SessionRole::Impl {
+  explicit Impl(const RegistryConfig& config) : config(config), keys(config.cluster) {}
+  RegistryConfig config;
+  ClusterKeys keys;
+  std::string grpc_address;
+  std::string admin_address;
+  RegistryMetrics metrics;
+  EventLoop loop{"cairn-session"};
+  std::unique_ptr<RemoteDataService> data;
+  std::unique_ptr<SessionServer> session;
+  std::unique_ptr<GrpcRegistryService> service;
+  std::unique_ptr<grpc::Server> grpc_server;
+  std::unique_ptr<http::AdminHttpServer> admin;
+  std::unique_ptr<ClusterView> view;
+  std::unique_ptr<coord::MemberRegistration> membership;
+  bool stopped = false;
+};
+
+SessionRole::SessionRole(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SessionRole::~SessionRole() { Shutdown(); }
+const std::string& SessionRole::grpc_address() const { return impl_->grpc_address; }
+const std::string& SessionRole::admin_address() const { return impl_->admin_address; }
+
+absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClient& client,
+                                                                const RegistryConfig& config) {
+  auto admin_hp = SplitHostPort(config.admin);
+  if (!admin_hp.ok()) return admin_hp.status();
+  auto grpc_hp = SplitHostPort(config.listen);
+  if (!grpc_hp.ok()) return grpc_hp.status();
+  auto impl = std::make_unique<Impl>(config);
+  Impl& r = *impl;
+
+  RemoteDataOptions data_options;
+  data_options.session_id = config.node_id;
+  data_options.slot_count = config.slots;
+  data_options.anti_entropy_interval = std::chrono::milliseconds(config.anti_entropy_interval_ms);
+  r.data = std::make_unique<RemoteDataService>(r.loop, data_options);
+  SessionOptions session_options;
+  session_options.session_name = config.node_id;
+  session_options.keepalive_timeout = std::chrono::milliseconds(config.keepalive_timeout_ms);
+  session_options.min_keepalive_timeout =
+      std::chrono::milliseconds(config.min_keepalive_timeout_ms);
+  session_options.max_keepalive_timeout =
+      std::chrono::milliseconds(config.max_keepalive_timeout_ms);
+  session_options.max_registrations_per_client = config.max_registrations_per_client;
+  session_options.push.ack_timeout = std::chrono::milliseconds(config.push_ack_timeout_ms);
+  session_options.push.max_backoff = std::chrono::milliseconds(config.push_max_backoff_ms);
+  session_options.push.max_attempts = static_cast<int>(config.push_max_attempts);
+  r.session = std::make_unique<SessionServer>(r.loop, *r.data, r.metrics, session_options);
+  r.loop.Start();
+  r.loop.Post([&r] {
+    r.session->Start();
+    r.data->Start();
+  });
+  std::unique_ptr<SessionRole> role(new SessionRole(std::move(impl)));
+
+  r.service = std::make_unique<GrpcRegistryService>(
+      r.loop, *r.session,
+      GrpcServiceOptions{config.stream_read_window, config.stream_max_outbound});
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int selected_port = 0;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &selected_port);
+  builder.RegisterService(r.service.get());
+  ConfigureRegistryServer(builder);
+  r.grpc_server = builder.BuildAndStart();
+  if (r.grpc_server == nullptr || selected_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));
+  }
+  r.grpc_address = absl::StrCat(grpc_hp->first, ":", selected_port);
+
+  http::AdminHttpServer::Options admin_options;
+  admin_options.host = admin_hp->first;
+  admin_options.port = admin_hp->second;
+  r.admin = std::make_unique<http::AdminHttpServer>(admin_options);
+  InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics);
+  if (auto s = r.admin->Start(); !s.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("admin: cannot listen on ", config.admin, ": ", s.message()));
+  }
+  r.admin_address = absl::StrCat(admin_hp->first, ":", r.admin->port());
+
+  r.view = std::make_unique<ClusterView>(
+      client, r.keys, r.loop, [&r](const ClusterSnapshot& snapshot) { r.data->OnView(snapshot); });
+  if (auto s = r.view->Start(); !s.ok()) return s;
+  v1::MemberInfo info;
+  info.set_id(config.node_id);
+  info.set_role("session");
+  info.set_address(r.grpc_address);
+  info.set_started_at_ms(WallMillis());
+  r.membership = std::make_unique<coord::MemberRegistration>(
+      client, r.keys.Member("session", config.node_id), info.SerializeAsString(),
+      std::chrono::seconds(config.lease_ttl_s));
+  if (auto s = r.membership->Start(); !s.ok()) return s;
+  spdlog::info("session {} serving gRPC on {} and admin HTTP on {} (cluster {})", config.node_id,
+               r.grpc_address, r.admin_address, config.cluster);
+  return role;
+}
+
+void SessionRole::Shutdown() {
+  Impl& r = *impl_;
+  if (r.stopped) return;
+  r.stopped = true;
+  if (r.membership) r.membership->Leave();
+  if (r.view) r.view->Stop();
+  if (r.admin) r.admin->Stop();
+  if (r.grpc_server) {
+    // Streams that end from now on do not unpublish one by one: the data
+    // servers' session lease, or the clients' replay elsewhere, takes over.
+    r.loop.Post([&r] { r.session->PrepareForShutdown(); });
+    r.grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    r.grpc_server->Wait();
+  }
+  r.data->Stop();
+  std::promise<void> dropped;
+  r.loop.Post([&r, &dropped] {
+    r.session.reset();
+    r.data.reset();
+    dropped.set_value();
+  });
+  dropped.get_future().wait();
+  r.loop.Stop();
+}
+
+}  // namespace cairn::cluster

@@ -1,0 +1,109 @@
+#include "cluster_harness.h"
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+namespace cairn::testing {
+
+ClusterHarness::~ClusterHarness() {
+  for (auto& member : members_) {
+    if (member->process && member->process->Running()) member->process->Signal(SIGKILL);
+  }
+  members_.clear();  // reaps
+}
+
+bool ClusterHarness::StartEtcd() { return etcd_.Start(); }
+
+ClusterHarness::Member* ClusterHarness::Start(const std::string& role, const std::string& id,
+                                              std::vector<std::string> extra_flags) {
+  std::string ready = dir_.File("ready-" + id);
+  std::filesystem::remove(ready);
+  std::vector<std::string> argv = {BinDir() + "/cairn",
+                                   "registry",
+                                   "--role",
+                                   role,
+                                   "--etcd",
+                                   etcd_.endpoint(),
+                                   "--node-id",
+                                   id,
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--admin",
+                                   "127.0.0.1:0",
+                                   "--slots",
+                                   std::to_string(slots_),
+                                   "--replicas",
+                                   std::to_string(replicas_),
+                                   "--lease-ttl-s",
+                                   "2",
+                                   "--session-lease-ms",
+                                   "4000",
+                                   "--rebuild-timeout-ms",
+                                   "2000",
+                                   "--anti-entropy-interval-ms",
+                                   "1000",
+                                   "--keepalive-timeout-ms",
+                                   "3000",
+                                   "--ready-file",
+                                   ready};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  auto member = std::make_unique<Member>();
+  member->id = id;
+  member->role = role;
+  member->process = ChildProcess::Start(argv, dir_.File("log-" + id));
+  if (!member->process) return nullptr;
+  bool ok =
+      Eventually([&] { return std::filesystem::exists(ready) || !member->process->Running(); },
+                 std::chrono::seconds(20));
+  if (!ok || !std::filesystem::exists(ready)) return nullptr;
+  std::ifstream in(ready);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("grpc=", 0) == 0) member->grpc_address = line.substr(5);
+    if (line.rfind("admin=", 0) == 0) member->admin_address = line.substr(6);
+    if (line.rfind("data=", 0) == 0) member->data_address = line.substr(5);
+  }
+  members_.push_back(std::move(member));
+  return members_.back().get();
+}
+
+std::optional<int> ClusterHarness::Stop(const std::string& id, int signal,
+                                        std::chrono::milliseconds timeout) {
+  Member* member = Find(id);
+  if (member == nullptr || !member->process) return std::nullopt;
+  member->process->Signal(signal);
+  if (auto code = member->process->Wait(timeout)) return code;
+  member->process->Signal(SIGKILL);
+  member->process->Wait(std::chrono::seconds(10));
+  return std::nullopt;
+}
+
+ClusterHarness::Member* ClusterHarness::Find(const std::string& id) {
+  for (auto& member : members_) {
+    if (member->id == id) return member.get();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> ClusterHarness::SessionAddresses() {
+  std::vector<std::string> out;
+  for (auto& member : members_) {
+    if (member->role.find("session") != std::string::npos && member->process->Running()) {
+      out.push_back(member->grpc_address);
+    }
+  }
+  return out;
+}
+
+std::string ClusterHarness::Logs() const {
+  std::string out;
+  for (const auto& member : members_) {
+    std::string log = member->process ? member->process->Output() : "";
+    if (log.size() > 6000) log = "..." + log.substr(log.size() - 6000);
+    out += "---- " + member->id + " (" + member->role + ")\n" + log;
+  }
+  return out;
+}
+
+}  // namespace cairn::testing
