@@ -292,6 +292,18 @@ TEST_F(ClusterFaultsTest, MetaLeaderKilledThenDataServerJoins) {
 }
 
 TEST_F(ClusterFaultsTest, SessionKilledClientsMoveAndReplay) {
+  // Clients find the sessions through any session's server list.
+  std::string s1 = cluster_.Find("s1")->grpc_address;
+  std::string s2 = cluster_.Find("s2")->grpc_address;
+  auto servers = [&](const std::string& admin) {
+    return cairn::testing::RunCommand(
+               {"/usr/bin/curl", "-s", "http://" + admin + "/api/v1/servers"}, seconds(10))
+        .second;
+  };
+  std::string listed = servers(cluster_.Find("s2")->admin_address);
+  EXPECT_NE(listed.find("\"" + s1 + "\""), std::string::npos) << listed;
+  EXPECT_NE(listed.find("\"" + s2 + "\""), std::string::npos) << listed;
+
   cluster_.Find("s1")->process->Signal(SIGKILL);
   Clock::time_point killed = Clock::now();
   // A change right after the kill reaches the subscribers that were on s1
@@ -305,6 +317,9 @@ TEST_F(ClusterFaultsTest, SessionKilledClientsMoveAndReplay) {
   // on s2 stays.
   std::this_thread::sleep_for(seconds(6));
   EXPECT_TRUE(Converged(seconds(5))) << Mismatch() << cluster_.Logs();
+  listed = servers(cluster_.Find("s2")->admin_address);
+  EXPECT_EQ(listed.find("\"" + s1 + "\""), std::string::npos) << listed;
+  EXPECT_NE(listed.find("\"" + s2 + "\""), std::string::npos) << listed;
   EXPECT_EQ(Storm(20, milliseconds(10), [] {}), 0);
   EXPECT_TRUE(Converged(seconds(10))) << Mismatch();
   EXPECT_EQ(CanaryDrops(), 0);

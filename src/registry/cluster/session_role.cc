@@ -5,6 +5,9 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <mutex>
+
+#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
@@ -37,6 +40,33 @@ struct SessionRole::Impl {
   std::unique_ptr<ClusterView> view;
   std::unique_ptr<coord::MemberRegistration> membership;
   bool stopped = false;
+  std::mutex servers_mu;
+  v1::ServerList servers;  // guarded by servers_mu; for GET /api/v1/servers
+
+  void OnView(const ClusterSnapshot& snapshot) {
+    {
+      std::lock_guard lock(servers_mu);
+      servers.Clear();
+      for (const auto& [id, member] : snapshot.sessions) *servers.add_sessions() = member;
+      for (const auto& [id, member] : snapshot.data) *servers.add_data() = member;
+      servers.set_slot_table_epoch(snapshot.table ? snapshot.table->epoch() : 0);
+    }
+    data->OnView(snapshot);
+  }
+
+  http::Response ServerListJson() {
+    std::string body;
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    {
+      std::lock_guard lock(servers_mu);
+      (void)google::protobuf::util::MessageToJsonString(servers, &body, options);
+    }
+    http::Response response;
+    response.content_type = "application/json";
+    response.body = std::move(body);
+    return response;
+  }
 };
 
 SessionRole::SessionRole(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -97,6 +127,9 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   admin_options.port = admin_hp->second;
   r.admin = std::make_unique<http::AdminHttpServer>(admin_options);
   InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics);
+  // Where clients find every session of the cluster.
+  r.admin->Handle("GET", "/api/v1/servers",
+                  [&r](const http::Request&) { return r.ServerListJson(); });
   if (auto s = r.admin->Start(); !s.ok()) {
     return absl::UnavailableError(
         absl::StrCat("admin: cannot listen on ", config.admin, ": ", s.message()));
@@ -104,7 +137,7 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   r.admin_address = absl::StrCat(admin_hp->first, ":", r.admin->port());
 
   r.view = std::make_unique<ClusterView>(
-      client, r.keys, r.loop, [&r](const ClusterSnapshot& snapshot) { r.data->OnView(snapshot); });
+      client, r.keys, r.loop, [&r](const ClusterSnapshot& snapshot) { r.OnView(snapshot); });
   if (auto s = r.view->Start(); !s.ok()) return s;
   v1::MemberInfo info;
   info.set_id(config.node_id);

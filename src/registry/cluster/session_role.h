@@ -5,7 +5,9 @@
 //
 // The role registers itself under members/session/<id> with its client
 // address: data leaders wait for every live session when they rebuild a
-// slot, and `cairnctl cluster` lists the sessions clients can use.
+// slot, and `cairnctl cluster` lists the sessions clients can use. Clients
+// find them over the admin API too: GET /api/v1/servers (ServerList in
+// cluster.proto, as JSON).
 //
 // Not yet in cluster mode: app-level discovery (RegisterRevision and the app
 // queries answer UNIMPLEMENTED).
