@@ -229,6 +229,29 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     });
     return reactor;
   }
+  grpc::ServerUnaryReactor* Summaries(grpc::CallbackServerContext* ctx,
+                                      const cpb::SummariesRequest* req,
+                                      cpb::SummariesResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    loop.Post([this, req, resp, reactor] {
+      for (const DatumSummary& d : store.List(req->data_id_prefix())) {
+        const SlotState& s = slots[d.slot];
+        if (s.role != Role::kLeader) continue;
+        cpb::DatumSummaryWire* out = resp->add_datums();
+        out->set_data_info_id(d.data_info_id);
+        out->set_version(d.version);
+        out->set_publishers(d.publishers);
+        out->set_slot(d.slot);
+      }
+      resp->set_publishers_held(store.publisher_count());
+      for (const SlotState& s : slots) {
+        if (s.role == Role::kLeader) resp->set_slots_led(resp->slots_led() + 1);
+        if (s.role == Role::kFollower) resp->set_slots_followed(resp->slots_followed() + 1);
+      }
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
   grpc::ServerWriteReactor<cpb::ChangeNotice>* Watch(grpc::CallbackServerContext* /*ctx*/,
                                                      const cpb::WatchRequest* req) override {
     auto state = std::make_shared<WatchStream>();
@@ -734,6 +757,13 @@ bool DataRole::Drain() {
   if (r.stopped) return true;
   spdlog::info("data {} draining: leaving membership so its slots move", r.options.id);
   r.membership->Leave();
+  // Without etcd no meta leader can move the slots: do not wait for it.
+  if (auto table = r.client.Get(r.keys.SlotTable());
+      !table.ok() && !absl::IsNotFound(table.status())) {
+    spdlog::warn("data {}: etcd unreachable ({}); stopping without handing slots over",
+                 r.options.id, table.status().ToString());
+    return false;
+  }
   SteadyTime deadline = SteadyNow() + r.options.drain_timeout;
   while (SteadyNow() < deadline) {
     std::promise<size_t> led;
