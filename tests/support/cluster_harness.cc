@@ -19,6 +19,11 @@ ClusterHarness::Member* ClusterHarness::Start(const std::string& role, const std
                                               std::vector<std::string> extra_flags) {
   std::string ready = dir_.File("ready-" + id);
   std::filesystem::remove(ready);
+  // A restarted session keeps its address: its clients know it by that.
+  std::string listen = "127.0.0.1:0";
+  if (Member* previous = Find(id); previous != nullptr && !previous->grpc_address.empty()) {
+    listen = previous->grpc_address;
+  }
   std::vector<std::string> argv = {BinDir() + "/cairn",
                                    "registry",
                                    "--role",
@@ -28,7 +33,7 @@ ClusterHarness::Member* ClusterHarness::Start(const std::string& role, const std
                                    "--node-id",
                                    id,
                                    "--listen",
-                                   "127.0.0.1:0",
+                                   listen,
                                    "--admin",
                                    "127.0.0.1:0",
                                    "--slots",
@@ -63,6 +68,14 @@ ClusterHarness::Member* ClusterHarness::Start(const std::string& role, const std
     if (line.rfind("grpc=", 0) == 0) member->grpc_address = line.substr(5);
     if (line.rfind("admin=", 0) == 0) member->admin_address = line.substr(6);
     if (line.rfind("data=", 0) == 0) member->data_address = line.substr(5);
+  }
+  // A restarted member replaces its earlier incarnation.
+  for (auto& old : members_) {
+    if (old->id == id) {
+      if (old->process && old->process->Running()) old->process->Signal(SIGKILL);
+      old = std::move(member);
+      return old.get();
+    }
   }
   members_.push_back(std::move(member));
   return members_.back().get();

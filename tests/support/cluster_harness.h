@@ -39,6 +39,8 @@ class ClusterHarness {
   // Starts etcd. Must be called first.
   bool StartEtcd();
   // Starts one member and waits for its ready file. Extra flags are appended.
+  // Starting an id again (a restart) replaces the earlier process, which is
+  // killed if it still runs; a session keeps its client address.
   Member* Start(const std::string& role, const std::string& id,
                 std::vector<std::string> extra_flags = {});
   // Signals a member and waits for it to exit (SIGKILL after `timeout`).

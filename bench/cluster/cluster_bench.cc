@@ -1,0 +1,347 @@
+// Cluster-mode convergence benchmark (bench/cluster/run).
+//
+// Starts etcd and a registry cluster on 127.0.0.1 (2 meta, 3 data, 2 session
+// processes; tests/support/cluster_harness.h, with its short test timings:
+// etcd lease 2 s, session lease 4 s), two clients that each start on a
+// different session, `services` x `publishers` background publishers and a
+// subscriber of every service and of a probe service on each client. Then,
+// for each fault, `repeats` times: cause it, publish one probe publisher at
+// once, and time until every subscriber sees the probe and every background
+// publisher (convergence); then heal it (restart the process) and wait until
+// the slot table has settled again (not timed).
+//
+// Faults: kill -9 of a data server, of a session, of the meta leader; a data
+// server joining (slots rebalance onto it) and leaving with SIGTERM (its
+// slots move away). Baseline, in the same run: the same probe with no fault
+// (the push latency of the healthy cluster), the anchor the faults are
+// compared with.
+//
+// Prints p50/p99/max per fault; --json writes records {workload, system,
+// metric, value, unit} with system "cairn-cluster".
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "cairn/cluster/v1/cluster.pb.h"
+#include "client/registry_client.h"
+#include "cluster_harness.h"
+#include "coord/etcd_client.h"
+#include "registry/cluster/cluster_keys.h"
+
+namespace cairn {
+namespace {
+
+using cairn::testing::ClusterHarness;
+using cairn::testing::Eventually;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct Record {
+  std::string workload, metric, unit;
+  double value;
+};
+
+pb::DataInfoKey Key(const std::string& id) {
+  pb::DataInfoKey key;
+  key.set_data_id(id);
+  return key;
+}
+
+// One subscriber's latest view: the data strings of the publishers.
+struct View {
+  std::mutex mu;
+  std::set<std::string> data;
+};
+
+class Bench {
+ public:
+  Bench(int services, int publishers) : services_(services), publishers_per_service_(publishers) {}
+
+  bool Setup() {
+    if (!cluster_.StartEtcd()) return Fail("etcd did not start");
+    coord::EtcdOptions options;
+    options.endpoints = {cluster_.etcd().endpoint()};
+    auto client = coord::EtcdClient::Create(options);
+    if (!client.ok()) return Fail("etcd client");
+    etcd_ = std::move(*client);
+    for (const char* id : {"m1", "m2"}) {
+      if (!cluster_.Start("meta", id)) return Fail(std::string("start ") + id);
+    }
+    for (const char* id : {"d1", "d2", "d3"}) {
+      if (!cluster_.Start("data", id)) return Fail(std::string("start ") + id);
+    }
+    for (const char* id : {"s1", "s2"}) {
+      if (!cluster_.Start("session", id)) return Fail(std::string("start ") + id);
+    }
+    if (!WaitSettled({"d1", "d2", "d3"})) return Fail("slot table did not settle");
+    std::string s1 = cluster_.Find("s1")->grpc_address, s2 = cluster_.Find("s2")->grpc_address;
+    for (int c = 0; c < 2; ++c) {
+      RegistryClientOptions options;
+      options.servers =
+          c == 0 ? std::vector<std::string>{s1, s2} : std::vector<std::string>{s2, s1};
+      options.client_id = "bench-" + std::to_string(c);
+      options.reconnect_backoff_max = milliseconds(500);
+      options.keepalive_interval = milliseconds(1000);
+      auto created = RegistryClient::Create(options);
+      if (!created.ok() || !(*created)->WaitConnected(seconds(10)).ok()) return Fail("client");
+      clients_.push_back(std::move(*created));
+    }
+    for (int s = 0; s < services_; ++s) {
+      std::string id = "svc-" + std::to_string(s);
+      for (int p = 0; p < publishers_per_service_; ++p) {
+        std::string data = id + "/" + std::to_string(p);
+        auto publisher = clients_[p % 2]->Publish(PublishSpec{Key(id), {data}});
+        if (!publisher.ok()) return Fail("publish: " + publisher.status().ToString());
+        held_.push_back(std::move(*publisher));
+        expected_[id].insert(data);
+      }
+      Subscribe(id);
+    }
+    Subscribe("probe");
+    if (!Eventually([&] { return Converged(); }, seconds(30))) return Fail("initial views");
+    return true;
+  }
+
+  // Publishes a probe right after `fault` and returns the ms until every
+  // view is complete again, or -1 after 20 s.
+  double Measure(const std::function<void()>& fault) {
+    fault();
+    Clock::time_point start = Clock::now();
+    std::string data = "probe-" + std::to_string(probes_++);
+    auto publisher = clients_[probes_ % 2]->Publish(PublishSpec{Key("probe"), {data}});
+    if (!publisher.ok()) {
+      std::fprintf(stderr, "probe publish failed: %s\n", publisher.status().ToString().c_str());
+      return -1;
+    }
+    held_.push_back(std::move(*publisher));
+    {
+      std::lock_guard lock(mu_);
+      expected_["probe"].insert(data);
+    }
+    if (!Eventually([&] { return Converged(); }, seconds(20))) return -1;
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  }
+
+  // Runs `repeats` rounds of one fault and records p50/p99/max. With
+  // `while_moving`, a round keeps publishing probes (each timed) until the
+  // slot table has settled, and counts its slowest one: slots move a few at a
+  // time after a join, so the disruption is spread over seconds.
+  void Run(const std::string& workload, int repeats, const std::function<void(int)>& fault,
+           const std::function<void(int)>& heal, bool while_moving = false) {
+    std::vector<double> samples;
+    int failures = 0;
+    for (int r = 0; r < repeats; ++r) {
+      double ms = Measure([&] { fault(r); });
+      Clock::time_point deadline = Clock::now() + seconds(60);
+      while (while_moving && ms >= 0 && !Settled(LiveData()) && Clock::now() < deadline) {
+        double next = Measure([] {});
+        ms = next < 0 ? next : std::max(ms, next);
+        std::this_thread::sleep_for(milliseconds(100));
+      }
+      if (ms < 0) {
+        ++failures;
+      } else {
+        samples.push_back(ms);
+      }
+      heal(r);
+      if (!WaitSettled(LiveData()))
+        std::fprintf(stderr, "%s: table did not settle\n", workload.c_str());
+    }
+    std::sort(samples.begin(), samples.end());
+    auto pct = [&](double p) {
+      if (samples.empty()) return -1.0;
+      size_t i = static_cast<size_t>(std::ceil(p * static_cast<double>(samples.size()))) - 1;
+      return samples[std::min(i, samples.size() - 1)];
+    };
+    std::printf("%-24s repeats %2d  p50 %8.1f ms  p99 %8.1f ms  max %8.1f ms  failed %d\n",
+                workload.c_str(), repeats, pct(0.5), pct(0.99),
+                samples.empty() ? -1 : samples.back(), failures);
+    std::fflush(stdout);
+    records_.push_back({workload, "convergence_p50_ms", "ms", pct(0.5)});
+    records_.push_back({workload, "convergence_p99_ms", "ms", pct(0.99)});
+    records_.push_back({workload, "failed_rounds", "count", static_cast<double>(failures)});
+  }
+
+  ClusterHarness& cluster() { return cluster_; }
+  const std::vector<Record>& records() const { return records_; }
+
+  std::string MetaLeader() {
+    auto kv = etcd_->Get(keys_.MetaLeader());
+    return kv.ok() ? kv->value : "";
+  }
+  bool WaitMetaLeader() {
+    return Eventually([&] { return !MetaLeader().empty(); }, seconds(15));
+  }
+  void Restart(const std::string& role, const std::string& id) {
+    cluster_.Stop(id, SIGKILL, seconds(5));
+    if (!cluster_.Start(role, id)) std::fprintf(stderr, "cannot restart %s\n", id.c_str());
+  }
+  std::set<std::string> LiveData() {
+    std::set<std::string> live;
+    for (const char* id : {"d1", "d2", "d3", "d4"}) {
+      auto* m = cluster_.Find(id);
+      if (m && m->process->Running()) live.insert(id);
+    }
+    return live;
+  }
+
+ private:
+  bool Fail(const std::string& what) {
+    std::fprintf(stderr, "cluster bench: %s\n%s\n", what.c_str(), cluster_.Logs().c_str());
+    return false;
+  }
+
+  void Subscribe(const std::string& id) {
+    for (auto& client : clients_) {
+      auto view = std::make_shared<View>();
+      auto sub = client->Subscribe(SubscribeSpec{Key(id)}, [view](const pb::Push& push) {
+        std::set<std::string> data;
+        for (const auto& zone : push.zones()) {
+          for (const auto& p : zone.publishers()) data.insert(p.data().begin(), p.data().end());
+        }
+        std::lock_guard lock(view->mu);
+        view->data = std::move(data);
+      });
+      if (sub.ok()) subscriptions_.push_back(std::move(*sub));
+      std::lock_guard lock(mu_);
+      views_[id].push_back(view);
+    }
+  }
+
+  bool Converged() {
+    std::lock_guard lock(mu_);
+    for (auto& [id, views] : views_) {
+      for (auto& view : views) {
+        std::lock_guard view_lock(view->mu);
+        if (view->data != expected_[id]) return false;
+      }
+    }
+    return true;
+  }
+
+  // Every slot has a live leader and follower and every live data server
+  // leads some slot.
+  bool WaitSettled(const std::set<std::string>& live) {
+    return Eventually([&] { return Settled(live); }, seconds(60));
+  }
+
+ public:
+  bool Settled(const std::set<std::string>& live) {
+    auto kv = etcd_->Get(keys_.SlotTable());
+    cluster::v1::SlotTable table;
+    if (!kv.ok() || !table.ParseFromString(kv->value)) return false;
+    std::map<std::string, int> leads;
+    for (const auto& slot : table.slots()) {
+      if (!live.contains(slot.leader()) || slot.followers_size() != 1 ||
+          !live.contains(slot.followers(0))) {
+        return false;
+      }
+      ++leads[slot.leader()];
+    }
+    if (leads.size() != live.size()) return false;
+    // Balanced: leaders per data server differ by at most one.
+    auto [lo, hi] =
+        std::minmax_element(leads.begin(), leads.end(),
+                            [](const auto& a, const auto& b) { return a.second < b.second; });
+    return hi->second - lo->second <= 1;
+  }
+
+ private:
+  const int services_;
+  const int publishers_per_service_;
+  ClusterHarness cluster_{256, 2};
+  std::unique_ptr<coord::EtcdClient> etcd_;
+  cluster::ClusterKeys keys_{"cairn"};
+  std::vector<std::unique_ptr<RegistryClient>> clients_;
+  std::vector<std::shared_ptr<Publisher>> held_;
+  std::vector<std::shared_ptr<Subscription>> subscriptions_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::shared_ptr<View>>> views_;
+  std::map<std::string, std::set<std::string>> expected_;
+  int probes_ = 0;
+  std::vector<Record> records_;
+};
+
+std::string ToJson(const std::vector<Record>& records) {
+  std::string out = "[\n";
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& r = records[i];
+    char value[64];
+    std::snprintf(value, sizeof(value), "%.3f", r.value);
+    out += "  {\"workload\": \"" + r.workload +
+           "\", \"system\": \"cairn-cluster\", \"metric\": \"" + r.metric +
+           "\", \"value\": " + value + ", \"unit\": \"" + r.unit + "\"}";
+    out += i + 1 < records.size() ? ",\n" : "\n";
+  }
+  return out + "]\n";
+}
+
+int Main(int argc, char** argv) {
+  CLI::App cli{
+      "Cairn cluster-mode convergence after faults (2 meta, 3 data, 2 session on loopback)"};
+  bool quick = false;
+  int repeats = 0, services = 0, publishers = 0;
+  std::string json;
+  cli.add_flag("--quick", quick, "2 repeats per fault, a small data set");
+  cli.add_option("--repeats", repeats, "rounds per fault (default 10, quick 2)");
+  cli.add_option("--services", services, "background services (default 200, quick 20)");
+  cli.add_option("--publishers", publishers, "publishers per service (default 10, quick 3)");
+  cli.add_option("--json", json, "also write every figure as a JSON array of records");
+  CLI11_PARSE(cli, argc, argv);
+  if (repeats <= 0) repeats = quick ? 2 : 10;
+  if (services <= 0) services = quick ? 20 : 200;
+  if (publishers <= 0) publishers = quick ? 3 : 10;
+
+  Bench bench(services, publishers);
+  if (!bench.Setup()) return 1;
+  std::printf("cluster up: %d services x %d publishers, 4 subscribers of each through 2 sessions\n",
+              services, publishers);
+  auto& cluster = bench.cluster();
+  bench.Run(
+      "no_fault", repeats, [](int) {}, [](int) {});
+  const std::vector<std::string> data = {"d1", "d2", "d3"};
+  bench.Run(
+      "data_kill9", repeats, [&](int r) { cluster.Find(data[r % 3])->process->Signal(SIGKILL); },
+      [&](int r) { bench.Restart("data", data[r % 3]); });
+  const std::vector<std::string> sessions = {"s1", "s2"};
+  bench.Run(
+      "session_kill9", repeats,
+      [&](int r) { cluster.Find(sessions[r % 2])->process->Signal(SIGKILL); },
+      [&](int r) { bench.Restart("session", sessions[r % 2]); });
+  bench.Run(
+      "meta_leader_kill9", repeats,
+      [&](int r) {
+        (void)r;
+        bench.WaitMetaLeader();
+        std::string leader = bench.MetaLeader();
+        if (auto* m = cluster.Find(leader)) m->process->Signal(SIGKILL);
+      },
+      [&](int r) {
+        (void)r;
+        for (const char* id : {"m1", "m2"}) {
+          if (!cluster.Find(id)->process->Running()) bench.Restart("meta", id);
+        }
+      });
+  bench.Run(
+      "data_join", repeats, [&](int) { bench.Restart("data", "d4"); },
+      [&](int) { cluster.Stop("d4", SIGTERM, seconds(30)); }, /*while_moving=*/true);
+  if (!json.empty()) {
+    std::ofstream out(json, std::ios::trunc);
+    out << ToJson(bench.records());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace cairn
+
+int main(int argc, char** argv) { return cairn::Main(argc, argv); }
