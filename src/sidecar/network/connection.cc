@@ -182,7 +182,17 @@ void Connection::FlushPending() {
   if (sent > 0 && handler_ != nullptr) handler_->OnWriteDrained();
 }
 
+void Connection::CountAsDownstream() {
+  if (counted_downstream_ || !state_->open) return;
+  counted_downstream_ = true;
+  worker_.AddDownstream(1);
+}
+
 void Connection::Close() {
+  if (counted_downstream_) {
+    counted_downstream_ = false;
+    worker_.AddDownstream(-1);
+  }
   if (!state_->open) return;
   state_->open = false;
   worker_.Unwatch(fd_, watch_token_);

@@ -48,6 +48,9 @@ class Connection : private Worker::FdHandler {
   Connection& operator=(const Connection&) = delete;
 
   void SetHandler(Handler* handler) { handler_ = handler; }
+  // Counts this connection in its worker's downstream_connections() until it
+  // closes (a client connection, as opposed to one to an upstream).
+  void CountAsDownstream();
   void StartReading();
   // Stops delivering reads (backpressure). StartReading() resumes.
   void PauseReading();
@@ -96,6 +99,7 @@ class Connection : private Worker::FdHandler {
   bool close_after_flush_ = false;
   bool flush_posted_ = false;
   bool in_dirty_list_ = false;
+  bool counted_downstream_ = false;
 };
 
 }  // namespace cairn::sidecar

@@ -10,7 +10,7 @@ ConnectionBalancer::ConnectionBalancer(std::vector<Worker*> workers, int slack)
 }
 
 int ConnectionBalancer::Load(size_t i) const {
-  return workers_[i]->watched_fds() + incoming_[i].load(std::memory_order_relaxed);
+  return workers_[i]->downstream_connections() + incoming_[i].load(std::memory_order_relaxed);
 }
 
 Worker& ConnectionBalancer::Pick(Worker& acceptor) {

@@ -5,8 +5,8 @@
 // connections that leaves workers unevenly loaded for the connections' whole
 // life: measured here with wrk -c50 on 2 workers, per-worker CPU split 76/59
 // and 41/70 in two runs. The busier worker then sets the tail latency. So a
-// worker that accepts a connection while it watches more descriptors than
-// the least-loaded worker (beyond a small slack) hands it over; the move
+// worker that accepts a connection while it serves more client connections
+// than the least-loaded worker (beyond a slack, 0 by default) hands it over; the move
 // happens once, before the first byte is read, so no request ever crosses
 // threads.
 //
@@ -25,9 +25,11 @@ namespace cairn::sidecar {
 
 class ConnectionBalancer {
  public:
-  // `slack`: how many more watched descriptors than the least-loaded worker
-  // a worker may have and still keep what it accepts.
-  explicit ConnectionBalancer(std::vector<Worker*> workers, int slack = 2);
+  // `slack`: how many more client connections than the least-loaded worker
+  // a worker may have and still keep what it accepts. 0 by default: a few
+  // multiplexed HTTP/2 connections carry the whole load (h2load -c10), and
+  // a slack of 2 allowed a 6/4 split; a hand-off costs one post.
+  explicit ConnectionBalancer(std::vector<Worker*> workers, int slack = 0);
 
   // The worker that should own a connection `acceptor` just accepted: the
   // acceptor itself unless another worker is lighter by more than `slack`.

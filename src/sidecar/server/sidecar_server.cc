@@ -120,6 +120,7 @@ void SidecarServer::Impl::Accept(size_t w, size_t l, int fd) {
     return;
   }
   auto connection = std::make_unique<Connection>(worker, fd, nullptr);
+  connection->CountAsDownstream();
   if (listener.protocol == "tcp") {
     ClusterWorker* cluster =
         clusters->worker_clusters(static_cast<int>(w)).Find(listener.tcp_cluster);
@@ -156,6 +157,7 @@ void SidecarServer::Impl::Sniff(size_t w, size_t l, int fd) {
         owner.sniffers.erase(it);
         if (sniffed_fd < 0) return;
         auto connection = std::make_unique<Connection>(*workers[w], sniffed_fd, nullptr);
+        connection->CountAsDownstream();
         if (protocol == bolt::SniffedProtocol::kBolt) {
           StartBolt(w, l, std::move(connection));
         } else {

@@ -14,10 +14,27 @@ class NullHandler : public Worker::FdHandler {
   void OnFdEvents(uint32_t) override {}
 };
 
-// Watches `count` eventfds on `worker` (on its thread), so that its load grows.
+// Adds `count` client connections to `worker`'s load (on its thread) for
+// the life of the object.
 class Load {
  public:
-  Load(Worker& worker, int count) : worker_(worker) {
+  Load(Worker& worker, int count) : worker_(worker), count_(count) {
+    worker_.RunAndWait([this] { worker_.AddDownstream(count_); });
+  }
+  ~Load() {
+    worker_.RunAndWait([this] { worker_.AddDownstream(-count_); });
+  }
+
+ private:
+  Worker& worker_;
+  int count_;
+};
+
+// Watches `count` eventfds on `worker`: descriptors that are not client
+// connections (as idle pooled upstream connections are not).
+class Watched {
+ public:
+  Watched(Worker& worker, int count) : worker_(worker) {
     worker_.RunAndWait([this, count] {
       for (int i = 0; i < count; ++i) {
         int fd = eventfd(0, EFD_NONBLOCK);
@@ -27,7 +44,7 @@ class Load {
       }
     });
   }
-  ~Load() {
+  ~Watched() {
     worker_.RunAndWait([this] {
       for (auto [fd, token] : fds_) {
         worker_.Unwatch(fd, token);
@@ -67,7 +84,7 @@ TEST_F(ConnectionBalancerTest, KeepsWhatItAcceptsWhileWithinTheSlack) {
 TEST_F(ConnectionBalancerTest, HandsOverToTheLightestWorkerBeyondTheSlack) {
   ConnectionBalancer balancer({&w0_, &w1_}, /*slack=*/2);
   Load load(w0_, 5);
-  EXPECT_EQ(w0_.watched_fds(), 5);
+  EXPECT_EQ(w0_.downstream_connections(), 5);
   EXPECT_EQ(&balancer.Pick(w0_), &w1_);
   EXPECT_EQ(balancer.handoffs(), 1u);
 }
@@ -89,6 +106,21 @@ TEST_F(ConnectionBalancerTest, ABurstIsSplitNotMovedWholesale) {
   // The posted connections never got watched (the test dropped them), so
   // w1 is light again and takes the next one.
   EXPECT_EQ(&balancer.Pick(w0_), &w1_);
+}
+
+// Idle upstream connections left from an earlier load are not load: they
+// must not push every new client connection to the other worker.
+TEST_F(ConnectionBalancerTest, OtherDescriptorsDoNotCount) {
+  ConnectionBalancer balancer({&w0_, &w1_}, /*slack=*/0);
+  Watched upstreams(w0_, 50);
+  EXPECT_EQ(&balancer.Pick(w0_), &w0_);
+  EXPECT_EQ(balancer.handoffs(), 0u);
+}
+
+TEST_F(ConnectionBalancerTest, DefaultSlackKeepsClientConnectionsEven) {
+  ConnectionBalancer balancer({&w0_, &w1_});
+  Load load(w0_, 1);
+  EXPECT_EQ(&balancer.Pick(w0_), &w1_);  // 1 vs 0: the next one goes to w1
 }
 
 TEST_F(ConnectionBalancerTest, OneWorkerNeverHandsOff) {
