@@ -3,7 +3,9 @@
 // the same write path RegistryClient uses), so that many publishes can be in
 // flight on one stream (RegistryClient::Publish blocks per call) and the
 // timing is taken around the same kind of asynchronous call as for etcd and
-// ZooKeeper.
+// ZooKeeper. Like RegistryClient, publishes queued behind the write in
+// flight go out coalesced into one Batch message (SessionStream does it) and
+// come back as one ResultBatch.
 //
 // Model: service = dataInfoId (data_id = the service name); instance = one
 // publisher with registration id "<service>/<instance>"; a change = the same
@@ -77,6 +79,8 @@ class CairnConnection final : public Connection, private client_internal::Stream
   // Queues `message` after registering `done` for its Result.
   void Send(pb::ClientMessage message, DoneCallback done);
   void HandlePush(const pb::Push& push);
+  // Completes the DoneCallbacks of these Results.
+  void HandleResults(const pb::Result* const* results, int count);
 
   void OnStreamMessage(client_internal::SessionStream* stream, pb::ServerMessage message) override;
   void OnStreamDrained(client_internal::SessionStream*) override {}
@@ -390,19 +394,34 @@ void CairnConnection::HandlePush(const pb::Push& push) {
   stream_->Send(std::move(ack));
 }
 
-void CairnConnection::OnStreamMessage(client_internal::SessionStream*, pb::ServerMessage message) {
-  if (message.has_result()) {
-    DoneCallback done;
-    {
-      std::lock_guard lock(mu_);
-      auto it = pending_.find(message.result().request_id());
-      if (it == pending_.end()) return;
-      done = std::move(it->second);
+void CairnConnection::HandleResults(const pb::Result* const* results, int count) {
+  // Take every callback under one lock, run them without it (a callback may
+  // publish again on this connection).
+  std::vector<std::pair<DoneCallback, const pb::Result*>> ready;
+  ready.reserve(static_cast<size_t>(count));
+  {
+    std::lock_guard lock(mu_);
+    for (int i = 0; i < count; ++i) {
+      auto it = pending_.find(results[i]->request_id());
+      if (it == pending_.end()) continue;
+      ready.emplace_back(std::move(it->second), results[i]);
       pending_.erase(it);
     }
-    const auto& r = message.result();
-    done(r.code() == 0 ? absl::OkStatus()
-                       : absl::Status(static_cast<absl::StatusCode>(r.code()), r.message()));
+  }
+  for (auto& [done, r] : ready) {
+    done(r->code() == 0 ? absl::OkStatus()
+                        : absl::Status(static_cast<absl::StatusCode>(r->code()), r->message()));
+  }
+}
+
+void CairnConnection::OnStreamMessage(client_internal::SessionStream*, pb::ServerMessage message) {
+  if (message.has_result()) {
+    const pb::Result* result = &message.result();
+    HandleResults(&result, 1);
+  } else if (message.has_result_batch()) {
+    // The answers to publishes that SessionStream sent as one Batch.
+    const auto& results = message.result_batch().results();
+    HandleResults(results.data(), results.size());
   } else if (message.has_push()) {
     HandlePush(message.push());
   }

@@ -251,6 +251,11 @@ void ClientCore::OnStreamMessage(SessionStream* stream, pb::ServerMessage messag
     case pb::ServerMessage::kResult:
       HandleResultLocked(message.result());
       break;
+    case pb::ServerMessage::kResultBatch:  // answers to a batch SessionStream coalesced
+      for (const pb::Result& result : message.result_batch().results()) {
+        HandleResultLocked(result);
+      }
+      break;
     case pb::ServerMessage::kPush:
       ++stats_.pushes_received;
       pushes_.push_back(PushItem{stream->generation(), std::move(*message.mutable_push())});

@@ -33,6 +33,16 @@
 // robin) after an exponential backoff, sends Hello and replays every live
 // registration with its registration id (publishers with their current data
 // and version), so the server takes them over without a gap.
+//
+// Batching: publishes and unregisters (from Publish, Republish, Unregister,
+// destroyed handles and replays) that wait behind the write in flight are
+// sent together as one `Batch` stream message, up to 500 per batch, and the
+// server answers them with one `ResultBatch` (registry.proto, "Batch").
+// Callers see no difference: every call still gets its own Result and
+// waits only for it; only many calls from several threads at once (or a
+// replay) find a queue to coalesce. Always on, because client and server
+// ship together: a server older than the Batch message refuses a batch, so
+// use this client only with a server at least as new.
 #pragma once
 
 #include <chrono>

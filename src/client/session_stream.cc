@@ -3,6 +3,14 @@
 #include <utility>
 
 namespace cairn::client_internal {
+namespace {
+
+// Requests the server accepts inside a Batch.
+bool Batchable(const pb::ClientMessage& message) {
+  return message.has_publish() || message.has_unregister();
+}
+
+}  // namespace
 
 SessionStream::SessionStream(StreamObserver* observer, uint64_t generation, std::string server)
     : observer_(observer), generation_(generation), server_(std::move(server)) {
@@ -27,7 +35,7 @@ bool SessionStream::Send(pb::ClientMessage message) {
   std::lock_guard<std::mutex> lock(mu_);
   if (broken_ || close_requested_) return false;
   queue_.push_back(std::move(message));
-  if (started_ && !writing_) StartNextLocked();
+  if (started_ && !writing_ && !corked_) StartNextLocked();
   return true;
 }
 
@@ -47,11 +55,33 @@ void SessionStream::StartNextLocked() {
   if (broken_ || writing_ || writes_done_started_) return;
   if (!queue_.empty()) {
     writing_ = true;
+    CoalesceFrontLocked();
     StartWrite(&queue_.front());
   } else if (close_requested_) {
     writes_done_started_ = true;
     StartWritesDone();
   }
+}
+
+void SessionStream::CoalesceFrontLocked() {
+  if (queue_.size() < 2 || !Batchable(queue_[0]) || !Batchable(queue_[1])) return;
+  // Sizes are cached in the messages, so serializing the batch reuses them.
+  size_t bytes = queue_[0].ByteSizeLong() + queue_[1].ByteSizeLong();
+  if (bytes > kMaxBatchBytes) return;  // large messages go alone
+  size_t taken = 2;
+  while (taken < queue_.size() && taken < static_cast<size_t>(kMaxBatchMessages) &&
+         Batchable(queue_[taken])) {
+    size_t size = queue_[taken].ByteSizeLong();
+    if (bytes + size > kMaxBatchBytes) break;
+    bytes += size;
+    ++taken;
+  }
+  pb::ClientMessage batch;  // request id 0: the inner messages carry theirs
+  auto* messages = batch.mutable_batch()->mutable_messages();
+  messages->Reserve(static_cast<int>(taken));
+  for (size_t i = 0; i < taken; ++i) *messages->Add() = std::move(queue_[i]);
+  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(taken));
+  queue_.push_front(std::move(batch));
 }
 
 void SessionStream::OnReadDone(bool ok) {
@@ -64,7 +94,16 @@ void SessionStream::OnReadDone(bool ok) {
   }
   pb::ServerMessage message = std::move(read_buffer_);
   read_buffer_.Clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    corked_ = true;
+  }
   observer_->OnStreamMessage(this, std::move(message));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    corked_ = false;
+    if (started_ && !writing_) StartNextLocked();
+  }
   StartRead(&read_buffer_);
 }
 

@@ -1,6 +1,21 @@
 // SessionStream: one Registry.Session call, driven by the gRPC callback API.
 // Internal to cairn_client.
 //
+// Batching: a publish or unregister that waits in the write queue behind the
+// write in flight is coalesced with the publishes and unregisters queued
+// right after it (up to kMaxBatchMessages of them and kMaxBatchBytes) into
+// one `Batch` message when the writer gets to it, so a burst of them costs
+// one gRPC message instead of one each (registry.proto, "Batch"). The order
+// of messages on the stream does not change, and a lone message still goes
+// out on its own. It is always on: client and server ship together, and a
+// server older than the Batch message would refuse it as an unknown field
+// (the requests would then time out). The server answers a batch with one
+// `ResultBatch`, which reaches the observer as one message. While the
+// observer handles a received message, new messages wait ("cork"): the
+// answers in a ResultBatch typically release as many new requests, and
+// starting the write at the first of them would send it alone and batch only
+// the rest.
+//
 // Thread safety: Send(), CloseWrites() and Cancel() may be called from any
 // thread, also before Start(), until the owner has seen OnStreamDone. The
 // reactions run on gRPC threads and report to a StreamObserver. The write
@@ -33,6 +48,7 @@ class SessionStream;
 class StreamObserver {
  public:
   virtual ~StreamObserver() = default;
+  // Answers to batched requests come as one `result_batch` message.
   virtual void OnStreamMessage(SessionStream* stream, pb::ServerMessage message) = 0;
   // The WritesDone requested by CloseWrites() went out.
   virtual void OnStreamDrained(SessionStream* stream) = 0;
@@ -42,6 +58,11 @@ class StreamObserver {
 
 class SessionStream final : public grpc::ClientBidiReactor<pb::ClientMessage, pb::ServerMessage> {
  public:
+  // Bounds of one coalesced Batch. Below the server's limits (1000 messages,
+  // a 4 MiB message); a single message over kMaxBatchBytes goes alone.
+  static constexpr int kMaxBatchMessages = 500;
+  static constexpr size_t kMaxBatchBytes = 1 << 20;
+
   SessionStream(StreamObserver* observer, uint64_t generation, std::string server);
 
   // Binds the call to `stub`, sends what Send() queued so far, starts reading.
@@ -72,6 +93,9 @@ class SessionStream final : public grpc::ClientBidiReactor<pb::ClientMessage, pb
 
   // Starts the next write or the WritesDone if nothing is in flight.
   void StartNextLocked();
+  // Replaces the queued publishes and unregisters at the front of the queue
+  // (two or more) by one Batch holding them, in order.
+  void CoalesceFrontLocked();
 
   StreamObserver* const observer_;
   const uint64_t generation_;
@@ -85,6 +109,7 @@ class SessionStream final : public grpc::ClientBidiReactor<pb::ClientMessage, pb
   std::deque<pb::ClientMessage> queue_;
   bool started_ = false;
   bool writing_ = false;
+  bool corked_ = false;  // OnStreamMessage is running: Send only queues
   bool close_requested_ = false;
   bool writes_done_started_ = false;
   bool broken_ = false;  // a read or write failed: nothing more will be written

@@ -4,9 +4,9 @@
 // gRPC's callback threads never touch registry state: every message and
 // query is posted to the registry loop. Each Session stream is a reactor
 // with a bounded outbound queue and a bounded read window:
-//   * at most `read_window` received messages wait for the loop; past that
-//     the reactor stops reading, so a client flooding requests is slowed to
-//     the registry's pace instead of growing memory;
+//   * at most `read_window` received messages (a Batch is one) wait for
+//     the loop; past that the reactor stops reading, so a client flooding
+//     requests is slowed to the registry's pace instead of growing memory;
 //   * at most `max_outbound` messages wait to be written; past that pushes
 //     are refused (the push engine retries later) and reading pauses.
 //

@@ -51,13 +51,16 @@ void SessionServer::OnMessage(uint64_t connection_id, pb::ClientMessage message)
         HandleHello(conn, request_id, message.hello());
         break;
       case pb::ClientMessage::kPublish:
-        HandlePublish(conn, request_id, message.publish());
+        HandlePublish(conn, ReplyTo{request_id, nullptr}, message.publish());
         break;
       case pb::ClientMessage::kSubscribe:
         HandleSubscribe(conn, request_id, message.subscribe());
         break;
       case pb::ClientMessage::kUnregister:
-        HandleUnregister(conn, request_id, message.unregister());
+        HandleUnregister(conn, ReplyTo{request_id, nullptr}, message.unregister());
+        break;
+      case pb::ClientMessage::kBatch:
+        HandleBatch(conn, request_id, message.batch());
         break;
       case pb::ClientMessage::kRegisterRevision:
         HandleRegisterRevision(conn, request_id, message.register_revision());
@@ -77,8 +80,8 @@ void SessionServer::OnMessage(uint64_t connection_id, pb::ClientMessage message)
         metrics_.bad_messages.Increment();
         Reply(conn, request_id,
               absl::InvalidArgumentError("client message has no body (hello, publish, "
-                                         "subscribe, unregister, push_ack, ping or "
-                                         "register_revision)"));
+                                         "subscribe, unregister, push_ack, ping, "
+                                         "register_revision or batch)"));
         break;
     }
   }
@@ -87,26 +90,81 @@ void SessionServer::OnMessage(uint64_t connection_id, pb::ClientMessage message)
   if (again != connections_.end()) again->second.stream->MessageHandled();
 }
 
-void SessionServer::Reply(Connection& conn, uint64_t request_id, const absl::Status& status,
+void SessionServer::Reply(Connection& conn, const ReplyTo& to, const absl::Status& status,
                           uint64_t datum_version) {
   if (status.ok()) {
     metrics_.requests_ok.Increment();
   } else {
     metrics_.requests_refused.Increment();
   }
-  if (request_id == 0) {
+  if (to.request_id == 0) {
     if (!status.ok()) {
       spdlog::debug("connection {}: refused a request without id: {}", conn.id, status.ToString());
     }
+    if (to.batch) BatchAnswered(*to.batch);
     return;
   }
   pb::ServerMessage message;
-  pb::Result* result = message.mutable_result();
-  result->set_request_id(request_id);
+  pb::Result* result =
+      to.batch ? to.batch->message.mutable_result_batch()->add_results() : message.mutable_result();
+  result->set_request_id(to.request_id);
   result->set_code(static_cast<int32_t>(status.code()));
-  result->set_message(std::string(status.message()));
+  if (!status.ok()) result->set_message(std::string(status.message()));
   result->set_datum_version(datum_version);
-  conn.stream->Send(std::move(message), /*droppable=*/false);
+  if (to.batch) {
+    BatchAnswered(*to.batch);
+  } else {
+    conn.stream->Send(std::move(message), /*droppable=*/false);
+  }
+}
+
+void SessionServer::HandleBatch(Connection& conn, uint64_t request_id, const pb::Batch& batch) {
+  // Check the whole batch before applying any of it, so that a refused batch
+  // changes nothing and gets one clear answer.
+  absl::Status invalid;
+  if (batch.messages_size() == 0 || batch.messages_size() > kMaxBatchMessages) {
+    invalid = absl::InvalidArgumentError(absl::StrCat("a batch holds 1..", kMaxBatchMessages,
+                                                      " messages; this one holds ",
+                                                      batch.messages_size()));
+  }
+  for (int i = 0; invalid.ok() && i < batch.messages_size(); ++i) {
+    pb::ClientMessage::BodyCase body = batch.messages(i).body_case();
+    if (body == pb::ClientMessage::kBatch) {
+      invalid = absl::InvalidArgumentError(
+          absl::StrCat("message ", i, " of the batch is itself a batch; batches do not nest"));
+    } else if (body != pb::ClientMessage::kPublish && body != pb::ClientMessage::kUnregister) {
+      invalid = absl::InvalidArgumentError(absl::StrCat(
+          "message ", i, " of the batch is not a publish or unregister (only those batch)"));
+    }
+  }
+  if (!invalid.ok()) {
+    metrics_.bad_messages.Increment();
+    Reply(conn, request_id, invalid);
+    return;
+  }
+  auto pending = std::make_shared<PendingBatch>();
+  pending->connection_id = conn.id;
+  // +1 until every inner message is dispatched: answers that come back at
+  // once must not send the batch early.
+  pending->outstanding = static_cast<size_t>(batch.messages_size()) + 1;
+  pending->message.mutable_result_batch()->mutable_results()->Reserve(batch.messages_size());
+  for (const pb::ClientMessage& inner : batch.messages()) {
+    ReplyTo to{inner.request_id(), pending};
+    if (inner.has_publish()) {
+      HandlePublish(conn, to, inner.publish());
+    } else {
+      HandleUnregister(conn, to, inner.unregister());
+    }
+  }
+  BatchAnswered(*pending);
+}
+
+void SessionServer::BatchAnswered(PendingBatch& batch) {
+  if (--batch.outstanding > 0) return;
+  if (batch.message.result_batch().results_size() == 0) return;  // nobody asked
+  auto it = connections_.find(batch.connection_id);
+  if (it == connections_.end()) return;
+  it->second.stream->Send(std::move(batch.message), /*droppable=*/false);
 }
 
 void SessionServer::HandleHello(Connection& conn, uint64_t request_id, const pb::Hello& hello) {
@@ -132,10 +190,9 @@ absl::Status SessionServer::LimitReached(const Connection& conn) const {
                    " registrations; the limit is ", options_.max_registrations_per_client));
 }
 
-void SessionServer::HandlePublish(Connection& conn, uint64_t request_id,
-                                  const pb::Publish& publish) {
+void SessionServer::HandlePublish(Connection& conn, const ReplyTo& to, const pb::Publish& publish) {
   if (auto s = ValidatePublish(publish); !s.ok()) {
-    Reply(conn, request_id, s);
+    Reply(conn, to, s);
     return;
   }
   const std::string& reg_id = publish.registration_id();
@@ -145,14 +202,14 @@ void SessionServer::HandlePublish(Connection& conn, uint64_t request_id,
   if (existing != publishers_.end() &&
       existing->second.record->data_info_id() != record->data_info_id()) {
     Reply(
-        conn, request_id,
+        conn, to,
         absl::InvalidArgumentError(absl::StrCat("registration id ", reg_id, " is already used for ",
                                                 existing->second.record->data_info_id())));
     return;
   }
   bool known_here = existing != publishers_.end() && existing->second.connection_id == conn.id;
   if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
-    Reply(conn, request_id, LimitReached(conn));
+    Reply(conn, to, LimitReached(conn));
     return;
   }
   record->registration_id = reg_id;
@@ -167,10 +224,10 @@ void SessionServer::HandlePublish(Connection& conn, uint64_t request_id,
   record->registered_at_ms = WallMillis();
 
   uint64_t conn_id = conn.id;
-  data_.Publish(record, [this, conn_id, request_id, record](absl::StatusOr<uint64_t> version) {
+  data_.Publish(record, [this, conn_id, to, record](absl::StatusOr<uint64_t> version) {
     auto it = connections_.find(conn_id);
     if (!version.ok()) {
-      if (it != connections_.end()) Reply(it->second, request_id, version.status());
+      if (it != connections_.end()) Reply(it->second, to, version.status());
       return;
     }
     if (it == connections_.end()) {
@@ -202,7 +259,7 @@ void SessionServer::HandlePublish(Connection& conn, uint64_t request_id,
       publishers_.insert(std::move(node));
     }
     metrics_.publishers.Set(static_cast<double>(publishers_.size()));
-    Reply(it->second, request_id, absl::OkStatus(), *version);
+    Reply(it->second, to, absl::OkStatus(), *version);
   });
 }
 
@@ -262,7 +319,7 @@ void SessionServer::DropSubscriber(const std::string& reg_id) {
   subscriber_owner_.erase(owner);
 }
 
-void SessionServer::HandleUnregister(Connection& conn, uint64_t request_id,
+void SessionServer::HandleUnregister(Connection& conn, const ReplyTo& to,
                                      const pb::Unregister& request) {
   const std::string& reg_id = request.registration_id();
   auto pub = publishers_.find(reg_id);
@@ -273,20 +330,20 @@ void SessionServer::HandleUnregister(Connection& conn, uint64_t request_id,
     metrics_.publishers.Set(static_cast<double>(publishers_.size()));
     uint64_t conn_id = conn.id;
     data_.Unpublish(record->data_info_id(), reg_id, *record->owner,
-                    [this, conn_id, request_id](absl::StatusOr<uint64_t> version) {
+                    [this, conn_id, to](absl::StatusOr<uint64_t> version) {
                       auto it = connections_.find(conn_id);
                       if (it == connections_.end()) return;
-                      Reply(it->second, request_id, version.status(), version.value_or(0));
+                      Reply(it->second, to, version.status(), version.value_or(0));
                     });
     return;
   }
   if (conn.subscribers.count(reg_id) > 0) {
     DropSubscriber(reg_id);
-    Reply(conn, request_id, absl::OkStatus());
+    Reply(conn, to, absl::OkStatus());
     return;
   }
   Reply(
-      conn, request_id,
+      conn, to,
       absl::NotFoundError(absl::StrCat("no publisher or subscriber ", reg_id, " on this stream")));
 }
 

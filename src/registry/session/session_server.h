@@ -65,6 +65,9 @@ class SessionServer final : private PushEngine::Transport {
   // server (standalone).
   void PrepareForShutdown();
 
+  // Most inner messages one Batch may hold (registry.proto, "Batch").
+  static constexpr int kMaxBatchMessages = 1000;
+
   // A new stream. Returns its connection id.
   uint64_t OnConnect(std::string peer, std::shared_ptr<ClientStream> stream);
   // One message from the stream. Calls stream->MessageHandled() when done.
@@ -112,14 +115,35 @@ class SessionServer final : private PushEngine::Transport {
     size_t registrations() const { return publisher_count + subscribers.size(); }
   };
 
+  // The Results of one Batch's inner messages, sent as one ResultBatch when
+  // the last of them is in (a data role in another process may answer them
+  // later and out of order).
+  struct PendingBatch {
+    uint64_t connection_id = 0;
+    size_t outstanding = 0;  // inner messages not answered yet, +1 while dispatching
+    pb::ServerMessage message;
+  };
+  // Where a request's Result goes: on its own, or into its batch.
+  struct ReplyTo {
+    uint64_t request_id = 0;
+    std::shared_ptr<PendingBatch> batch;
+  };
+
   void HandleHello(Connection& conn, uint64_t request_id, const pb::Hello& hello);
-  void HandlePublish(Connection& conn, uint64_t request_id, const pb::Publish& publish);
+  void HandlePublish(Connection& conn, const ReplyTo& to, const pb::Publish& publish);
   void HandleSubscribe(Connection& conn, uint64_t request_id, const pb::Subscribe& subscribe);
-  void HandleUnregister(Connection& conn, uint64_t request_id, const pb::Unregister& request);
+  void HandleUnregister(Connection& conn, const ReplyTo& to, const pb::Unregister& request);
   void HandleRegisterRevision(Connection& conn, uint64_t request_id,
                               const pb::RegisterRevision& request);
-  void Reply(Connection& conn, uint64_t request_id, const absl::Status& status,
+  void HandleBatch(Connection& conn, uint64_t request_id, const pb::Batch& batch);
+  void Reply(Connection& conn, const ReplyTo& to, const absl::Status& status,
              uint64_t datum_version = 0);
+  void Reply(Connection& conn, uint64_t request_id, const absl::Status& status,
+             uint64_t datum_version = 0) {
+    Reply(conn, ReplyTo{request_id, nullptr}, status, datum_version);
+  }
+  // One more inner message of `batch` is answered; sends it after the last.
+  void BatchAnswered(PendingBatch& batch);
   void DropSubscriber(const std::string& registration_id);
   // Adds the entry to / removes it from conn's publisher list.
   static void Link(Connection& conn, PublisherEntry& entry);
