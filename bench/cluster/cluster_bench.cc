@@ -34,6 +34,8 @@
 #include "client/registry_client.h"
 #include "cluster_harness.h"
 #include "coord/etcd_client.h"
+#include "process.h"
+#include "registrar.h"
 #include "registry/cluster/cluster_keys.h"
 
 namespace cairn {
@@ -48,12 +50,42 @@ using std::chrono::seconds;
 struct Record {
   std::string workload, metric, unit;
   double value;
+  std::string system = "cairn-cluster";
 };
 
 pb::DataInfoKey Key(const std::string& id) {
   pb::DataInfoKey key;
   key.set_data_id(id);
   return key;
+}
+
+// Every slot has a live leader and one live follower, every live data server
+// leads some slot, and leaders per data server differ by at most one.
+bool TableSettled(coord::EtcdClient& etcd, const std::set<std::string>& live) {
+  auto kv = etcd.Get(cluster::ClusterKeys("cairn").SlotTable());
+  cluster::v1::SlotTable table;
+  if (!kv.ok() || !table.ParseFromString(kv->value)) return false;
+  std::map<std::string, int> leads;
+  for (const auto& slot : table.slots()) {
+    if (!live.contains(slot.leader()) || slot.followers_size() != 1 ||
+        !live.contains(slot.followers(0))) {
+      return false;
+    }
+    ++leads[slot.leader()];
+  }
+  if (leads.size() != live.size()) return false;
+  auto [lo, hi] = std::minmax_element(
+      leads.begin(), leads.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+  return hi->second - lo->second <= 1;
+}
+
+int64_t RssBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
 }
 
 // One subscriber's latest view: the data strings of the publishers.
@@ -231,29 +263,11 @@ class Bench {
   // Every slot has a live leader and follower and every live data server
   // leads some slot.
   bool WaitSettled(const std::set<std::string>& live) {
-    return Eventually([&] { return Settled(live); }, seconds(60));
+    return Eventually([&] { return TableSettled(*etcd_, live); }, seconds(60));
   }
 
  public:
-  bool Settled(const std::set<std::string>& live) {
-    auto kv = etcd_->Get(keys_.SlotTable());
-    cluster::v1::SlotTable table;
-    if (!kv.ok() || !table.ParseFromString(kv->value)) return false;
-    std::map<std::string, int> leads;
-    for (const auto& slot : table.slots()) {
-      if (!live.contains(slot.leader()) || slot.followers_size() != 1 ||
-          !live.contains(slot.followers(0))) {
-        return false;
-      }
-      ++leads[slot.leader()];
-    }
-    if (leads.size() != live.size()) return false;
-    // Balanced: leaders per data server differ by at most one.
-    auto [lo, hi] =
-        std::minmax_element(leads.begin(), leads.end(),
-                            [](const auto& a, const auto& b) { return a.second < b.second; });
-    return hi->second - lo->second <= 1;
-  }
+  bool Settled(const std::set<std::string>& live) { return TableSettled(*etcd_, live); }
 
  private:
   const int services_;
@@ -277,29 +291,154 @@ std::string ToJson(const std::vector<Record>& records) {
     const Record& r = records[i];
     char value[64];
     std::snprintf(value, sizeof(value), "%.3f", r.value);
-    out += "  {\"workload\": \"" + r.workload +
-           "\", \"system\": \"cairn-cluster\", \"metric\": \"" + r.metric +
-           "\", \"value\": " + value + ", \"unit\": \"" + r.unit + "\"}";
+    out += "  {\"workload\": \"" + r.workload + "\", \"system\": \"" + r.system +
+           "\", \"metric\": \"" + r.metric + "\", \"value\": " + value + ", \"unit\": \"" + r.unit +
+           "\"}";
     out += i + 1 < records.size() ? ",\n" : "\n";
   }
   return out + "]\n";
 }
 
+struct LoadSizes {
+  int64_t register_instances = 100000;
+  int64_t hold_instances = 1000000;
+  int connections = 100;
+  int window = 16;
+  int per_service = 100;
+};
+
+// Registration rate and memory: the same Registrar against a standalone
+// registry and against a 1-meta, 3-data, 2-session cluster (2 replicas).
+bool RunLoad(const LoadSizes& sizes, std::vector<Record>& records) {
+  struct Target {
+    std::string system;
+    std::vector<std::string> servers;
+    std::vector<std::pair<std::string, pid_t>> processes;  // id, pid
+  };
+  auto measure = [&](Target& target) {
+    auto rss = [&] {
+      int64_t total = 0;
+      for (auto& [id, pid] : target.processes) total += RssBytes(pid);
+      return total;
+    };
+    int64_t idle = rss();
+    bench::Registrar registrar(target.servers, sizes.connections, sizes.window);
+    auto reg = registrar.Run(
+        sizes.register_instances,
+        static_cast<int>(std::max<int64_t>(1, sizes.register_instances / sizes.per_service)), "reg",
+        seconds(600));
+    std::printf("%-14s register %lld: %.0f/s (p50 %.1f ms, p99 %.1f ms), %lld failed\n",
+                target.system.c_str(), static_cast<long long>(sizes.register_instances),
+                reg.per_second, reg.p50_ms, reg.p99_ms, static_cast<long long>(reg.failed));
+    std::fflush(stdout);
+    records.push_back({"register", "registrations_per_s", "1/s", reg.per_second, target.system});
+    records.push_back({"register", "latency_p99_ms", "ms", reg.p99_ms, target.system});
+    registrar.Close();
+    std::this_thread::sleep_for(seconds(3));  // the closed streams' publishers go
+    bench::Registrar holder(target.servers, sizes.connections, 64);
+    auto held =
+        holder.Run(sizes.hold_instances,
+                   static_cast<int>(std::max<int64_t>(1, sizes.hold_instances / sizes.per_service)),
+                   "hold", seconds(1200));
+    std::this_thread::sleep_for(seconds(3));  // replication and allocator settle
+    int64_t loaded = rss();
+    double per =
+        static_cast<double>(loaded) / static_cast<double>(std::max<int64_t>(held.accepted, 1));
+    std::printf("%-14s hold %lld: RSS %.1f MB (idle %.1f MB) = %.0f bytes per publisher",
+                target.system.c_str(), static_cast<long long>(held.accepted), loaded / 1e6,
+                idle / 1e6, per);
+    for (auto& [id, pid] : target.processes)
+      std::printf(" | %s %.1f MB", id.c_str(), RssBytes(pid) / 1e6);
+    std::printf("\n");
+    std::fflush(stdout);
+    records.push_back({"hold", "rss_bytes", "bytes", static_cast<double>(loaded), target.system});
+    records.push_back({"hold", "rss_bytes_per_publisher", "bytes", per, target.system});
+    records.push_back(
+        {"hold", "publishers", "count", static_cast<double>(held.accepted), target.system});
+    holder.Close();
+    return reg.failed == 0 && held.failed == 0;
+  };
+
+  bool ok = true;
+  {
+    cairn::testing::RegistryProcess standalone(
+        {"--max-registrations-per-client", "1000000", "--log-level", "warn"});
+    if (!standalone.Start()) {
+      std::fprintf(stderr, "standalone registry did not start\n");
+      return false;
+    }
+    Target t{"cairn", {standalone.grpc_address()}, {{"standalone", standalone.process()->pid()}}};
+    ok &= measure(t);
+  }
+  {
+    ClusterHarness cluster(256, 2);
+    if (!cluster.StartEtcd()) return false;
+    coord::EtcdOptions options;
+    options.endpoints = {cluster.etcd().endpoint()};
+    auto etcd = coord::EtcdClient::Create(options);
+    if (!etcd.ok()) return false;
+    std::vector<std::string> extra = {"--max-registrations-per-client", "1000000", "--log-level",
+                                      "warn"};
+    Target t{"cairn-cluster", {}, {}};
+    for (auto [role, id] : std::vector<std::pair<std::string, std::string>>{{"meta", "m1"},
+                                                                            {"data", "d1"},
+                                                                            {"data", "d2"},
+                                                                            {"data", "d3"},
+                                                                            {"session", "s1"},
+                                                                            {"session", "s2"}}) {
+      auto* member = cluster.Start(role, id, extra);
+      if (member == nullptr) {
+        std::fprintf(stderr, "cluster: %s did not start\n%s\n", id.c_str(), cluster.Logs().c_str());
+        return false;
+      }
+      t.processes.emplace_back(id, member->process->pid());
+      if (role == "session") t.servers.push_back(member->grpc_address);
+    }
+    if (!Eventually([&] { return TableSettled(**etcd, {"d1", "d2", "d3"}); }, seconds(90))) {
+      std::fprintf(stderr, "cluster: slot table did not settle\n");
+      return false;
+    }
+    ok &= measure(t);
+  }
+  return ok;
+}
+
 int Main(int argc, char** argv) {
   CLI::App cli{
-      "Cairn cluster-mode convergence after faults (2 meta, 3 data, 2 session on loopback)"};
+      "Cairn cluster mode: registrations/s and memory against standalone, and "
+      "convergence after faults (loopback clusters of real processes)"};
   bool quick = false;
   int repeats = 0, services = 0, publishers = 0;
-  std::string json;
-  cli.add_flag("--quick", quick, "2 repeats per fault, a small data set");
-  cli.add_option("--repeats", repeats, "rounds per fault (default 10, quick 2)");
-  cli.add_option("--services", services, "background services (default 200, quick 20)");
-  cli.add_option("--publishers", publishers, "publishers per service (default 10, quick 3)");
+  std::string json, workloads = "load,convergence";
+  LoadSizes load;
+  cli.add_flag("--quick", quick, "small sizes, 2 repeats per fault");
+  cli.add_option("--workloads", workloads, "comma-separated: load,convergence (default both)");
+  cli.add_option("--repeats", repeats, "convergence: rounds per fault (default 10, quick 2)");
+  cli.add_option("--services", services, "convergence: services (default 200, quick 20)");
+  cli.add_option("--publishers", publishers,
+                 "convergence: publishers per service (default 10, quick 3)");
+  cli.add_option("--register-instances", load.register_instances,
+                 "load: publishers registered for the rate (default 100000)");
+  cli.add_option("--hold-instances", load.hold_instances,
+                 "load: publishers held for memory (default 1000000)");
+  cli.add_option("--connections", load.connections, "load: client streams (default 100)");
   cli.add_option("--json", json, "also write every figure as a JSON array of records");
   CLI11_PARSE(cli, argc, argv);
   if (repeats <= 0) repeats = quick ? 2 : 10;
   if (services <= 0) services = quick ? 20 : 200;
   if (publishers <= 0) publishers = quick ? 3 : 10;
+  if (quick) {
+    load.register_instances = std::min<int64_t>(load.register_instances, 10000);
+    load.hold_instances = std::min<int64_t>(load.hold_instances, 20000);
+    load.connections = std::min(load.connections, 20);
+  }
+  std::vector<Record> records;
+  bool ok = true;
+  if (workloads.find("load") != std::string::npos) ok &= RunLoad(load, records);
+  if (workloads.find("convergence") == std::string::npos) {
+    if (!json.empty()) std::ofstream(json, std::ios::trunc) << ToJson(records);
+    return ok ? 0 : 1;
+  }
 
   Bench bench(services, publishers);
   if (!bench.Setup()) return 1;
@@ -334,11 +473,9 @@ int Main(int argc, char** argv) {
   bench.Run(
       "data_join", repeats, [&](int) { bench.Restart("data", "d4"); },
       [&](int) { cluster.Stop("d4", SIGTERM, seconds(30)); }, /*while_moving=*/true);
-  if (!json.empty()) {
-    std::ofstream out(json, std::ios::trunc);
-    out << ToJson(bench.records());
-  }
-  return 0;
+  records.insert(records.end(), bench.records().begin(), bench.records().end());
+  if (!json.empty()) std::ofstream(json, std::ios::trunc) << ToJson(records);
+  return ok ? 0 : 1;
 }
 
 }  // namespace
