@@ -74,6 +74,13 @@ class AsyncCalls {
     live_.erase(ctx);
     if (live_.empty()) idle_.notify_all();
   }
+  // Cancels a call registered with Begin if it has not ended yet: a reactor
+  // that deletes itself after End() may be gone, so never touch its context
+  // directly from another thread.
+  void TryCancel(grpc::ClientContext* ctx) {
+    std::lock_guard lock(mu_);
+    if (live_.contains(ctx)) ctx->TryCancel();
+  }
   // Posts `fn` to the loop unless closing (for streaming reactors).
   void PostUnlessClosing(std::function<void()> fn) {
     std::lock_guard lock(mu_);

@@ -151,6 +151,13 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     std::unique_ptr<EventLoop::Timer> timer;  // rebuild timeout / catch-up retry
   };
 
+  // Replication to one follower goes in order: one Replicate in flight, and
+  // whatever the leader applies meanwhile waits and goes in the next one.
+  struct FollowerLink {
+    cpb::ReplicateRequest pending;
+    bool in_flight = false;
+  };
+
   Impl(coord::EtcdClient& client, DataRoleOptions options)
       : client(client),
         options(std::move(options)),
@@ -173,6 +180,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
   std::map<std::string, std::vector<std::shared_ptr<WatchStream>>> watchers;  // by session
   std::map<std::string, SteadyTime> disconnected_since;  // sessions owning data, not watching
   std::vector<cpb::DatumVersion> pending_notices;
+  std::map<std::string, FollowerLink> followers_out;  // by follower id
   bool notice_flush_posted = false;
   std::unique_ptr<EventLoop::Timer> sweep_timer;
   std::unique_ptr<ClusterView> cluster_view;
@@ -302,6 +310,9 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
           return absl::InvalidArgumentError(absl::StrCat("dataInfoId ", (*record)->data_info_id(),
                                                          " is not in slot ", op.slot()));
         }
+        // A retried write from a session the client has left must not take
+        // the publisher back from the session it re-registered through.
+        if (RegisteredLaterElsewhere(**record)) return CurrentVersion((*record)->data_info_id());
         store.Publish(*record, [&result](absl::StatusOr<uint64_t> v) { result = std::move(v); });
         return result;
       }
@@ -360,6 +371,13 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     return later;
   }
 
+  uint64_t CurrentVersion(const std::string& data_info_id) {
+    uint64_t version = 0;
+    store.Fetch(data_info_id,
+                [&](std::shared_ptr<const DatumSnapshot> s) { version = s->version; });
+    return version;
+  }
+
   void HandleApply(const cpb::ApplyRequest& req, cpb::ApplyResponse* resp) {
     std::map<std::string, cpb::ReplicateRequest> replicate;  // by follower id
     for (const cpb::WriteOp& op : req.ops()) {
@@ -383,7 +401,11 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
         if (s.awaiting.empty()) MakeReady(op.slot(), "every session synced");
       }
     }
-    disconnected_since.erase(req.session());  // it is alive, even if not watching yet
+    // The session is alive: its lease starts over (still running, since a
+    // session that stopped watching may have had writes on their way).
+    if (auto it = disconnected_since.find(req.session()); it != disconnected_since.end()) {
+      it->second = SteadyNow();
+    }
     for (auto& [follower, request] : replicate) {
       request.set_leader(options.id);
       SendReplicate(follower, std::move(request));
@@ -391,19 +413,39 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
   }
 
   void SendReplicate(const std::string& follower, cpb::ReplicateRequest request) {
+    FollowerLink& link = followers_out[follower];
+    for (int i = 0; i < request.ops_size(); ++i) {
+      *link.pending.add_ops() = std::move(*request.mutable_ops(i));
+      link.pending.add_versions(i < request.versions_size() ? request.versions(i) : 0);
+    }
+    if (!link.in_flight) FlushReplication(follower);
+  }
+
+  void FlushReplication(const std::string& follower) {
+    FollowerLink& link = followers_out[follower];
+    if (link.pending.ops_size() == 0) return;
     cpb::DataNode::Stub* stub = PeerById(follower);
-    if (stub == nullptr) return;  // not a member (yet): it catches up when it joins
+    if (stub == nullptr) {  // not a member (yet): it catches up when it joins
+      link.pending.Clear();
+      return;
+    }
+    cpb::ReplicateRequest request = std::move(link.pending);
+    link.pending = cpb::ReplicateRequest();
+    request.set_leader(options.id);
+    link.in_flight = true;
     calls.Unary<cpb::ReplicateRequest, cpb::ReplicateResponse>(
         [stub](auto* ctx, auto* req, auto* resp, auto cb) {
           stub->async()->Replicate(ctx, req, resp, std::move(cb));
         },
         std::move(request), kPeerTimeout,
-        [follower](const grpc::Status& status, cpb::ReplicateResponse&) {
+        [this, follower](const grpc::Status& status, cpb::ReplicateResponse&) {
           // A lost replication is repaired when the follower is promoted:
           // every session then re-sends the slot.
           if (!status.ok()) {
             spdlog::debug("replication to {} failed: {}", follower, status.error_message());
           }
+          followers_out[follower].in_flight = false;
+          FlushReplication(follower);
         });
   }
 

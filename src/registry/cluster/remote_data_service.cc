@@ -40,7 +40,8 @@ class RemoteDataService::WatchReactor final : public grpc::ClientReadReactor<v1:
     reactor->StartCall();
     return reactor;
   }
-  void Cancel() { ctx_.TryCancel(); }
+  // Safe even if the reactor already ended and deleted itself.
+  static void Cancel(AsyncCalls& calls, WatchReactor* reactor) { calls.TryCancel(&reactor->ctx_); }
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
@@ -103,6 +104,7 @@ size_t RemoteDataService::queued_writes() const {
 
 void RemoteDataService::OnView(const ClusterSnapshot& snapshot) {
   view_ = snapshot;
+  for (const auto& [id, member] : view_.data) known_addresses_[id] = member.address();
   if (view_.table != nullptr) {
     if (view_.table->slots_size() != static_cast<int>(slots_.size())) {
       spdlog::error("slot table has {} slots; this session is configured for {}",
@@ -123,10 +125,18 @@ void RemoteDataService::OnView(const ClusterSnapshot& snapshot) {
   ScheduleFlush();
 }
 
+std::string RemoteDataService::AddressOf(const std::string& data_id) const {
+  auto member = view_.data.find(data_id);
+  if (member != view_.data.end()) return member->second.address();
+  // A server that left membership (draining) still serves the slots the
+  // table gives it until they move.
+  auto known = known_addresses_.find(data_id);
+  return known != known_addresses_.end() ? known->second : std::string();
+}
+
 v1::DataNode::Stub* RemoteDataService::StubFor(const std::string& leader_id) {
-  auto member = view_.data.find(leader_id);
-  if (member == view_.data.end()) return nullptr;
-  const std::string& address = member->second.address();
+  std::string address = AddressOf(leader_id);
+  if (address.empty()) return nullptr;
   auto& peer = peers_[address];
   if (peer == nullptr) {
     peer = std::make_unique<Peer>();
@@ -143,17 +153,55 @@ void RemoteDataService::EnsureWatches() {
     live.insert(member.address());
     StubFor(id);
   }
+  std::set<std::string> routed;  // addresses the table still sends us to
+  for (const Slot& slot : slots_) {
+    if (!slot.leader.empty()) routed.insert(AddressOf(slot.leader));
+  }
   for (auto it = peers_.begin(); it != peers_.end();) {
     Peer& peer = *it->second;
+    if (!live.contains(peer.address) && routed.contains(peer.address)) {
+      ++it;  // draining: keep the stub for writes and fetches
+      continue;
+    }
     if (!live.contains(peer.address)) {
-      if (peer.watch != nullptr) peer.watch->Cancel();  // its OnDone finds no peer
+      if (peer.watch != nullptr) WatchReactor::Cancel(calls_, peer.watch);  // OnDone finds no peer
       it = peers_.erase(it);
       continue;
     }
     if (peer.watch == nullptr && peer.rewatch_timer == nullptr) {
       peer.watch = WatchReactor::Start(this, peer.address, peer.stub.get());
+      if (peer.watch != nullptr) WatchStarted(peer.address);
     }
     ++it;
+  }
+}
+
+void RemoteDataService::WatchStarted(const std::string& address) {
+  // Whatever this server missed while we were not watching (it restarted
+  // under the same id, or notices were lost) is made good now: our part of
+  // every slot it leads goes again, and the datums we cache there are
+  // fetched again once (the push engine skips versions a subscriber has).
+  // A data server that restarted keeps its id (and maybe not its address):
+  // its slots need our part again even though the table did not change.
+  std::set<std::string> returning;
+  for (const auto& [id, member] : view_.data) {
+    if (member.address() != address) continue;
+    if (!watched_before_.insert(id).second) returning.insert(id);
+  }
+  std::set<uint32_t> led;
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].leader.empty() || AddressOf(slots_[i].leader) != address) continue;
+    led.insert(i);
+    if (returning.contains(slots_[i].leader)) EnqueueSync(i);
+  }
+  std::vector<std::string> stale;
+  for (const auto& [id, snapshot] : cache_) {
+    if (led.contains(snapshot->slot)) stale.push_back(id);
+  }
+  for (const std::string& id : stale) {
+    uint64_t& known = notified_[id];
+    known = std::max(known, cache_[id]->version + 1);
+    for (DataChangeListener* listener : listeners_) listener->OnDatumChanged(id, known);
   }
 }
 
@@ -173,8 +221,10 @@ void RemoteDataService::WatchEnded(const std::string& address) {
 void RemoteDataService::Publish(std::shared_ptr<const PublisherRecord> record,
                                 VersionCallback done) {
   uint32_t slot = SlotOf(record->data_info_id(), options_.slot_count);
-  slots_[slot].held[record->registration_id] = record;
   PendingWrite write;
+  auto& held = slots_[slot].held[record->registration_id];
+  write.previous = held;
+  held = record;
   write.kind = PendingWrite::Kind::kPublish;
   write.record = std::move(record);
   write.done = std::move(done);
@@ -233,19 +283,24 @@ void RemoteDataService::FlushWrites() {
   };
   std::map<std::string, Outgoing> outgoing;  // by leader id
   SteadyTime now = SteadyNow();
+  bool unsent = false;
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
     if (s.in_flight > 0 || s.queue.empty()) continue;
     // Writes that could not be placed for too long fail (the client retries).
     while (!s.queue.empty() && now - s.queue.front().queued_at > options_.write_timeout) {
-      if (s.queue.front().done) {
-        s.queue.front().done(absl::UnavailableError(
-            absl::StrCat("no data server accepted the write for slot ", i, " within ",
-                         options_.write_timeout.count(), " ms")));
-      }
+      PendingWrite write = std::move(s.queue.front());
       s.queue.pop_front();
+      WriteFailed(
+          i, write,
+          absl::UnavailableError(absl::StrCat("no data server accepted the write for slot ", i,
+                                              " within ", options_.write_timeout.count(), " ms")));
     }
-    if (s.queue.empty() || s.leader.empty() || StubFor(s.leader) == nullptr) continue;
+    if (s.queue.empty()) continue;
+    if (s.leader.empty() || StubFor(s.leader) == nullptr) {
+      unsent = true;  // no route yet: look again shortly (and time writes out)
+      continue;
+    }
     Outgoing& out = outgoing[s.leader];
     if (static_cast<size_t>(out.request.ops_size()) >= options_.max_ops_per_request) continue;
     size_t n = std::min(s.queue.size(),
@@ -274,6 +329,7 @@ void RemoteDataService::FlushWrites() {
     s.in_flight = n;
     out.sent.emplace_back(i, n);
   }
+  if (unsent) ScheduleRetry();
   for (auto& [leader, out] : outgoing) {
     out.request.set_session(options_.session_id);
     v1::DataNode::Stub* stub = StubFor(leader);
@@ -314,12 +370,10 @@ void RemoteDataService::OnApplied(const std::string& leader,
       PendingWrite write = std::move(s.queue.front());
       s.queue.pop_front();
       s.max_seen_version = std::max(s.max_seen_version, result.version());
-      if (write.done) {
-        if (op_status.ok()) {
-          write.done(result.version());
-        } else {
-          write.done(op_status);
-        }
+      if (!op_status.ok()) {
+        WriteFailed(slot, write, op_status);
+      } else if (write.done) {
+        write.done(result.version());
       }
     }
     index += static_cast<int>(count);
@@ -329,6 +383,25 @@ void RemoteDataService::OnApplied(const std::string& leader,
   } else {
     ScheduleFlush();
   }
+}
+
+void RemoteDataService::WriteFailed(uint32_t slot, PendingWrite& write,
+                                    const absl::Status& status) {
+  // A publish that failed for good is not this session's publisher: the
+  // session server does not keep it, so neither may the held set (a later
+  // SlotSync would resurrect it). Put back what it replaced.
+  if (write.kind == PendingWrite::Kind::kPublish) {
+    auto& held = slots_[slot].held;
+    auto it = held.find(write.record->registration_id);
+    if (it != held.end() && it->second == write.record) {
+      if (write.previous != nullptr) {
+        it->second = write.previous;
+      } else {
+        held.erase(it);
+      }
+    }
+  }
+  if (write.done) write.done(status);
 }
 
 void RemoteDataService::ScheduleRetry() {
@@ -366,6 +439,11 @@ void RemoteDataService::FlushFetches() {
   for (std::string& id : to_fetch_) {
     const Slot& s = slots_[SlotOf(id, options_.slot_count)];
     if (s.leader.empty() || StubFor(s.leader) == nullptr) {
+      if (++fetch_attempts_[id] >= kMaxFetchAttempts) {
+        fetch_attempts_.erase(id);
+        AnswerFromCache(id);
+        continue;
+      }
       unroutable.push_back(std::move(id));
     } else {
       by_leader[s.leader].push_back(std::move(id));
@@ -407,18 +485,7 @@ void RemoteDataService::OnFetched(const std::vector<std::string>& ids, const grp
         continue;
       }
       fetch_attempts_.erase(id);
-      auto cached = cache_.find(id);
-      std::shared_ptr<const DatumSnapshot> answer;
-      if (cached != cache_.end()) {
-        answer = cached->second;
-      } else {
-        auto empty = std::make_shared<DatumSnapshot>();
-        empty->data_info_id = id;
-        empty->slot = SlotOf(id, options_.slot_count);
-        ParseDataInfoId(id, &empty->key);
-        answer = std::move(empty);
-      }
-      Answer(id, answer);
+      AnswerFromCache(id);
       continue;
     }
     fetch_attempts_.erase(id);
@@ -437,7 +504,15 @@ void RemoteDataService::OnFetched(const std::vector<std::string>& ids, const grp
     s.max_seen_version = std::max(s.max_seen_version, snapshot->version);
     auto& cached = cache_[id];
     if (cached == nullptr || cached->version <= snapshot->version) cached = snapshot;
+    uint64_t answered = cached->version;
     Answer(id, cached);
+    // A notice newer than this answer came while it was on its way: tell the
+    // listeners again, so their next Fetch asks for it.
+    auto notified = notified_.find(id);
+    if (notified != notified_.end() && notified->second > answered) {
+      uint64_t version = notified->second;
+      for (DataChangeListener* listener : listeners_) listener->OnDatumChanged(id, version);
+    }
   }
   if (!to_fetch_.empty() && fetch_retry_timer_ == nullptr) {
     fetch_retry_timer_ = loop_.RunAfter(options_.retry_interval, [this] {
@@ -445,6 +520,21 @@ void RemoteDataService::OnFetched(const std::vector<std::string>& ids, const grp
       FlushFetches();
     });
   }
+}
+
+void RemoteDataService::AnswerFromCache(const std::string& id) {
+  auto cached = cache_.find(id);
+  if (cached != cache_.end()) {
+    Answer(id, cached->second);
+    return;
+  }
+  // Nothing known: an empty snapshot at version 0, which a subscriber that
+  // already has data ignores (its acked version is higher).
+  auto empty = std::make_shared<DatumSnapshot>();
+  empty->data_info_id = id;
+  empty->slot = SlotOf(id, options_.slot_count);
+  ParseDataInfoId(id, &empty->key);
+  Answer(id, empty);
 }
 
 void RemoteDataService::Answer(const std::string& id,

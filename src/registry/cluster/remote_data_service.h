@@ -24,6 +24,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -75,9 +76,10 @@ class RemoteDataService final : public DataService {
  private:
   struct PendingWrite {
     enum class Kind { kPublish, kUnpublish, kSync } kind = Kind::kPublish;
-    std::shared_ptr<const PublisherRecord> record;  // kPublish
-    v1::UnpublishWire unpublish;                    // kUnpublish
-    VersionCallback done;                           // may be null (kSync)
+    std::shared_ptr<const PublisherRecord> record;    // kPublish
+    std::shared_ptr<const PublisherRecord> previous;  // kPublish: what it replaced in held
+    v1::UnpublishWire unpublish;                      // kUnpublish
+    VersionCallback done;                             // may be null (kSync)
     SteadyTime queued_at{};
   };
   struct Slot {
@@ -99,6 +101,10 @@ class RemoteDataService final : public DataService {
   void OnApplied(const std::string& leader, const std::vector<std::pair<uint32_t, size_t>>& sent,
                  const grpc::Status& status, const v1::ApplyResponse& response);
   void ScheduleRetry();
+  void WriteFailed(uint32_t slot, PendingWrite& write, const absl::Status& status);
+  void AnswerFromCache(const std::string& id);
+  void WatchStarted(const std::string& address);
+  std::string AddressOf(const std::string& data_id) const;
   void FlushFetches();
   void OnFetched(const std::vector<std::string>& ids, const grpc::Status& status,
                  v1::FetchResponse& response);
@@ -115,6 +121,8 @@ class RemoteDataService final : public DataService {
   std::vector<Slot> slots_;
   ClusterSnapshot view_;
   std::map<std::string, std::unique_ptr<Peer>> peers_;  // by address
+  std::map<std::string, std::string> known_addresses_;  // data id -> last address seen
+  std::set<std::string> watched_before_;                // data ids
   std::vector<DataChangeListener*> listeners_;
   DatumIdPool ids_;
   std::unordered_map<std::string, std::shared_ptr<const DatumSnapshot>> cache_;
