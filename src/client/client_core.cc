@@ -94,6 +94,9 @@ ClientCore::ClientCore(RegistryClientOptions options)
     channels_.push_back(MakeChannel(server));
     stubs_.push_back(pb::Registry::NewStub(channels_.back()));
   }
+  if (options_.spread_over_servers && !options_.servers.empty()) {
+    next_server_ = std::random_device{}() % options_.servers.size();
+  }
   std::unique_lock<std::mutex> lock(mu_);
   backoff_ = options_.reconnect_backoff_initial;
   next_connect_ = SteadyNow();

@@ -71,6 +71,10 @@ struct Registration;
 struct RegistryClientOptions {
   // "host:port" targets; at least one. Reconnects rotate through them.
   std::vector<std::string> servers{};
+  // Start at a random one of `servers` rather than the first, so that many
+  // clients given the same list (a cluster's session servers) spread over
+  // them. Off by default: a list in order of preference is kept.
+  bool spread_over_servers = false;
   // Sent in Hello; also the prefix of generated registration ids.
   std::string client_id{};
   std::string app_name{};

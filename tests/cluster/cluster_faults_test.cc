@@ -342,6 +342,34 @@ TEST_F(ClusterFaultsTest, SessionKilledClientsMoveAndReplay) {
   EXPECT_EQ(CanaryDrops(), 0);
 }
 
+// Clients given the same list of sessions spread over them.
+TEST_F(ClusterFaultsTest, ClientsSpreadOverTheSessions) {
+  std::vector<std::unique_ptr<RegistryClient>> more;
+  for (int i = 0; i < 16; ++i) {
+    RegistryClientOptions options;
+    options.servers = {cluster_.Find("s1")->grpc_address, cluster_.Find("s2")->grpc_address};
+    options.spread_over_servers = true;
+    auto client = RegistryClient::Create(options);
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE((*client)->WaitConnected(seconds(10)).ok());
+    more.push_back(std::move(*client));
+  }
+  auto streams = [&](const char* id) {
+    std::string metrics =
+        cairn::testing::RunCommand(
+            {"/usr/bin/curl", "-s", "http://" + cluster_.Find(id)->admin_address + "/metrics"},
+            seconds(10))
+            .second;
+    auto at = metrics.find("\ncairn_registry_connections ");
+    return at == std::string::npos ? -1 : std::atoi(metrics.c_str() + at + 28);
+  };
+  // Each session also holds one of the fixture's two clients. With 16 more
+  // spread at random, both get some (all 16 on one: p = 2^-15).
+  EXPECT_GT(streams("s1"), 1);
+  EXPECT_GT(streams("s2"), 1);
+  EXPECT_EQ(streams("s1") + streams("s2"), 18);
+}
+
 TEST_F(ClusterFaultsTest, GracefulDataShutdownHandsSlotsOver) {
   std::optional<int> code;
   std::thread stopper([&] { code = cluster_.Stop("d1", SIGTERM, seconds(30)); });
@@ -358,7 +386,7 @@ TEST_F(ClusterFaultsTest, GracefulDataShutdownHandsSlotsOver) {
   TearDown();  // the clients first, so the sessions do not wait for them
   for (const char* id : {"s1", "s2", "d2", "d3", "m1"}) {
     EXPECT_EQ(cluster_.Stop(id, SIGTERM, seconds(30)), 0) << id << "\n"
-                                                         << cluster_.Find(id)->process->Output();
+                                                          << cluster_.Find(id)->process->Output();
   }
 }
 
