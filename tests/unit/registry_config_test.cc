@@ -88,5 +88,36 @@ TEST(RegistryConfigTest, DocumentedExampleMatchesTheDefaults) {
   EXPECT_EQ(c->log_level, d.log_level);
 }
 
+// The cluster keys are present (not just defaulted): loaded over other values,
+// the file restores every default.
+TEST(RegistryConfigTest, DocumentedExampleListsEveryClusterKey) {
+  RegistryConfig other;
+  other.roles = "meta";
+  other.etcd = "127.0.0.1:1";
+  other.cluster = "x";
+  other.replicas = 9;
+  other.lease_ttl_s = 9;
+  other.max_slot_moves = 9;
+  other.data_listen = "127.0.0.1:1";
+  other.session_lease_ms = 9;
+  other.rebuild_timeout_ms = 9;
+  other.drain_timeout_ms = 9;
+  other.anti_entropy_interval_ms = 9;
+  auto c = LoadRegistryConfig(CAIRN_SOURCE_DIR "/config/registry.yaml", other);
+  ASSERT_TRUE(c.ok()) << c.status();
+  RegistryConfig d;
+  EXPECT_EQ(c->roles, d.roles);
+  EXPECT_EQ(c->etcd, d.etcd);
+  EXPECT_EQ(c->cluster, d.cluster);
+  EXPECT_EQ(c->replicas, d.replicas);
+  EXPECT_EQ(c->lease_ttl_s, d.lease_ttl_s);
+  EXPECT_EQ(c->max_slot_moves, d.max_slot_moves);
+  EXPECT_EQ(c->data_listen, d.data_listen);
+  EXPECT_EQ(c->session_lease_ms, d.session_lease_ms);
+  EXPECT_EQ(c->rebuild_timeout_ms, d.rebuild_timeout_ms);
+  EXPECT_EQ(c->drain_timeout_ms, d.drain_timeout_ms);
+  EXPECT_EQ(c->anti_entropy_interval_ms, d.anti_entropy_interval_ms);
+}
+
 }  // namespace
 }  // namespace cairn

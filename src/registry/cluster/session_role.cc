@@ -18,6 +18,7 @@
 #include "registry/cluster/cluster_view.h"
 #include "registry/cluster/remote_data_service.h"
 #include "registry/server/admin_routes.h"
+#include "registry/server/standalone_registry.h"
 #include "registry/session/grpc_service.h"
 #include "registry/session/server_options.h"
 #include "registry/session/session_server.h"
@@ -88,17 +89,8 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   data_options.slot_count = config.slots;
   data_options.anti_entropy_interval = std::chrono::milliseconds(config.anti_entropy_interval_ms);
   r.data = std::make_unique<RemoteDataService>(r.loop, data_options);
-  SessionOptions session_options;
+  SessionOptions session_options = SessionOptionsFrom(config);
   session_options.session_name = config.node_id;
-  session_options.keepalive_timeout = std::chrono::milliseconds(config.keepalive_timeout_ms);
-  session_options.min_keepalive_timeout =
-      std::chrono::milliseconds(config.min_keepalive_timeout_ms);
-  session_options.max_keepalive_timeout =
-      std::chrono::milliseconds(config.max_keepalive_timeout_ms);
-  session_options.max_registrations_per_client = config.max_registrations_per_client;
-  session_options.push.ack_timeout = std::chrono::milliseconds(config.push_ack_timeout_ms);
-  session_options.push.max_backoff = std::chrono::milliseconds(config.push_max_backoff_ms);
-  session_options.push.max_attempts = static_cast<int>(config.push_max_attempts);
   r.session = std::make_unique<SessionServer>(r.loop, *r.data, r.metrics, session_options);
   r.loop.Start();
   r.loop.Post([&r] {

@@ -61,6 +61,20 @@ absl::Status WriteReadyFile(const std::string& path, const std::string& grpc,
 
 }  // namespace
 
+SessionOptions SessionOptionsFrom(const RegistryConfig& config) {
+  SessionOptions session_options;
+  session_options.keepalive_timeout = std::chrono::milliseconds(config.keepalive_timeout_ms);
+  session_options.min_keepalive_timeout =
+      std::chrono::milliseconds(config.min_keepalive_timeout_ms);
+  session_options.max_keepalive_timeout =
+      std::chrono::milliseconds(config.max_keepalive_timeout_ms);
+  session_options.max_registrations_per_client = config.max_registrations_per_client;
+  session_options.push.ack_timeout = std::chrono::milliseconds(config.push_ack_timeout_ms);
+  session_options.push.max_backoff = std::chrono::milliseconds(config.push_max_backoff_ms);
+  session_options.push.max_attempts = static_cast<int>(config.push_max_attempts);
+  return session_options;
+}
+
 StandaloneRegistry::StandaloneRegistry(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 StandaloneRegistry::~StandaloneRegistry() { Shutdown(); }
 
@@ -84,16 +98,7 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
 
   r.meta = std::make_unique<LocalMetaService>("local", config.slots);
   r.data = std::make_unique<LocalDataServer>(config.slots, std::move(*clock));
-  SessionOptions session_options;
-  session_options.keepalive_timeout = std::chrono::milliseconds(config.keepalive_timeout_ms);
-  session_options.min_keepalive_timeout =
-      std::chrono::milliseconds(config.min_keepalive_timeout_ms);
-  session_options.max_keepalive_timeout =
-      std::chrono::milliseconds(config.max_keepalive_timeout_ms);
-  session_options.max_registrations_per_client = config.max_registrations_per_client;
-  session_options.push.ack_timeout = std::chrono::milliseconds(config.push_ack_timeout_ms);
-  session_options.push.max_backoff = std::chrono::milliseconds(config.push_max_backoff_ms);
-  session_options.push.max_attempts = static_cast<int>(config.push_max_attempts);
+  SessionOptions session_options = SessionOptionsFrom(config);
   r.revision_store = NewKvRevisionStore(*r.store);
   AppDiscoveryOptions app_options;
   app_options.revision_gc_after = std::chrono::milliseconds(config.revision_gc_after_ms);

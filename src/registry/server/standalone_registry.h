@@ -16,8 +16,13 @@
 
 #include "absl/status/statusor.h"
 #include "registry/server/registry_config.h"
+#include "registry/session/session_server.h"
 
 namespace cairn {
+
+// The session role's options from the registry config (shared with cluster
+// mode's session role).
+SessionOptions SessionOptionsFrom(const RegistryConfig& config);
 
 class StandaloneRegistry {
  public:
