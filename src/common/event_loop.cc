@@ -33,8 +33,8 @@ std::unique_ptr<EventLoop::Timer> EventLoop::RunAfter(std::chrono::milliseconds 
                                                       std::function<void()> fn) {
   auto timer = std::make_unique<Timer>(io_);
   timer->timer_.expires_after(delay);
-  timer->timer_.async_wait([fn = std::move(fn)](const std::error_code& ec) {
-    if (!ec) fn();
+  timer->timer_.async_wait([fn = std::move(fn), live = timer->live_](const std::error_code& ec) {
+    if (!ec && *live) fn();
   });
   return timer;
 }

@@ -40,12 +40,21 @@ class EventLoop {
   // timer when Cancel() is called or when the handle is destroyed first.
   class Timer {
    public:
-    explicit Timer(asio::io_context& io) : timer_(io) {}
-    void Cancel() { timer_.cancel(); }
+    explicit Timer(asio::io_context& io) : timer_(io), live_(std::make_shared<bool>(true)) {}
+    ~Timer() { *live_ = false; }
+    void Cancel() {
+      *live_ = false;
+      timer_.cancel();
+    }
 
    private:
     friend class EventLoop;
     asio::steady_timer timer_;
+    // Cleared by Cancel and the destructor. Cancelling an asio timer does not
+    // stop a completion that is already queued (the timer expired, its
+    // handler has not run yet); the handler checks this flag, so fn never
+    // runs once its handle is gone (it may capture objects already freed).
+    std::shared_ptr<bool> live_;
   };
   // REQUIRES: called on the loop thread (the handle is owned by loop state).
   std::unique_ptr<Timer> RunAfter(std::chrono::milliseconds delay, std::function<void()> fn);
