@@ -20,6 +20,7 @@
 #include "coord/membership.h"
 #include "registry/cluster/async_calls.h"
 #include "registry/cluster/cluster_view.h"
+#include "registry/cluster/watch_stream.h"
 #include "registry/cluster/wire.h"
 #include "registry/data/local_data_server.h"
 
@@ -33,106 +34,6 @@ constexpr auto kCatchUpRetry = std::chrono::milliseconds(300);
 
 grpc::Status Unavailable(std::string message) {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE, std::move(message));
-}
-
-// One session's Watch stream. The loop queues notices with Send(); gRPC
-// threads write them one at a time. The state is shared by the reactor (until
-// OnDone) and the loop's watcher list (until the loop drops it). Finish is
-// only called while no write is outstanding.
-class WatchStream {
- public:
-  class Reactor;
-  // From the loop: queues one notice. False once the stream is over.
-  bool Send(const cpb::ChangeNotice& notice);
-  // From any thread: ends the stream with `status` once the current write is done.
-  void Close(grpc::Status status);
-
- private:
-  friend class Reactor;
-  // REQUIRES: mu_ held. Starts the next write, or the Finish once asked for.
-  void PumpLocked();
-
-  std::mutex mu_;
-  Reactor* reactor_ = nullptr;  // null once the stream is over
-  std::deque<cpb::ChangeNotice> queue_;
-  bool writing_ = false;
-  bool finish_requested_ = false;
-  bool finished_ = false;
-  grpc::Status finish_status_;
-};
-
-class WatchStream::Reactor final : public grpc::ServerWriteReactor<cpb::ChangeNotice> {
- public:
-  Reactor(std::shared_ptr<WatchStream> state, std::function<void()> on_done)
-      : state_(std::move(state)), on_done_(std::move(on_done)) {
-    std::lock_guard lock(state_->mu_);
-    state_->reactor_ = this;
-  }
-  void OnWriteDone(bool ok) override {
-    std::lock_guard lock(state_->mu_);
-    state_->queue_.pop_front();
-    state_->writing_ = false;
-    if (!ok) {  // the stream broke; no more writes, but it must still finish
-      state_->queue_.clear();
-      if (!state_->finish_requested_) {
-        state_->finish_requested_ = true;
-        state_->finish_status_ = grpc::Status::CANCELLED;
-      }
-    }
-    state_->PumpLocked();
-  }
-  void OnCancel() override { state_->Close(grpc::Status::CANCELLED); }
-  void OnDone() override {
-    {
-      std::lock_guard lock(state_->mu_);
-      state_->reactor_ = nullptr;
-    }
-    on_done_();
-    delete this;
-  }
-
- private:
-  friend class WatchStream;
-  std::shared_ptr<WatchStream> state_;
-  std::function<void()> on_done_;
-};
-
-void WatchStream::PumpLocked() {
-  if (reactor_ == nullptr || writing_ || finished_) return;
-  if (finish_requested_) {
-    finished_ = true;
-    reactor_->Finish(finish_status_);
-    return;
-  }
-  if (queue_.empty()) return;
-  writing_ = true;
-  reactor_->StartWrite(&queue_.front());
-}
-
-bool WatchStream::Send(const cpb::ChangeNotice& notice) {
-  std::lock_guard lock(mu_);
-  if (reactor_ == nullptr || finish_requested_) return false;
-  if (queue_.size() >= 10000) {
-    // A session this far behind is better off starting over: it reconnects
-    // and re-fetches what its subscribers need.
-    queue_.erase(queue_.begin() + (writing_ ? 1 : 0), queue_.end());
-    finish_requested_ = true;
-    finish_status_ = Unavailable("change notices queued beyond 10000; reconnect");
-    PumpLocked();
-    return false;
-  }
-  queue_.push_back(notice);
-  PumpLocked();
-  return true;
-}
-
-void WatchStream::Close(grpc::Status status) {
-  std::lock_guard lock(mu_);
-  if (finish_requested_) return;
-  queue_.erase(queue_.begin() + (writing_ ? 1 : 0), queue_.end());
-  finish_requested_ = true;
-  finish_status_ = std::move(status);
-  PumpLocked();
 }
 
 }  // namespace
