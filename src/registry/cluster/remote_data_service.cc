@@ -199,9 +199,13 @@ void RemoteDataService::WatchStarted(const std::string& address) {
     if (led.contains(snapshot->slot)) stale.push_back(id);
   }
   for (const std::string& id : stale) {
-    uint64_t& known = notified_[id];
-    known = std::max(known, cache_[id]->version + 1);
-    for (DataChangeListener* listener : listeners_) listener->OnDatumChanged(id, known);
+    // Forget the copy (not a made-up newer version: if the server's version
+    // is still the cached one, a fetch could never satisfy it and every
+    // answer would trigger another). The next Fetch asks the leader.
+    uint64_t version = cache_[id]->version;
+    cache_.erase(id);
+    notified_.erase(id);
+    for (DataChangeListener* listener : listeners_) listener->OnDatumChanged(id, version);
   }
 }
 
