@@ -8,42 +8,17 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "registry/app/app_model.h"
+#include "registry/app/app_records.h"
+#include "registry/app/derived_views.h"
 
 namespace cairn {
 namespace {
 
+using app::InfoOf;
+using app::RevisionOf;
+
 std::optional<std::string> AppOfId(const std::string& data_info_id) {
-  if (!absl::StartsWith(data_info_id, std::string(app::kAppDataIdPrefix))) return std::nullopt;
-  pb::DataInfoKey key;
-  if (!ParseDataInfoId(data_info_id, &key)) return std::nullopt;
-  return app::AppOfKey(NormalizeKey(key));
-}
-
-std::string RevisionOf(const PublisherRecord& record) {
-  auto it = record.attributes.find(std::string(app::kRevisionAttribute));
-  return it == record.attributes.end() ? std::string() : it->second;
-}
-
-void SortByRegistration(std::vector<std::shared_ptr<const PublisherRecord>>& records) {
-  std::sort(records.begin(), records.end(),
-            [](const auto& a, const auto& b) { return a->registration_id < b->registration_id; });
-}
-
-pb::PublisherInfo InfoOf(const PublisherRecord& record) {
-  pb::PublisherInfo info;
-  pb::PublisherData* data = info.mutable_publisher();
-  data->set_registration_id(record.registration_id);
-  data->mutable_data()->Add(record.data.begin(), record.data.end());
-  data->set_app_name(record.app_name);
-  data->mutable_attributes()->insert(record.attributes.begin(), record.attributes.end());
-  data->set_version(record.version);
-  info.set_zone(record.zone);
-  info.mutable_owner()->set_client_id(record.owner->client_id);
-  info.mutable_owner()->set_address(record.owner->address);
-  info.mutable_owner()->set_connection_id(record.owner->connection_id);
-  info.set_registered_at_ms(record.registered_at_ms);
-  *info.mutable_key() = record.key();
-  return info;
+  return app::AppOfDataInfoId(data_info_id);
 }
 
 }  // namespace
@@ -188,38 +163,23 @@ const AppDiscovery::InterfaceState* AppDiscovery::FindInterface(
 
 void AppDiscovery::Publish(std::shared_ptr<const PublisherRecord> record, VersionCallback done) {
   if (absl::StartsWith(record->key().data_id(), std::string(app::kAppDataIdPrefix))) {
-    std::optional<std::string> app_name = app::AppOfKey(record->key());
-    if (!app_name.has_value()) {
-      done(absl::InvalidArgumentError(absl::StrCat(
-          "data ids starting with '", std::string(app::kAppDataIdPrefix),
-          "' are reserved for app instances and take the default group and instance id")));
+    absl::StatusOr<app::AppInstanceRef> instance = app::CheckAppInstance(*record);
+    if (!instance.ok()) {
+      done(instance.status());
       return;
     }
-    if (auto s = app::ValidateAppName(*app_name); !s.ok()) {
-      done(s);
-      return;
-    }
-    std::string revision = RevisionOf(*record);
-    if (revision.empty()) {
-      done(absl::InvalidArgumentError(absl::StrCat("an app instance needs the attribute ",
-                                                   std::string(app::kRevisionAttribute))));
-      return;
-    }
-    auto rev = revisions_.find(revision);
+    auto rev = revisions_.find(instance->revision);
     if (rev == revisions_.end()) {
       done(absl::FailedPreconditionError(
-          absl::StrCat("revision ", revision,
+          absl::StrCat("revision ", instance->revision,
                        " is not registered on this server: register the revision first "
                        "(RegisterRevision), then publish the instance")));
       return;
     }
-    if (rev->second.app_name != *app_name) {
-      done(absl::InvalidArgumentError(absl::StrCat("revision ", revision, " belongs to app ",
-                                                   rev->second.app_name, ", not ", *app_name)));
-      return;
-    }
-    if (record->data.empty()) {
-      done(absl::InvalidArgumentError("an app instance publishes at least one endpoint"));
+    if (rev->second.app_name != instance->app_name) {
+      done(absl::InvalidArgumentError(absl::StrCat("revision ", instance->revision,
+                                                   " belongs to app ", rev->second.app_name,
+                                                   ", not ", instance->app_name)));
       return;
     }
   }
@@ -399,80 +359,36 @@ void AppDiscovery::Fetch(const std::string& data_info_id, SnapshotCallback done)
   done(std::move(built));
 }
 
+app::RevisionLookup AppDiscovery::Lookup() const {
+  return [this](const std::string& id) -> const app::CompactRevision* {
+    auto it = revisions_.find(id);
+    return it == revisions_.end() ? nullptr : &it->second.content;
+  };
+}
+
 std::shared_ptr<const DatumSnapshot> AppDiscovery::BuildInterface(const std::string& id,
                                                                   const DatumSnapshot& own,
                                                                   uint64_t version) const {
-  auto out = std::make_shared<DatumSnapshot>(own);
-  out->version = version;
-  // Interface-level entries come first and win: during a migration the URL a
-  // client has seen does not change under it.
-  std::set<std::string, std::less<>> covered;
-  for (const auto& record : own.publishers) {
-    for (const std::string& url : record->data) covered.emplace(app::EndpointKey(url));
+  std::vector<std::shared_ptr<const DatumSnapshot>> held;  // keeps the parts alive
+  std::vector<app::NamedPart> parts;
+  for (const std::string* app_name : FindInterface(id)->apps) {
+    if (!apps_.contains(*app_name)) continue;
+    held.push_back(FetchInner(DataInfoId(app::AppKey(*app_name))));
+    parts.emplace_back(app_name, held.back().get());
   }
-  std::shared_ptr<const DatumId> datum_id;  // the interface's, shared by the derived entries
-  for (const std::string* app_name_ptr : FindInterface(id)->apps) {
-    const std::string& app_name = *app_name_ptr;
-    auto app = apps_.find(app_name);
-    if (app == apps_.end()) continue;
-    std::shared_ptr<const DatumSnapshot> instances = FetchInner(DataInfoId(app::AppKey(app_name)));
-    for (const auto& instance : instances->publishers) {
-      auto rev = revisions_.find(RevisionOf(*instance));
-      if (rev == revisions_.end()) continue;
-      int index = rev->second.content.Find(id);
-      if (index < 0) continue;
-      auto entry = std::make_shared<PublisherRecord>(*instance);
-      if (!datum_id) datum_id = std::make_shared<const DatumId>(DatumId{id, own.key});
-      entry->datum = datum_id;
-      entry->app_name = app_name;  // the app of the key, whatever the client's default
-      entry->data.clear();
-      for (std::string& url : app::RenderInterfaceUrlsFromViews(
-               instance->data, rev->second.content.Params(static_cast<size_t>(index)))) {
-        if (covered.emplace(app::EndpointKey(url)).second) entry->data.push_back(std::move(url));
-      }
-      if (!entry->data.empty()) out->publishers.push_back(std::move(entry));
-    }
-  }
-  SortByRegistration(out->publishers);
-  return out;
+  return app::BuildInterfaceView(id, own, parts, Lookup(), version);
 }
 
 std::shared_ptr<const DatumSnapshot> AppDiscovery::BuildApp(const std::string& app_name,
                                                             const DatumSnapshot& own,
                                                             uint64_t version) const {
-  auto out = std::make_shared<DatumSnapshot>(own);
-  out->version = version;
-  // An interface-level URL is redundant when an app instance on the same
-  // endpoint has a revision serving that interface.
-  std::set<std::pair<std::string, std::string>> covered;  // (endpoint, interface)
-  for (const auto& instance : own.publishers) {
-    auto rev = revisions_.find(RevisionOf(*instance));
-    if (rev == revisions_.end()) continue;
-    const app::CompactRevision& content = rev->second.content;
-    for (const std::string& endpoint : instance->data) {
-      for (size_t i = 0; i < content.interface_count(); ++i) {
-        covered.emplace(std::string(app::EndpointKey(endpoint)), *content.interface_id(i));
-      }
-    }
-  }
+  std::vector<std::shared_ptr<const DatumSnapshot>> held;
+  std::vector<app::NamedPart> parts;
   for (const std::string& iface : legacy_by_app_.at(app_name)) {
-    std::shared_ptr<const DatumSnapshot> legacy = FetchInner(iface);
-    for (const auto& record : legacy->publishers) {
-      if (record->app_name != app_name) continue;
-      auto entry = std::make_shared<PublisherRecord>(*record);
-      entry->data.clear();
-      for (const std::string& url : record->data) {
-        if (covered.count({std::string(app::EndpointKey(url)), iface}) == 0) {
-          entry->data.push_back(url);
-        }
-      }
-      if (entry->data.empty()) continue;
-      entry->attributes[std::string(app::kInterfaceAttribute)] = iface;
-      out->publishers.push_back(std::move(entry));
-    }
+    held.push_back(FetchInner(iface));
+    parts.emplace_back(&iface, held.back().get());
   }
-  SortByRegistration(out->publishers);
-  return out;
+  return app::BuildAppView(app_name, own, parts, Lookup(), version);
 }
 
 std::vector<DatumSummary> AppDiscovery::List(const std::string& data_id_prefix) const {

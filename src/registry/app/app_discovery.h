@@ -40,7 +40,9 @@
 #include "absl/container/inlined_vector.h"
 #include "common/clock.h"
 #include "common/event_loop.h"
+#include "registry/app/app_queries.h"
 #include "registry/app/compact_revision.h"
+#include "registry/app/derived_views.h"
 #include "registry/app/revision_service.h"
 #include "registry/app/revision_store.h"
 #include "registry/data/data_service.h"
@@ -54,7 +56,10 @@ struct AppDiscoveryOptions {
   size_t max_revisions = 100000;
 };
 
-class AppDiscovery final : public DataService, public RevisionService, private DataChangeListener {
+class AppDiscovery final : public DataService,
+                           public RevisionService,
+                           public AppQueries,
+                           private DataChangeListener {
  public:
   // Loads the stored revisions. store may be null (memory only, tests).
   // REQUIRES: loop, inner and store outlive this object.
@@ -89,6 +94,23 @@ class AppDiscovery final : public DataService, public RevisionService, private D
   // Deletes revisions unreferenced for revision_gc_after as of `now`;
   // returns how many. The sweep calls it; public for tests.
   size_t CollectGarbage(SteadyTime now);
+
+  // AppQueries: the queries above, answered inline.
+  void QueryRevision(const pb::GetRevisionRequest& request,
+                     Reply<pb::GetRevisionResponse> reply) override {
+    reply(GetRevision(request));
+  }
+  void QueryApps(const pb::ListAppsRequest& request, Reply<pb::ListAppsResponse> reply) override {
+    reply(ListApps(request));
+  }
+  void QueryApp(const pb::DescribeAppRequest& request,
+                Reply<pb::DescribeAppResponse> reply) override {
+    reply(DescribeApp(request));
+  }
+  void QueryInterface(const pb::DescribeInterfaceRequest& request,
+                      Reply<pb::DescribeInterfaceResponse> reply) override {
+    reply(DescribeInterface(request));
+  }
   size_t revision_count() const { return revisions_.size(); }
 
  private:
@@ -137,6 +159,7 @@ class AppDiscovery final : public DataService, public RevisionService, private D
                                      const DatumSnapshot& snapshot);
   void Emit(const std::string& data_info_id, uint64_t version);
   uint64_t DerivedVersion(const std::string& data_info_id, uint64_t own_version) const;
+  app::RevisionLookup Lookup() const;
   std::shared_ptr<const DatumSnapshot> BuildInterface(const std::string& id,
                                                       const DatumSnapshot& own,
                                                       uint64_t version) const;

@@ -5,7 +5,7 @@
 namespace cairn {
 namespace {
 
-constexpr char kPrefix[] = "revision/";
+constexpr const char* kPrefix = kRevisionKeyPrefix;
 
 // Stored value: the serialized StoredRevision wrapped in a RevisionInfo (its
 // meta and registered_at_ms fields), so the format is a documented message.
@@ -32,7 +32,7 @@ class KvRevisionStore final : public RevisionStore {
     std::vector<StoredRevision> out;
     out.reserve(all->size());
     for (const auto& [key, value] : *all) {
-      auto revision = Decode(key.substr(sizeof(kPrefix) - 1), value);
+      auto revision = Decode(key.substr(sizeof(kRevisionKeyPrefix) - 1), value);
       if (!revision.ok()) return revision.status();
       out.push_back(std::move(*revision));
     }

@@ -39,6 +39,10 @@ class RevisionStore {
   virtual absl::Status Delete(const std::string& revision_id) = 0;
 };
 
+// The KvStore key prefix of NewKvRevisionStore: revision R is stored under
+// kRevisionKeyPrefix + R (cluster mode watches this prefix in etcd).
+inline constexpr char kRevisionKeyPrefix[] = "revision/";
+
 // REQUIRES: store outlives the returned object.
 std::unique_ptr<RevisionStore> NewKvRevisionStore(KvStore& store);
 

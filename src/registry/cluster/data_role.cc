@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cairn/cluster/v1/cluster.grpc.pb.h"
@@ -18,6 +19,7 @@
 #include "common/data_info.h"
 #include "common/host_port.h"
 #include "coord/membership.h"
+#include "registry/app/app_model.h"
 #include "registry/cluster/async_calls.h"
 #include "registry/cluster/cluster_view.h"
 #include "registry/cluster/watch_stream.h"
@@ -280,6 +282,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
   }
 
   void HandleApply(const cpb::ApplyRequest& req, cpb::ApplyResponse* resp) {
+    store.ObserveVersion(req.observed_version());
     std::map<std::string, cpb::ReplicateRequest> replicate;  // by follower id
     for (const cpb::WriteOp& op : req.ops()) {
       cpb::OpResult* out = resp->add_results();
@@ -426,15 +429,62 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
 
   void FlushNotices() {
     notice_flush_posted = false;
-    for (size_t begin = 0; begin < pending_notices.size(); begin += kMaxChangesPerNotice) {
+    // One entry per datum, at its newest version, with its apps (cluster.proto
+    // DatumVersion.apps) as they are now.
+    std::map<std::string, uint64_t> newest;
+    for (const cpb::DatumVersion& change : pending_notices) {
+      uint64_t& version = newest[change.data_info_id()];
+      version = std::max(version, change.version());
+    }
+    pending_notices.clear();
+    std::vector<cpb::DatumVersion> changes;
+    changes.reserve(newest.size());
+    for (const auto& [id, version] : newest) changes.push_back(NoticeFor(id, version));
+    for (size_t begin = 0; begin < changes.size(); begin += kMaxChangesPerNotice) {
       cpb::ChangeNotice notice;
-      size_t end = std::min(pending_notices.size(), begin + kMaxChangesPerNotice);
-      for (size_t i = begin; i < end; ++i) *notice.add_changes() = pending_notices[i];
+      size_t end = std::min(changes.size(), begin + kMaxChangesPerNotice);
+      for (size_t i = begin; i < end; ++i) *notice.add_changes() = changes[i];
       for (auto& [session, streams] : watchers) {
         for (auto& stream : streams) stream->Send(notice);
       }
     }
-    pending_notices.clear();
+  }
+
+  // A change of `id` as sessions are told it: for a datum other than an app
+  // datum, with the apps of its publishers (one scan of the datum).
+  cpb::DatumVersion NoticeFor(const std::string& id, uint64_t version) {
+    cpb::DatumVersion change;
+    change.set_data_info_id(id);
+    change.set_version(version);
+    if (absl::StartsWith(id, std::string(app::kAppDataIdPrefix))) return change;
+    std::set<std::string> apps;
+    store.Fetch(id, [&apps](std::shared_ptr<const DatumSnapshot> snapshot) {
+      for (const auto& record : snapshot->publishers) {
+        if (!record->app_name.empty()) apps.insert(record->app_name);
+      }
+    });
+    for (const std::string& app_name : apps) change.add_apps(app_name);
+    return change;
+  }
+
+  // What a new watcher is told first: every datum of a ready slot this
+  // server leads whose publishers name an app, so that the session's
+  // app -> datums index (DatumVersion.apps) starts complete.
+  void SendAppIndex(WatchStream& stream) {
+    cpb::ChangeNotice notice;
+    for (const DatumSummary& datum : store.List("")) {
+      const SlotState& s = slots[datum.slot];
+      if (s.role != Role::kLeader || !s.ready) continue;
+      if (absl::StartsWith(datum.data_info_id, std::string(app::kAppDataIdPrefix))) continue;
+      cpb::DatumVersion change = NoticeFor(datum.data_info_id, datum.version);
+      if (change.apps().empty()) continue;
+      *notice.add_changes() = std::move(change);
+      if (notice.changes_size() >= static_cast<int>(kMaxChangesPerNotice)) {
+        stream.Send(notice);
+        notice.Clear();
+      }
+    }
+    if (notice.changes_size() > 0) stream.Send(notice);
   }
 
   void WatcherAdded(const std::string& session, std::shared_ptr<WatchStream> stream) {
@@ -442,6 +492,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
       stream->Close(Unavailable("data server stopping"));
       return;
     }
+    SendAppIndex(*stream);
     watchers[session].push_back(std::move(stream));
     disconnected_since.erase(session);
   }

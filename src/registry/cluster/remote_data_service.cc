@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/data_info.h"
+#include "registry/app/app_model.h"
 #include "registry/cluster/wire.h"
 
 namespace cairn::cluster {
@@ -336,6 +337,7 @@ void RemoteDataService::FlushWrites() {
   if (unsent) ScheduleRetry();
   for (auto& [leader, out] : outgoing) {
     out.request.set_session(options_.session_id);
+    out.request.set_observed_version(max_seen_version_);
     v1::DataNode::Stub* stub = StubFor(leader);
     calls_.Unary<v1::ApplyRequest, v1::ApplyResponse>(
         [stub](auto* ctx, auto* req, auto* resp, auto cb) {
@@ -374,6 +376,7 @@ void RemoteDataService::OnApplied(const std::string& leader,
       PendingWrite write = std::move(s.queue.front());
       s.queue.pop_front();
       s.max_seen_version = std::max(s.max_seen_version, result.version());
+      max_seen_version_ = std::max(max_seen_version_, result.version());
       if (!op_status.ok()) {
         WriteFailed(slot, write, op_status);
       } else if (write.done) {
@@ -506,6 +509,7 @@ void RemoteDataService::OnFetched(const std::vector<std::string>& ids, const grp
     }
     Slot& s = slots_[SlotOf(id, options_.slot_count)];
     s.max_seen_version = std::max(s.max_seen_version, snapshot->version);
+    max_seen_version_ = std::max(max_seen_version_, snapshot->version);
     auto& cached = cache_[id];
     if (cached == nullptr || cached->version <= snapshot->version) cached = snapshot;
     uint64_t answered = cached->version;
@@ -555,6 +559,10 @@ void RemoteDataService::OnNotice(const v1::ChangeNotice& notice) {
     const std::string& id = change.data_info_id();
     Slot& s = slots_[SlotOf(id, options_.slot_count)];
     s.max_seen_version = std::max(s.max_seen_version, change.version());
+    max_seen_version_ = std::max(max_seen_version_, change.version());
+    if (apps_observer_ && !absl::StartsWith(id, std::string(app::kAppDataIdPrefix))) {
+      apps_observer_(id, change.version(), {change.apps().begin(), change.apps().end()});
+    }
     auto cached = cache_.find(id);
     if (cached != cache_.end() && cached->second->version >= change.version()) continue;
     // Remember the version only for datums this session reads; others are

@@ -73,6 +73,16 @@ class RemoteDataService final : public DataService {
 
   size_t queued_writes() const;
 
+  // Told, for every change notice of a datum other than an app datum, the
+  // apps of its publishers (cluster.proto DatumVersion.apps), before the
+  // listeners hear of the change; also for the index each data server sends
+  // when a watch starts. On the loop. REQUIRES: set before Start().
+  using AppsObserver = std::function<void(const std::string& data_info_id, uint64_t version,
+                                          const std::vector<std::string>& apps)>;
+  void SetAppsObserver(AppsObserver observer) { apps_observer_ = std::move(observer); }
+  // The newest datum version seen from any data server.
+  uint64_t max_seen_version() const { return max_seen_version_; }
+
  private:
   struct PendingWrite {
     enum class Kind { kPublish, kUnpublish, kSync } kind = Kind::kPublish;
@@ -124,6 +134,8 @@ class RemoteDataService final : public DataService {
   std::map<std::string, std::string> known_addresses_;  // data id -> last address seen
   std::set<std::string> watched_before_;                // data ids
   std::vector<DataChangeListener*> listeners_;
+  AppsObserver apps_observer_;
+  uint64_t max_seen_version_ = 0;
   DatumIdPool ids_;
   std::unordered_map<std::string, std::shared_ptr<const DatumSnapshot>> cache_;
   std::unordered_map<std::string, uint64_t> notified_;  // only for cached or awaited ids

@@ -12,8 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/host_port.h"
+#include "coord/etcd_kv_store.h"
 #include "coord/membership.h"
 #include "core/http/admin_http_server.h"
+#include "registry/app/revision_store.h"
+#include "registry/cluster/cluster_app_discovery.h"
 #include "registry/cluster/cluster_keys.h"
 #include "registry/cluster/cluster_view.h"
 #include "registry/cluster/remote_data_service.h"
@@ -33,7 +36,13 @@ struct SessionRole::Impl {
   std::string admin_address;
   RegistryMetrics metrics;
   EventLoop loop{"cairn-session"};
+  // Blocking etcd calls of app revisions (ClusterAppDiscovery), off `loop`.
+  EventLoop etcd_io{"cairn-etcd-io"};
+  std::unique_ptr<KvStore> kv;  // the cluster's KvStore in etcd
+  std::unique_ptr<RevisionStore> revision_store;
+  std::unique_ptr<coord::PrefixWatcher> revision_watcher;
   std::unique_ptr<RemoteDataService> data;
+  std::unique_ptr<ClusterAppDiscovery> apps;  // wraps data; what the session server talks to
   std::unique_ptr<SessionServer> session;
   std::unique_ptr<GrpcRegistryService> service;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -41,6 +50,8 @@ struct SessionRole::Impl {
   std::unique_ptr<ClusterView> view;
   std::unique_ptr<coord::MemberRegistration> membership;
   bool stopped = false;
+  // Cleared on the loop before apps goes: revision snapshots posted later are dropped.
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   std::mutex servers_mu;
   v1::ServerList servers;  // guarded by servers_mu; for GET /api/v1/servers
 
@@ -89,10 +100,26 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   data_options.slot_count = config.slots;
   data_options.anti_entropy_interval = std::chrono::milliseconds(config.anti_entropy_interval_ms);
   r.data = std::make_unique<RemoteDataService>(r.loop, data_options);
+  auto kv = coord::OpenEtcdKvStore(client, r.keys.Kv());
+  if (!kv.ok()) return kv.status();
+  r.kv = std::move(*kv);
+  r.revision_store = NewKvRevisionStore(*r.kv);
+  r.apps = std::make_unique<ClusterAppDiscovery>(r.loop, r.etcd_io, *r.data, *r.revision_store,
+                                                 ClusterAppOptions{});
   SessionOptions session_options = SessionOptionsFrom(config);
   session_options.session_name = config.node_id;
-  r.session = std::make_unique<SessionServer>(r.loop, *r.data, r.metrics, session_options);
+  r.session = std::make_unique<SessionServer>(r.loop, *r.apps, r.metrics, session_options);
+  r.session->SetRevisionService(r.apps.get());
   r.loop.Start();
+  r.etcd_io.Start();
+  // The revision catalog, before clients come: read once, then followed.
+  r.revision_watcher = std::make_unique<coord::PrefixWatcher>(
+      client, r.keys.Kv() + kRevisionKeyPrefix,
+      [&r, alive = r.alive](const coord::PrefixWatcher::Snapshot& stored) {
+        r.loop.Post([&r, alive, stored] {
+          if (*alive) r.apps->OnStoredRevisions(stored);
+        });
+      });
   r.loop.Post([&r] {
     r.session->Start();
     r.data->Start();
@@ -100,8 +127,8 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   std::unique_ptr<SessionRole> role(new SessionRole(std::move(impl)));
 
   r.service = std::make_unique<GrpcRegistryService>(
-      r.loop, *r.session,
-      GrpcServiceOptions{config.stream_read_window, config.stream_max_outbound});
+      r.loop, *r.session, GrpcServiceOptions{config.stream_read_window, config.stream_max_outbound},
+      r.apps.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int selected_port = 0;
@@ -118,7 +145,7 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   admin_options.host = admin_hp->first;
   admin_options.port = admin_hp->second;
   r.admin = std::make_unique<http::AdminHttpServer>(admin_options);
-  InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics);
+  InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics, r.apps.get());
   // Where clients find every session of the cluster.
   r.admin->Handle("GET", "/api/v1/servers",
                   [&r](const http::Request&) { return r.ServerListJson(); });
@@ -131,6 +158,7 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   r.view = std::make_unique<ClusterView>(
       client, r.keys, r.loop, [&r](const ClusterSnapshot& snapshot) { r.OnView(snapshot); });
   if (auto s = r.view->Start(); !s.ok()) return s;
+  if (auto s = r.revision_watcher->Start(); !s.ok()) return s;
   v1::MemberInfo info;
   info.set_id(config.node_id);
   info.set_role("session");
@@ -159,10 +187,14 @@ void SessionRole::Shutdown() {
     r.grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     r.grpc_server->Wait();
   }
+  r.revision_watcher.reset();  // no snapshot is posted after this
   r.data->Stop();
+  r.etcd_io.Stop();  // registrations in flight are dropped with their streams
   std::promise<void> dropped;
   r.loop.Post([&r, &dropped] {
+    *r.alive = false;
     r.session.reset();
+    r.apps.reset();
     r.data.reset();
     dropped.set_value();
   });

@@ -9,8 +9,8 @@
 // find them over the admin API too: GET /api/v1/servers (ServerList in
 // cluster.proto, as JSON).
 //
-// Not yet in cluster mode: app-level discovery (RegisterRevision and the app
-// queries answer UNIMPLEMENTED).
+// Application-level discovery runs here too (ClusterAppDiscovery), with app
+// revisions kept in etcd under kv/revision/.
 //
 // Thread-safety: Start/Shutdown from one thread. The role runs one registry
 // loop thread plus gRPC's and the etcd watchers' threads.

@@ -65,35 +65,58 @@ http::Response StatusOrJson(const absl::StatusOr<Response>& result) {
   return JsonError(code, std::string(result.status().message()));
 }
 
-void InstallAppRoutes(http::AdminHttpServer& server, EventLoop& loop, AppDiscovery& apps) {
+// Runs an app query on the registry loop and waits for its reply, which may
+// come later (cluster mode fetches from the data servers first).
+template <typename Response, typename Query>
+http::Response AppQueryJson(EventLoop& loop, Query query) {
+  auto promise = std::make_shared<std::promise<http::Response>>();
+  std::future<http::Response> answer = promise->get_future();
+  loop.Post([promise, query = std::move(query)] {
+    query([promise](absl::StatusOr<Response> result) { promise->set_value(StatusOrJson(result)); });
+  });
+  if (answer.wait_for(kLoopTimeout) != std::future_status::ready) {
+    return JsonError(503, "registry did not answer within 5 s");
+  }
+  try {
+    return answer.get();
+  } catch (const std::future_error&) {  // the loop stopped with the query queued
+    return JsonError(503, "registry is stopping");
+  }
+}
+
+void InstallAppRoutes(http::AdminHttpServer& server, EventLoop& loop, AppQueries& apps) {
   server.Handle("GET", "/api/v1/apps", [&loop, &apps](const http::Request& request) {
     pb::ListAppsRequest query;
     query.set_app_name_prefix(QueryParam(request, "prefix"));
-    return OnLoop(loop, [&apps, query] { return ProtoJson(apps.ListApps(query)); });
+    return AppQueryJson<pb::ListAppsResponse>(
+        loop, [&apps, query](auto reply) { apps.QueryApps(query, std::move(reply)); });
   });
   server.Handle("GET", "/api/v1/app", [&loop, &apps](const http::Request& request) {
     pb::DescribeAppRequest query;
     query.set_app_name(QueryParam(request, "name"));
-    return OnLoop(loop, [&apps, query] { return StatusOrJson(apps.DescribeApp(query)); });
+    return AppQueryJson<pb::DescribeAppResponse>(
+        loop, [&apps, query](auto reply) { apps.QueryApp(query, std::move(reply)); });
   });
   server.Handle("GET", "/api/v1/revision", [&loop, &apps](const http::Request& request) {
     pb::GetRevisionRequest query;
     query.set_revision(QueryParam(request, "id"));
-    return OnLoop(loop, [&apps, query] { return StatusOrJson(apps.GetRevision(query)); });
+    return AppQueryJson<pb::GetRevisionResponse>(
+        loop, [&apps, query](auto reply) { apps.QueryRevision(query, std::move(reply)); });
   });
   server.Handle("GET", "/api/v1/interface", [&loop, &apps](const http::Request& request) {
     pb::DescribeInterfaceRequest query;
     query.mutable_key()->set_data_id(QueryParam(request, "data_id"));
     query.mutable_key()->set_group(QueryParam(request, "group"));
     query.mutable_key()->set_instance_id(QueryParam(request, "instance_id"));
-    return OnLoop(loop, [&apps, query] { return StatusOrJson(apps.DescribeInterface(query)); });
+    return AppQueryJson<pb::DescribeInterfaceResponse>(
+        loop, [&apps, query](auto reply) { apps.QueryInterface(query, std::move(reply)); });
   });
 }
 
 }  // namespace
 
 void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionServer& session,
-                        RegistryMetrics& metrics, AppDiscovery* apps) {
+                        RegistryMetrics& metrics, AppQueries* apps) {
   if (apps != nullptr) InstallAppRoutes(server, loop, *apps);
   server.Handle("GET", "/health", [&loop](const http::Request&) {
     return OnLoop(loop, [] { return Json(200, R"({"status":"SERVING"})"); });

@@ -14,7 +14,7 @@
 
 #include "common/event_loop.h"
 #include "core/http/admin_http_server.h"
-#include "registry/app/app_discovery.h"
+#include "registry/app/app_queries.h"
 #include "registry/metrics.h"
 #include "registry/session/session_server.h"
 
@@ -23,6 +23,6 @@ namespace cairn {
 // REQUIRES: loop, session, metrics and apps outlive the server's Stop().
 // apps may be null: the app routes are then not installed.
 void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionServer& session,
-                        RegistryMetrics& metrics, AppDiscovery* apps = nullptr);
+                        RegistryMetrics& metrics, AppQueries* apps = nullptr);
 
 }  // namespace cairn

@@ -219,7 +219,7 @@ grpc::ServerUnaryReactor* RunOnLoop(EventLoop& loop, grpc::CallbackServerContext
 }  // namespace
 
 GrpcRegistryService::GrpcRegistryService(EventLoop& loop, SessionServer& session,
-                                         GrpcServiceOptions options, AppDiscovery* apps)
+                                         GrpcServiceOptions options, AppQueries* apps)
     : loop_(loop), session_(session), options_(options), apps_(apps) {}
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GrpcRegistryService::Session(
@@ -263,18 +263,31 @@ absl::Status NoApps() {
   return absl::UnimplementedError("this server does not support application-level discovery");
 }
 
-// Runs an AppDiscovery query that may fail on the loop.
+// Runs an app query on the loop; it may answer later (cluster mode).
 template <typename Request, typename Response, typename Query>
-grpc::ServerUnaryReactor* AppQuery(EventLoop& loop, AppDiscovery* apps,
+grpc::ServerUnaryReactor* AppQuery(EventLoop& loop, AppQueries* apps,
                                    grpc::CallbackServerContext* context, const Request* request,
                                    Response* response, Query query) {
-  return RunOnLoop(loop, context, request, [apps, request, response, query] {
-    if (apps == nullptr) return NoApps();
-    absl::StatusOr<Response> result = query(*apps, *request);
-    if (!result.ok()) return result.status();
-    *response = std::move(*result);
-    return absl::OkStatus();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (auto s = RejectUnknownFields(*request); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  if (apps == nullptr) {
+    reactor->Finish(ToGrpcStatus(NoApps()));
+    return reactor;
+  }
+  loop.Post([apps, request, response, reactor, query] {
+    query(*apps, *request, [response, reactor](absl::StatusOr<Response> result) {
+      if (!result.ok()) {
+        reactor->Finish(ToGrpcStatus(result.status()));
+        return;
+      }
+      *response = std::move(*result);
+      reactor->Finish(grpc::Status::OK);
+    });
   });
+  return reactor;
 }
 }  // namespace
 
@@ -283,16 +296,15 @@ grpc::ServerUnaryReactor* GrpcRegistryService::GetRevision(grpc::CallbackServerC
                                                            pb::GetRevisionResponse* response) {
   return AppQuery(
       loop_, apps_, context, request, response,
-      [](AppDiscovery& apps, const pb::GetRevisionRequest& r) { return apps.GetRevision(r); });
+      [](AppQueries& apps, const auto& r, auto reply) { apps.QueryRevision(r, std::move(reply)); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::ListApps(grpc::CallbackServerContext* context,
                                                         const pb::ListAppsRequest* request,
                                                         pb::ListAppsResponse* response) {
-  return AppQuery(loop_, apps_, context, request, response,
-                  [](AppDiscovery& apps, const pb::ListAppsRequest& r) {
-                    return absl::StatusOr<pb::ListAppsResponse>(apps.ListApps(r));
-                  });
+  return AppQuery(
+      loop_, apps_, context, request, response,
+      [](AppQueries& apps, const auto& r, auto reply) { apps.QueryApps(r, std::move(reply)); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::DescribeApp(grpc::CallbackServerContext* context,
@@ -300,15 +312,15 @@ grpc::ServerUnaryReactor* GrpcRegistryService::DescribeApp(grpc::CallbackServerC
                                                            pb::DescribeAppResponse* response) {
   return AppQuery(
       loop_, apps_, context, request, response,
-      [](AppDiscovery& apps, const pb::DescribeAppRequest& r) { return apps.DescribeApp(r); });
+      [](AppQueries& apps, const auto& r, auto reply) { apps.QueryApp(r, std::move(reply)); });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::DescribeInterface(
     grpc::CallbackServerContext* context, const pb::DescribeInterfaceRequest* request,
     pb::DescribeInterfaceResponse* response) {
   return AppQuery(loop_, apps_, context, request, response,
-                  [](AppDiscovery& apps, const pb::DescribeInterfaceRequest& r) {
-                    return apps.DescribeInterface(r);
+                  [](AppQueries& apps, const auto& r, auto reply) {
+                    apps.QueryInterface(r, std::move(reply));
                   });
 }
 

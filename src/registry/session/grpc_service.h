@@ -17,7 +17,7 @@
 
 #include "cairn/registry/v1/registry.grpc.pb.h"
 #include "common/event_loop.h"
-#include "registry/app/app_discovery.h"
+#include "registry/app/app_queries.h"
 #include "registry/session/session_server.h"
 
 namespace cairn {
@@ -42,7 +42,7 @@ class GrpcRegistryService final : public RegistryServiceBase {
   // REQUIRES: loop, session and apps outlive the gRPC server this is
   // registered on. apps may be null: the app-level queries are UNIMPLEMENTED.
   GrpcRegistryService(EventLoop& loop, SessionServer& session, GrpcServiceOptions options,
-                      AppDiscovery* apps = nullptr);
+                      AppQueries* apps = nullptr);
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Session(
       grpc::CallbackServerContext* context) override;
@@ -72,7 +72,7 @@ class GrpcRegistryService final : public RegistryServiceBase {
   EventLoop& loop_;
   SessionServer& session_;
   GrpcServiceOptions options_;
-  AppDiscovery* apps_;
+  AppQueries* apps_;
 };
 
 }  // namespace cairn

@@ -1,0 +1,176 @@
+// ClusterAppDiscovery: application-level discovery in cluster mode. It runs
+// in each session role, between the SessionServer and RemoteDataService,
+// and gives subscribers the same derived views as standalone AppDiscovery.
+//
+// Standalone's AppDiscovery sits next to the data role and sees every datum
+// inline. In cluster mode datums are spread over the data servers' slots, so
+// this layer builds the views lazily, from parts fetched through the slot
+// leaders:
+//   * Revisions live in etcd (the cluster's KvStore, layout of
+//     NewKvRevisionStore: kv/revision/<id>). Every session keeps the whole
+//     catalog in memory, read and then followed through an etcd watch
+//     (OnStoredRevisions): revision -> app and interfaces, and
+//     interface -> apps with a revision serving it.
+//   * Fetch of an interface I that apps A1..An serve gathers I and
+//     app:A1..app:An (RemoteDataService caches and deduplicates them) and
+//     renders each instance whose revision serves I, as AppDiscovery does.
+//     Fetch of app:A adds the interface-level publishers of A, found through
+//     the app -> datums index that data servers' change notices carry
+//     (cluster.proto DatumVersion.apps).
+//   * A view's version is the newest version of its parts and of any change
+//     notice that touched it. Data servers' versions are wall-clock
+//     microseconds pushed above what the writing session had seen
+//     (ApplyRequest.observed_version), so every change of a part raises it.
+//     Learning a revision touches its interfaces at the newest version this
+//     session has seen, so a view that now renders more instances is pushed.
+//   * RegisterRevision reads and writes etcd on `io_loop`, off the registry
+//     loop. An instance published on a revision still being written waits for
+//     it. One on a revision this session does not know is looked up in etcd
+//     before it is refused: another session may have registered it a moment
+//     ago and the watch not delivered it yet.
+// Not in cluster mode: garbage collection of unreferenced revisions (no
+// server sees every reference; they stay in etcd until deleted by hand), and
+// GetRevision's unreferenced_ms (always 0).
+//
+// Thread-safety: not thread-safe; everything runs on `loop` except the
+// RevisionStore calls, which run on `io_loop`.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/event_loop.h"
+#include "registry/app/app_queries.h"
+#include "registry/app/compact_revision.h"
+#include "registry/app/revision_service.h"
+#include "registry/app/revision_store.h"
+#include "registry/cluster/remote_data_service.h"
+
+namespace cairn::cluster {
+
+struct ClusterAppOptions {
+  // Revisions kept at most (the whole cluster's); more registrations are
+  // refused.
+  size_t max_revisions = 100000;
+};
+
+class ClusterAppDiscovery final : public DataService,
+                                  public RevisionService,
+                                  public AppQueries,
+                                  private DataChangeListener {
+ public:
+  // Registers itself as inner's listener and apps observer.
+  // REQUIRES: loop, io_loop, inner and store outlive this object, and io_loop
+  // runs no more tasks (it is stopped) before store is destroyed. Constructed
+  // before inner.Start().
+  ClusterAppDiscovery(EventLoop& loop, EventLoop& io_loop, RemoteDataService& inner,
+                      RevisionStore& store, ClusterAppOptions options);
+  ~ClusterAppDiscovery() override;
+
+  // Every revision stored in etcd: id -> serialized RevisionInfo (the values
+  // of kv/revision/). Adds the new ones and drops those deleted from etcd.
+  void OnStoredRevisions(const std::map<std::string, std::string>& stored);
+
+  // DataService
+  void Publish(std::shared_ptr<const PublisherRecord> record, VersionCallback done) override;
+  void Unpublish(const std::string& data_info_id, const std::string& registration_id,
+                 const OwnerRef& owner, VersionCallback done) override;
+  void Fetch(const std::string& data_info_id, SnapshotCallback done) override;
+  std::vector<DatumSummary> List(const std::string& data_id_prefix) const override;
+  void AddListener(DataChangeListener* listener) override;
+  void RemoveListener(DataChangeListener* listener) override;
+
+  // RevisionService: durable in etcd when it answers OK.
+  void RegisterRevision(const pb::RevisionMeta& meta,
+                        std::function<void(absl::Status)> done) override;
+
+  // AppQueries
+  void QueryRevision(const pb::GetRevisionRequest& request,
+                     Reply<pb::GetRevisionResponse> reply) override;
+  void QueryApps(const pb::ListAppsRequest& request, Reply<pb::ListAppsResponse> reply) override;
+  void QueryApp(const pb::DescribeAppRequest& request,
+                Reply<pb::DescribeAppResponse> reply) override;
+  void QueryInterface(const pb::DescribeInterfaceRequest& request,
+                      Reply<pb::DescribeInterfaceResponse> reply) override;
+
+  size_t revision_count() const { return revisions_.size(); }
+
+ private:
+  struct Revision {
+    std::string app_name;
+    app::CompactRevision content;
+    int64_t registered_at_ms = 0;
+    bool seen_in_store = false;  // only those can be dropped by a later etcd snapshot
+  };
+  // An interface some known revision serves; the key is the interned id the
+  // revisions point to.
+  struct InterfaceState {
+    uint32_t revisions = 0;
+    std::map<std::string, uint32_t> apps;  // app -> its revisions serving the interface
+  };
+  struct PendingRevision {
+    pb::RevisionMeta canonical;
+    std::vector<std::function<void(absl::Status)>> waiters;
+    std::vector<std::pair<std::shared_ptr<const PublisherRecord>, VersionCallback>> publishes;
+  };
+  using Parts = std::vector<std::shared_ptr<const DatumSnapshot>>;
+
+  // DataChangeListener (RemoteDataService)
+  void OnDatumChanged(const std::string& data_info_id, uint64_t version) override;
+  // RemoteDataService's apps observer: the apps of a datum's publishers.
+  void OnApps(const std::string& data_info_id, uint64_t version,
+              const std::vector<std::string>& apps);
+
+  void PublishInstance(std::shared_ptr<const PublisherRecord> record, const std::string& app_name,
+                       const std::string& revision, VersionCallback done, bool may_look_up);
+  void FinishRegistration(const std::string& id, absl::Status status, StoredRevision stored);
+  void AddRevision(const std::string& id, const pb::RevisionMeta& canonical,
+                   int64_t registered_at_ms, bool seen_in_store);
+  void EraseRevision(const std::string& id);
+
+  // The datums a view is built from: the datum itself first.
+  std::vector<std::string> PartsOf(const std::string& data_info_id) const;
+  // Fetches every id (in any order, some inline) and calls done with the
+  // snapshots in the order of ids. done is not called once this is destroyed.
+  void FetchParts(const std::vector<std::string>& ids, std::function<void(Parts)> done);
+  std::shared_ptr<const DatumSnapshot> Build(const std::string& data_info_id,
+                                             const std::vector<std::string>& ids,
+                                             const Parts& parts);
+  uint64_t VersionOf(const std::string& data_info_id, const Parts& parts) const;
+  std::vector<std::string> InterfacesOfApp(const std::string& app_name) const;
+  // A view that depends on a change: remember its version, drop the cached
+  // build, tell the listeners.
+  void Touch(const std::string& data_info_id, uint64_t version);
+  void Emit(const std::string& data_info_id, uint64_t version);
+
+  EventLoop& loop_;
+  EventLoop& io_loop_;
+  RemoteDataService& inner_;
+  RevisionStore& store_;
+  ClusterAppOptions options_;
+  std::vector<DataChangeListener*> listeners_;
+
+  std::unordered_map<std::string, Revision> revisions_;
+  // Node-based: revisions hold pointers to its keys.
+  std::unordered_map<std::string, InterfaceState> interfaces_;
+  std::unordered_map<std::string, std::set<std::string>> app_revisions_;  // app -> revision ids
+  std::unordered_map<std::string, PendingRevision> pending_;              // being written to etcd
+  // From the data servers' notices: datum -> apps of its publishers (with the
+  // notice's version), and app -> datums.
+  std::unordered_map<std::string, std::pair<uint64_t, std::vector<std::string>>> datum_apps_;
+  std::unordered_map<std::string, std::set<std::string>> datums_of_app_;
+  // Newest version of a change that touched a view (see Touch).
+  std::unordered_map<std::string, uint64_t> bumps_;
+  // Built views, valid while their version is current.
+  std::unordered_map<std::string, std::shared_ptr<const DatumSnapshot>> cache_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace cairn::cluster

@@ -1,0 +1,272 @@
+// Application-level discovery in cluster mode: a real cluster on loopback
+// (etcd, meta, 2 data, 2 or 3 session processes) with real C++ clients.
+// Revisions are registered through one session and used through another;
+// they live in etcd; interface-level and app-level clients see each other
+// across sessions, as in standalone mode.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <set>
+
+#include "cairn/cluster/v1/cluster.pb.h"
+#include "cairn/registry/v1/registry.grpc.pb.h"
+#include "client/registry_client.h"
+#include "cluster_harness.h"
+#include "coord/etcd_client.h"
+#include "coord/etcd_kv_store.h"
+#include "registry/app/app_model.h"
+#include "registry/app/revision_store.h"
+#include "registry/cluster/cluster_keys.h"
+
+namespace cairn::cluster {
+namespace {
+
+using cairn::testing::ClusterHarness;
+using cairn::testing::Eventually;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr char kIface[] = "com.shop.Cart:1.0";
+
+pb::DataInfoKey Key(const std::string& data_id) {
+  pb::DataInfoKey key;
+  key.set_data_id(data_id);
+  return key;
+}
+
+std::string Endpoint(int i) { return "bolt://127.0.0.1:" + std::to_string(21000 + i); }
+std::string Rendered(int i) { return Endpoint(i) + "?protocol=bolt&weight=100"; }
+
+RevisionSpec ShopRevision() {
+  return RevisionSpec{"shop", {{Key(kIface), {{"protocol", "bolt"}, {"weight", "100"}}}}, ""};
+}
+
+// Every push a subscriber got, in order.
+class Pushes {
+ public:
+  PushCallback Callback() {
+    return [this](const pb::Push& push) {
+      std::lock_guard lock(mu_);
+      pushes_.push_back(push);
+    };
+  }
+  static std::set<std::string> Data(const pb::Push& push) {
+    std::set<std::string> out;
+    for (const auto& zone : push.zones()) {
+      for (const auto& publisher : zone.publishers()) {
+        for (const auto& d : publisher.data()) out.insert(d);
+      }
+    }
+    return out;
+  }
+  std::optional<pb::Push> Last() const {
+    std::lock_guard lock(mu_);
+    if (pushes_.empty()) return std::nullopt;
+    return pushes_.back();
+  }
+  bool LastHas(const std::set<std::string>& want) const {
+    auto last = Last();
+    return last.has_value() && Data(*last) == want;
+  }
+  std::vector<pb::Push> All() const {
+    std::lock_guard lock(mu_);
+    return pushes_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<pb::Push> pushes_;
+};
+
+class ClusterAppTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(cluster_.StartEtcd()) << cluster_.etcd().Log();
+    coord::EtcdOptions options;
+    options.endpoints = {cluster_.etcd().endpoint()};
+    auto client = coord::EtcdClient::Create(options);
+    ASSERT_TRUE(client.ok());
+    etcd_ = std::move(*client);
+    ASSERT_NE(cluster_.Start("meta", "m1"), nullptr) << cluster_.Logs();
+    ASSERT_NE(cluster_.Start("data", "d1"), nullptr) << cluster_.Logs();
+    ASSERT_NE(cluster_.Start("data", "d2"), nullptr) << cluster_.Logs();
+    ASSERT_NE(cluster_.Start("session", "s1"), nullptr) << cluster_.Logs();
+    ASSERT_NE(cluster_.Start("session", "s2"), nullptr) << cluster_.Logs();
+    // Every slot led: writes and fetches route from the start.
+    ASSERT_TRUE(Eventually(
+        [&] {
+          auto kv = etcd_->Get(ClusterKeys("cairn").SlotTable());
+          v1::SlotTable table;
+          if (!kv.ok() || !table.ParseFromString(kv->value)) return false;
+          if (table.slots_size() != static_cast<int>(cluster_.slots())) return false;
+          std::set<std::string> leaders;
+          for (const auto& slot : table.slots()) {
+            if (slot.leader().empty()) return false;
+            leaders.insert(slot.leader());
+          }
+          return leaders.size() == 2;
+        },
+        seconds(20)))
+        << cluster_.Logs();
+  }
+
+  std::unique_ptr<RegistryClient> Client(const std::string& session, const std::string& id,
+                                         const std::string& app = "consumer") {
+    RegistryClientOptions options;
+    options.servers = {cluster_.Find(session)->grpc_address};
+    options.client_id = id;
+    options.app_name = app;
+    auto client = RegistryClient::Create(options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    if (!client.ok()) return nullptr;
+    EXPECT_TRUE((*client)->WaitConnected(seconds(10)).ok());
+    return std::move(*client);
+  }
+
+  std::unique_ptr<pb::Registry::Stub> Stub(const std::string& session) {
+    return pb::Registry::NewStub(grpc::CreateChannel(cluster_.Find(session)->grpc_address,
+                                                     grpc::InsecureChannelCredentials()));
+  }
+
+  ClusterHarness cluster_{16, 2};
+  std::unique_ptr<coord::EtcdClient> etcd_;
+};
+
+TEST_F(ClusterAppTest, InstancesRegisteredThroughOneSessionReachSubscribersOfAnother) {
+  auto provider = Client("s1", "provider", "shop");
+  auto revision = provider->RegisterRevision(ShopRevision());
+  ASSERT_TRUE(revision.ok()) << revision.status() << cluster_.Logs();
+  auto first = provider->PublishApp({"shop", *revision, {Endpoint(1)}, "", {}});
+  ASSERT_TRUE(first.ok()) << first.status();
+
+  // An old, interface-level consumer and a new, app-level one, on the other
+  // session.
+  auto consumer = Client("s2", "consumer");
+  Pushes by_interface;
+  Pushes by_app;
+  auto sub = consumer->Subscribe({Key(kIface)}, by_interface.Callback());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  auto app_sub = consumer->SubscribeApp("shop", by_app.Callback());
+  ASSERT_TRUE(app_sub.ok()) << app_sub.status();
+  EXPECT_TRUE(Eventually([&] { return by_interface.LastHas({Rendered(1)}); }, seconds(10)))
+      << cluster_.Logs();
+  EXPECT_TRUE(Eventually([&] { return by_app.LastHas({Endpoint(1)}); }, seconds(10)));
+
+  // A second instance from a client of s2, on the revision s1 registered: it
+  // does not register it again.
+  auto other = Client("s2", "provider-2", "shop");
+  auto second = other->PublishApp({"shop", *revision, {Endpoint(2)}, "", {}});
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return by_interface.LastHas({Rendered(1), Rendered(2)});
+      },
+      seconds(10)));
+  ASSERT_TRUE((*first)->Unregister().ok());
+  EXPECT_TRUE(Eventually([&] { return by_interface.LastHas({Rendered(2)}); }, seconds(10)));
+  EXPECT_TRUE(Eventually([&] { return by_app.LastHas({Endpoint(2)}); }, seconds(10)));
+
+  // Versions of the derived view only grow, across data servers.
+  auto all = by_interface.All();
+  ASSERT_GE(all.size(), 3u);
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_GT(all[i].version(), all[i - 1].version());
+
+  // The app queries answer from any session.
+  auto stub = Stub("s2");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + seconds(5));
+  pb::DescribeInterfaceRequest request;
+  *request.mutable_key() = Key(kIface);
+  pb::DescribeInterfaceResponse response;
+  ASSERT_TRUE(stub->DescribeInterface(&context, request, &response).ok());
+  ASSERT_EQ(response.apps_size(), 1);
+  EXPECT_EQ(response.apps(0).app_name(), "shop");
+  EXPECT_EQ(response.apps(0).instances(), 1u);
+}
+
+TEST_F(ClusterAppTest, RevisionsLiveInEtcdAndStayImmutable) {
+  auto provider = Client("s1", "provider", "shop");
+  auto revision = provider->RegisterRevision(ShopRevision());
+  ASSERT_TRUE(revision.ok()) << revision.status();
+
+  // Stored in etcd, in the layout of the standalone store.
+  auto kv = coord::OpenEtcdKvStore(*etcd_, ClusterKeys("cairn").Kv());
+  ASSERT_TRUE(kv.ok());
+  auto store = NewKvRevisionStore(**kv);
+  auto stored = store->Get(*revision);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->meta.app_name(), "shop");
+  ASSERT_EQ(stored->meta.interfaces_size(), 1);
+
+  // The same id with other content is refused through the other session too.
+  auto s2 = Client("s2", "other", "shop");
+  auto again = s2->RegisterRevision(
+      RevisionSpec{"shop", {{Key(kIface), {{"protocol", "bolt"}, {"weight", "5"}}}}, *revision});
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists) << again.status();
+
+  // An instance on a revision nobody registered is refused clearly.
+  auto bogus = s2->PublishApp({"shop", "no-such-revision", {Endpoint(9)}, "", {}});
+  EXPECT_EQ(bogus.status().code(), absl::StatusCode::kFailedPrecondition) << bogus.status();
+
+  // A revision written straight to etcd (as by another session an instant
+  // ago) is usable at once: the session looks it up if its watch lags.
+  StoredRevision direct;
+  direct.meta.set_revision("rev-direct");
+  direct.meta.set_app_name("shop");
+  *direct.meta.add_interfaces()->mutable_key() = Key("com.shop.Direct:1.0");
+  direct.registered_at_ms = 1;
+  ASSERT_TRUE(store->Put(direct).ok());
+  auto direct_instance = s2->PublishApp({"shop", "rev-direct", {Endpoint(3)}, "", {}});
+  EXPECT_TRUE(direct_instance.ok()) << direct_instance.status();
+
+  // A session started now loads every revision from etcd.
+  ASSERT_NE(cluster_.Start("session", "s3"), nullptr) << cluster_.Logs();
+  auto stub = Stub("s3");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + seconds(5));
+  pb::GetRevisionRequest request;
+  request.set_revision(*revision);
+  pb::GetRevisionResponse response;
+  ASSERT_TRUE(stub->GetRevision(&context, request, &response).ok()) << cluster_.Logs();
+  EXPECT_EQ(response.revision().meta().app_name(), "shop");
+  EXPECT_GT(response.revision().registered_at_ms(), 0);
+}
+
+TEST_F(ClusterAppTest, AppSubscriberSeesInterfaceLevelPublishersOfTheApp) {
+  // An old provider of app "shop" publishes interface-level only, and has
+  // never registered a revision.
+  auto old_provider = Client("s1", "old-provider", "shop");
+  std::string url = Endpoint(5) + "?weight=100";
+  auto legacy = old_provider->Publish({Key(kIface), {url}, "shop", "", {}});
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+
+  auto consumer = Client("s2", "new-consumer");
+  Pushes by_app;
+  auto sub = consumer->SubscribeApp("shop", by_app.Callback());
+  ASSERT_TRUE(sub.ok());
+  ASSERT_TRUE(Eventually([&] { return by_app.LastHas({url}); }, seconds(10))) << cluster_.Logs();
+  pb::Push push = *by_app.Last();
+  const auto& entry = push.zones(0).publishers(0);
+  ASSERT_TRUE(entry.attributes().contains(std::string(app::kInterfaceAttribute)))
+      << push.DebugString();
+  EXPECT_EQ(entry.attributes().at(std::string(app::kInterfaceAttribute)),
+            DataInfoId(NormalizeKey(Key(kIface))));
+
+  // A session that starts after the publish learns the app index from the
+  // data servers when it connects.
+  ASSERT_NE(cluster_.Start("session", "s3"), nullptr) << cluster_.Logs();
+  auto late = Client("s3", "late-consumer");
+  Pushes late_view;
+  auto late_sub = late->SubscribeApp("shop", late_view.Callback());
+  ASSERT_TRUE(late_sub.ok());
+  EXPECT_TRUE(Eventually([&] { return late_view.LastHas({url}); }, seconds(10))) << cluster_.Logs();
+
+  // The old provider leaves: both app views drop it.
+  ASSERT_TRUE((*legacy)->Unregister().ok());
+  EXPECT_TRUE(Eventually([&] { return by_app.LastHas({}); }, seconds(10)));
+  EXPECT_TRUE(Eventually([&] { return late_view.LastHas({}); }, seconds(10)));
+}
+
+}  // namespace
+}  // namespace cairn::cluster
