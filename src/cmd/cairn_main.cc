@@ -213,6 +213,7 @@ int RunCluster(cairn::RegistryConfig config) {
     options.session_lease = std::chrono::milliseconds(config.session_lease_ms);
     options.rebuild_timeout = std::chrono::milliseconds(config.rebuild_timeout_ms);
     options.drain_timeout = std::chrono::milliseconds(config.drain_timeout_ms);
+    options.revision_gc_after = std::chrono::milliseconds(config.revision_gc_after_ms);
     auto started = cairn::cluster::DataRole::Start(**client, options);
     if (!started.ok()) {
       spdlog::error("cannot start the data role: {}", started.status().ToString());

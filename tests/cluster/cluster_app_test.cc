@@ -8,6 +8,7 @@
 
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "cairn/cluster/v1/cluster.pb.h"
 #include "cairn/registry/v1/registry.grpc.pb.h"
@@ -81,6 +82,9 @@ class Pushes {
 
 class ClusterAppTest : public ::testing::Test {
  protected:
+  // Flags of every data and session process.
+  virtual std::vector<std::string> RoleFlags() const { return {}; }
+
   void SetUp() override {
     ASSERT_TRUE(cluster_.StartEtcd()) << cluster_.etcd().Log();
     coord::EtcdOptions options;
@@ -89,10 +93,10 @@ class ClusterAppTest : public ::testing::Test {
     ASSERT_TRUE(client.ok());
     etcd_ = std::move(*client);
     ASSERT_NE(cluster_.Start("meta", "m1"), nullptr) << cluster_.Logs();
-    ASSERT_NE(cluster_.Start("data", "d1"), nullptr) << cluster_.Logs();
-    ASSERT_NE(cluster_.Start("data", "d2"), nullptr) << cluster_.Logs();
-    ASSERT_NE(cluster_.Start("session", "s1"), nullptr) << cluster_.Logs();
-    ASSERT_NE(cluster_.Start("session", "s2"), nullptr) << cluster_.Logs();
+    ASSERT_NE(cluster_.Start("data", "d1", RoleFlags()), nullptr) << cluster_.Logs();
+    ASSERT_NE(cluster_.Start("data", "d2", RoleFlags()), nullptr) << cluster_.Logs();
+    ASSERT_NE(cluster_.Start("session", "s1", RoleFlags()), nullptr) << cluster_.Logs();
+    ASSERT_NE(cluster_.Start("session", "s2", RoleFlags()), nullptr) << cluster_.Logs();
     // Every slot led: writes and fetches route from the start.
     ASSERT_TRUE(Eventually(
         [&] {
@@ -166,6 +170,11 @@ TEST_F(ClusterAppTest, InstancesRegisteredThroughOneSessionReachSubscribersOfAno
   ASSERT_TRUE((*first)->Unregister().ok());
   EXPECT_TRUE(Eventually([&] { return by_interface.LastHas({Rendered(2)}); }, seconds(10)));
   EXPECT_TRUE(Eventually([&] { return by_app.LastHas({Endpoint(2)}); }, seconds(10)));
+
+  // Every answer came on the first stream: a registration answered late (or
+  // never) shows up as a reconnect after the session's keepalive timeout.
+  EXPECT_EQ(provider->stats().reconnects, 0u);
+  EXPECT_EQ(other->stats().reconnects, 0u);
 
   // Versions of the derived view only grow, across data servers.
   auto all = by_interface.All();
@@ -266,6 +275,71 @@ TEST_F(ClusterAppTest, AppSubscriberSeesInterfaceLevelPublishersOfTheApp) {
   ASSERT_TRUE((*legacy)->Unregister().ok());
   EXPECT_TRUE(Eventually([&] { return by_app.LastHas({}); }, seconds(10)));
   EXPECT_TRUE(Eventually([&] { return late_view.LastHas({}); }, seconds(10)));
+}
+
+// Garbage collection with revision_gc_after 1 s (sweeps every 250 ms, and a
+// session rewrites a revision registered again at most every 250 ms).
+class ClusterAppGcTest : public ClusterAppTest {
+ protected:
+  std::vector<std::string> RoleFlags() const override { return {"--revision-gc-after-ms", "1000"}; }
+  bool InEtcd(const std::string& revision) {
+    auto kv = etcd_->Get(ClusterKeys("cairn").Kv() + kRevisionKeyPrefix + revision);
+    EXPECT_TRUE(kv.ok() || absl::IsNotFound(kv.status())) << kv.status();
+    return kv.ok();
+  }
+  static RevisionSpec Spec(const std::string& id, const std::string& weight) {
+    return RevisionSpec{"shop", {{Key(kIface), {{"protocol", "bolt"}, {"weight", weight}}}}, id};
+  }
+};
+
+TEST_F(ClusterAppGcTest, UnusedRevisionsAreCollectedAndUsedOnesKept) {
+  auto provider = Client("s1", "provider", "shop");
+  auto registered = provider->RegisterRevision(Spec("rev-used", "1"));
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  ASSERT_TRUE(provider->RegisterRevision(Spec("rev-unused", "2")).ok());
+  auto instance = provider->PublishApp({"shop", "rev-used", {Endpoint(1)}, "", {}});
+  ASSERT_TRUE(instance.ok()) << instance.status();
+  ASSERT_TRUE(InEtcd("rev-used"));
+
+  // The unused one goes from etcd and from every session's catalog.
+  ASSERT_TRUE(Eventually([&] { return !InEtcd("rev-unused"); }, seconds(15))) << cluster_.Logs();
+  auto stub = Stub("s2");
+  auto get = [&](const std::string& id) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + seconds(5));
+    pb::GetRevisionRequest request;
+    request.set_revision(id);
+    pb::GetRevisionResponse response;
+    return stub->GetRevision(&context, request, &response).error_code();
+  };
+  EXPECT_TRUE(
+      Eventually([&] { return get("rev-unused") == grpc::StatusCode::NOT_FOUND; }, seconds(5)));
+  // The used one stays, well past gc_after.
+  std::this_thread::sleep_for(milliseconds(2000));
+  EXPECT_TRUE(InEtcd("rev-used"));
+  EXPECT_EQ(get("rev-used"), grpc::StatusCode::OK);
+
+  // Once its last instance leaves, it goes too.
+  ASSERT_TRUE((*instance)->Unregister().ok());
+  EXPECT_TRUE(Eventually([&] { return !InEtcd("rev-used"); }, seconds(15))) << cluster_.Logs();
+}
+
+TEST_F(ClusterAppGcTest, ARevisionClientsKeepRegisteringIsNotCollected) {
+  // New clients register the same revision every 150 ms for 3 s (3x
+  // gc_after) without publishing: each registration through a session
+  // rewrites it in etcd at most every 250 ms, which restarts the count.
+  auto deadline = std::chrono::steady_clock::now() + seconds(3);
+  int n = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto client = Client(n % 2 == 0 ? "s1" : "s2", "registrar-" + std::to_string(n), "shop");
+    ASSERT_NE(client, nullptr);
+    ASSERT_TRUE(client->RegisterRevision(Spec("rev-touched", "3")).ok());
+    ASSERT_TRUE(InEtcd("rev-touched")) << "collected while clients kept registering it";
+    ++n;
+    std::this_thread::sleep_for(milliseconds(150));
+  }
+  // Nobody registers or uses it any more: collected.
+  EXPECT_TRUE(Eventually([&] { return !InEtcd("rev-touched"); }, seconds(15))) << cluster_.Logs();
 }
 
 }  // namespace

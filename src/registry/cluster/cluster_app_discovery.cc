@@ -97,8 +97,8 @@ void ClusterAppDiscovery::AddRevision(const std::string& id, const pb::RevisionM
   // Instances on this revision may already be published (registered through
   // another session): the views that can now render them must be pushed.
   uint64_t now = inner_.max_seen_version();
-  for (const std::string& iface : served) Touch(iface, now);
-  Touch(AppDatumId(rev.app_name), now);
+  for (const std::string& iface : served) TouchView(iface, now);
+  TouchView(AppDatumId(rev.app_name), now);
 }
 
 void ClusterAppDiscovery::EraseRevision(const std::string& id) {
@@ -120,6 +120,19 @@ void ClusterAppDiscovery::EraseRevision(const std::string& id) {
     if (by_app->second.empty()) app_revisions_.erase(by_app);
   }
   revisions_.erase(it);
+}
+
+void ClusterAppDiscovery::Touch(const std::string& id, Revision& rev) {
+  SteadyTime now = SteadyNow();
+  if (rev.touched != SteadyTime{} && now - rev.touched < options_.touch_interval) return;
+  rev.touched = now;
+  StoredRevision stored{rev.content.ToMeta(id, rev.app_name), rev.registered_at_ms};
+  // Fire and forget: a failed rewrite only leaves the collector's count as is.
+  io_loop_.Post([&store = store_, stored = std::move(stored)] {
+    if (auto s = store.Put(stored); !s.ok()) {
+      spdlog::warn("cannot rewrite revision {} in etcd: {}", stored.meta.revision(), s.ToString());
+    }
+  });
 }
 
 std::vector<std::string> ClusterAppDiscovery::InterfacesOfApp(const std::string& app_name) const {
@@ -145,6 +158,7 @@ void ClusterAppDiscovery::RegisterRevision(const pb::RevisionMeta& meta,
   if (auto known = revisions_.find(id); known != revisions_.end()) {
     bool same =
         known->second.app_name == meta.app_name() && known->second.content.SameInterfaces(meta);
+    if (same) Touch(id, known->second);
     done(same ? absl::OkStatus() : OtherContent(id));
     return;
   }
@@ -181,8 +195,9 @@ void ClusterAppDiscovery::RegisterRevision(const pb::RevisionMeta& meta,
       status = absl::UnavailableError(
           absl::StrCat("cannot store the revision in etcd: ", status.message(), "; retry"));
     }
-    loop_.Post([this, alive, status, wanted = std::move(wanted)]() mutable {
-      if (*alive) FinishRegistration(wanted.meta.revision(), status, std::move(wanted));
+    std::string id = wanted.meta.revision();  // not a reference into what is moved below
+    loop_.Post([this, alive, id = std::move(id), status, wanted = std::move(wanted)]() mutable {
+      if (*alive) FinishRegistration(id, status, std::move(wanted));
     });
   });
 }
@@ -197,6 +212,7 @@ void ClusterAppDiscovery::FinishRegistration(const std::string& id, absl::Status
   }
   if (status.ok() && !revisions_.contains(id)) {
     AddRevision(id, pending.canonical, stored.registered_at_ms, false);
+    revisions_.at(id).touched = SteadyNow();
   }
   for (auto& waiter : pending.waiters) waiter(status);
   for (auto& [record, done] : pending.publishes) {
@@ -275,7 +291,7 @@ void ClusterAppDiscovery::OnDatumChanged(const std::string& data_info_id, uint64
   cache_.erase(data_info_id);
   Emit(data_info_id, version);
   if (std::optional<std::string> app_name = app::AppOfDataInfoId(data_info_id)) {
-    for (const std::string& iface : InterfacesOfApp(*app_name)) Touch(iface, version);
+    for (const std::string& iface : InterfacesOfApp(*app_name)) TouchView(iface, version);
   }
 }
 
@@ -300,10 +316,10 @@ void ClusterAppDiscovery::OnApps(const std::string& data_info_id, uint64_t versi
   } else {
     it->second = {version, apps};
   }
-  for (const std::string& a : touched) Touch(AppDatumId(a), version);
+  for (const std::string& a : touched) TouchView(AppDatumId(a), version);
 }
 
-void ClusterAppDiscovery::Touch(const std::string& data_info_id, uint64_t version) {
+void ClusterAppDiscovery::TouchView(const std::string& data_info_id, uint64_t version) {
   uint64_t& bump = bumps_[data_info_id];
   bump = std::max(bump, version);
   cache_.erase(data_info_id);

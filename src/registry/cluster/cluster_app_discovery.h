@@ -28,14 +28,16 @@
 //     it. One on a revision this session does not know is looked up in etcd
 //     before it is refused: another session may have registered it a moment
 //     ago and the watch not delivered it yet.
-// Not in cluster mode: garbage collection of unreferenced revisions (no
-// server sees every reference; they stay in etcd until deleted by hand), and
-// GetRevision's unreferenced_ms (always 0).
+// Revisions no instance uses are deleted from etcd by the data server that
+// leads their app's datum (RevisionCollector); this session drops them when
+// the watch reports the delete. GetRevision's unreferenced_ms is always 0 in
+// cluster mode: no session sees every reference.
 //
 // Thread-safety: not thread-safe; everything runs on `loop` except the
 // RevisionStore calls, which run on `io_loop`.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,6 +48,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/event_loop.h"
 #include "registry/app/app_queries.h"
 #include "registry/app/compact_revision.h"
@@ -59,6 +62,11 @@ struct ClusterAppOptions {
   // Revisions kept at most (the whole cluster's); more registrations are
   // refused.
   size_t max_revisions = 100000;
+  // A client registering a known revision again rewrites it in etcd, at most
+  // this often per revision and session: the rewrite tells the revision
+  // collector (revision_collector.h) that the revision is about to be used.
+  // A quarter of revision_gc_after.
+  std::chrono::milliseconds touch_interval{150000};
 };
 
 class ClusterAppDiscovery final : public DataService,
@@ -108,6 +116,7 @@ class ClusterAppDiscovery final : public DataService,
     app::CompactRevision content;
     int64_t registered_at_ms = 0;
     bool seen_in_store = false;  // only those can be dropped by a later etcd snapshot
+    SteadyTime touched{};        // last written to etcd by this session
   };
   // An interface some known revision serves; the key is the interned id the
   // revisions point to.
@@ -134,6 +143,8 @@ class ClusterAppDiscovery final : public DataService,
   void AddRevision(const std::string& id, const pb::RevisionMeta& canonical,
                    int64_t registered_at_ms, bool seen_in_store);
   void EraseRevision(const std::string& id);
+  // Rewrites a known revision in etcd (see ClusterAppOptions::touch_interval).
+  void Touch(const std::string& id, Revision& rev);
 
   // The datums a view is built from: the datum itself first.
   std::vector<std::string> PartsOf(const std::string& data_info_id) const;
@@ -147,7 +158,7 @@ class ClusterAppDiscovery final : public DataService,
   std::vector<std::string> InterfacesOfApp(const std::string& app_name) const;
   // A view that depends on a change: remember its version, drop the cached
   // build, tell the listeners.
-  void Touch(const std::string& data_info_id, uint64_t version);
+  void TouchView(const std::string& data_info_id, uint64_t version);
   void Emit(const std::string& data_info_id, uint64_t version);
 
   EventLoop& loop_;

@@ -20,8 +20,11 @@
 #include "common/host_port.h"
 #include "coord/membership.h"
 #include "registry/app/app_model.h"
+#include "registry/app/revision_store.h"
 #include "registry/cluster/async_calls.h"
 #include "registry/cluster/cluster_view.h"
+#include "registry/cluster/data_views.h"
+#include "registry/cluster/revision_collector.h"
 #include "registry/cluster/watch_stream.h"
 #include "registry/cluster/wire.h"
 #include "registry/data/local_data_server.h"
@@ -86,6 +89,8 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
   std::map<std::string, FollowerLink> followers_out;  // by follower id
   bool notice_flush_posted = false;
   std::unique_ptr<EventLoop::Timer> sweep_timer;
+  EventLoop etcd_io{"cairn-data-etcd"};  // blocking etcd calls of the collector
+  std::unique_ptr<RevisionCollector> collector;
   std::unique_ptr<ClusterView> cluster_view;
   std::unique_ptr<coord::MemberRegistration> membership;
   std::unique_ptr<grpc::Server> server;
@@ -414,6 +419,14 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     }
   }
 
+  // The revisions of an app's instances, if this server leads the app's
+  // datum and has rebuilt its slot (RevisionCollector).
+  std::optional<std::set<std::string>> RevisionsInUse(const std::string& app_name) {
+    const SlotState& s = slots[SlotOf(DataInfoId(app::AppKey(app_name)), options.slot_count)];
+    if (s.role != Role::kLeader || !s.ready) return std::nullopt;
+    return RevisionsOfApp(store, app_name);
+  }
+
   // ---- change notices
   void OnDatumChanged(const std::string& data_info_id, uint64_t version) override {
     const SlotState& s = slots[SlotOf(data_info_id, options.slot_count)];
@@ -439,7 +452,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     pending_notices.clear();
     std::vector<cpb::DatumVersion> changes;
     changes.reserve(newest.size());
-    for (const auto& [id, version] : newest) changes.push_back(NoticeFor(id, version));
+    for (const auto& [id, version] : newest) changes.push_back(NoticeFor(store, id, version));
     for (size_t begin = 0; begin < changes.size(); begin += kMaxChangesPerNotice) {
       cpb::ChangeNotice notice;
       size_t end = std::min(changes.size(), begin + kMaxChangesPerNotice);
@@ -448,23 +461,6 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
         for (auto& stream : streams) stream->Send(notice);
       }
     }
-  }
-
-  // A change of `id` as sessions are told it: for a datum other than an app
-  // datum, with the apps of its publishers (one scan of the datum).
-  cpb::DatumVersion NoticeFor(const std::string& id, uint64_t version) {
-    cpb::DatumVersion change;
-    change.set_data_info_id(id);
-    change.set_version(version);
-    if (absl::StartsWith(id, std::string(app::kAppDataIdPrefix))) return change;
-    std::set<std::string> apps;
-    store.Fetch(id, [&apps](std::shared_ptr<const DatumSnapshot> snapshot) {
-      for (const auto& record : snapshot->publishers) {
-        if (!record->app_name.empty()) apps.insert(record->app_name);
-      }
-    });
-    for (const std::string& app_name : apps) change.add_apps(app_name);
-    return change;
   }
 
   // What a new watcher is told first: every datum of a ready slot this
@@ -476,7 +472,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
       const SlotState& s = slots[datum.slot];
       if (s.role != Role::kLeader || !s.ready) continue;
       if (absl::StartsWith(datum.data_info_id, std::string(app::kAppDataIdPrefix))) continue;
-      cpb::DatumVersion change = NoticeFor(datum.data_info_id, datum.version);
+      cpb::DatumVersion change = NoticeFor(store, datum.data_info_id, datum.version);
       if (change.apps().empty()) continue;
       *notice.add_changes() = std::move(change);
       if (notice.changes_size() >= static_cast<int>(kMaxChangesPerNotice)) {
@@ -741,7 +737,19 @@ absl::StatusOr<std::unique_ptr<DataRole>> DataRole::Start(coord::EtcdClient& cli
   r.membership = std::make_unique<coord::MemberRegistration>(
       client, r.keys.Member("data", r.options.id), info.SerializeAsString(), r.options.lease_ttl);
   if (auto s = r.membership->Start(); !s.ok()) return s;
-  r.loop.Post([&r] { r.SweepLeases(); });
+  RevisionCollector::Options gc;
+  gc.revision_prefix = r.keys.Kv() + kRevisionKeyPrefix;
+  gc.gc_after = r.options.revision_gc_after;
+  gc.sweep_interval =
+      std::clamp(gc.gc_after / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(30000));
+  r.collector = std::make_unique<RevisionCollector>(
+      client, r.loop, r.etcd_io, gc,
+      [&r](const std::string& app_name) { return r.RevisionsInUse(app_name); });
+  r.etcd_io.Start();
+  r.loop.Post([&r] {
+    r.SweepLeases();
+    r.collector->Start();
+  });
   spdlog::info("data {} serving DataNode on {}", r.options.id, r.address);
   return role;
 }
@@ -792,6 +800,7 @@ void DataRole::Stop() {
   r.calls.CancelAllAndWait();
   std::promise<void> dropped;
   r.loop.Post([&r, &dropped] {
+    if (r.collector) r.collector->Stop();
     r.sweep_timer.reset();
     for (auto& s : r.slots) s.timer.reset();
     r.watchers.clear();
@@ -799,6 +808,7 @@ void DataRole::Stop() {
     dropped.set_value();
   });
   dropped.get_future().wait();
+  r.etcd_io.Stop();
   r.loop.Stop();
 }
 

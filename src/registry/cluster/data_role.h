@@ -41,6 +41,9 @@ struct DataRoleOptions {
   std::chrono::milliseconds session_lease{30000};
   std::chrono::milliseconds rebuild_timeout{3000};
   std::chrono::milliseconds drain_timeout{20000};
+  // App revisions in etcd that no instance has used for this long are
+  // deleted by the leader of their app's slot (RevisionCollector).
+  std::chrono::milliseconds revision_gc_after{600000};
 };
 
 class DataRole {

@@ -104,8 +104,10 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   if (!kv.ok()) return kv.status();
   r.kv = std::move(*kv);
   r.revision_store = NewKvRevisionStore(*r.kv);
+  ClusterAppOptions app_options;
+  app_options.touch_interval = std::chrono::milliseconds(config.revision_gc_after_ms) / 4;
   r.apps = std::make_unique<ClusterAppDiscovery>(r.loop, r.etcd_io, *r.data, *r.revision_store,
-                                                 ClusterAppOptions{});
+                                                 app_options);
   SessionOptions session_options = SessionOptionsFrom(config);
   session_options.session_name = config.node_id;
   r.session = std::make_unique<SessionServer>(r.loop, *r.apps, r.metrics, session_options);
