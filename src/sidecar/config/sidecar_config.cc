@@ -246,6 +246,8 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
   r.Get("protocol", &l->protocol);
   r.Get("tcp_cluster", &l->tcp_cluster);
   r.Get("publish_health_cluster", &l->publish_health_cluster);
+  r.Get("http2_flush_delay_us", &l->http2_flush_delay_us);
+  r.Get("http2_flush_batch", &l->http2_flush_batch);
   YAML::Node routes = r.Child("routes");
   if (routes && routes.IsSequence()) {
     for (size_t i = 0; i < routes.size(); ++i) {
@@ -298,6 +300,11 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
   if (l->name.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ".name: required"));
   if (l->address.rfind(':') == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(r.Path("address"), ": expected HOST:PORT"));
+  }
+  if (l->http2_flush_delay_us > 10000) {
+    // A hold is meant to be far below a request's latency budget.
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Path("http2_flush_delay_us"), ": at most 10000"));
   }
   static const std::set<std::string> kProtocols = {"auto", "http1", "http2", "tcp", "bolt"};
   if (kProtocols.count(l->protocol) == 0) {

@@ -137,6 +137,8 @@ std::string DumpSidecarConfig(const SidecarConfig& c) {
     out << YAML::Key << "address" << YAML::Value << l.address;
     out << YAML::Key << "protocol" << YAML::Value << l.protocol;
     if (!l.tcp_cluster.empty()) out << YAML::Key << "tcp_cluster" << YAML::Value << l.tcp_cluster;
+    out << YAML::Key << "http2_flush_delay_us" << YAML::Value << l.http2_flush_delay_us;
+    out << YAML::Key << "http2_flush_batch" << YAML::Value << l.http2_flush_batch;
     if (!l.routes.empty()) {
       out << YAML::Key << "routes" << YAML::Value << YAML::BeginSeq;
       for (const auto& r : l.routes) EmitRoute(out, r);

@@ -24,6 +24,10 @@ HttpConnectionManager::HttpConnectionManager(
 
 HttpConnectionManager::~HttpConnectionManager() {
   *alive_ = false;
+  if (hold_timer_ != 0) {
+    worker_.CancelTimer(hold_timer_);
+    worker_.EndHold();
+  }
   finished_streams_.clear();
   for (auto& [id, stream] : streams_) stream->OnDownstreamReset();
   streams_.clear();
@@ -181,10 +185,16 @@ void HttpConnectionManager::StreamFinished(StreamId id) {
   // Destroy on a later turn: the stream is calling us.
   Bury(std::move(it->second));
   streams_.erase(it);
+  if (hold_timer_ != 0) {
+    // A held response is complete: send the batch once nothing else is in
+    // flight (waiting longer would only add latency) or the batch is full.
+    ++held_responses_;
+    if (streams_.empty() || BatchFull()) WriteOut();
+  }
   if (finished_) return;
   if ((codec_->WantsClose() || draining_) && streams_.empty()) {
     finished_ = true;
-    Flush();
+    WriteOut();
     connection_->CloseAfterFlush();
     return;
   }
@@ -204,6 +214,43 @@ void HttpConnectionManager::Bury(std::unique_ptr<ActiveStream> stream) {
 }
 
 void HttpConnectionManager::Flush() {
+  if (out_.empty() || !connection_->open()) return;
+  if (!ShouldHold()) {
+    WriteOut();
+    return;
+  }
+  if (hold_timer_ != 0) return;  // the running hold covers these bytes too
+  held_responses_ = 0;
+  auto deadline = Worker::Clock::now() + context_.http2_flush_delay;
+  worker_.BeginHold(deadline);
+  hold_timer_ = worker_.RunAt(deadline, [this, alive = alive_] {
+    if (!*alive) return;
+    hold_timer_ = 0;
+    worker_.EndHold();
+    WriteOut();
+  });
+}
+
+// Hold only a multiplexed connection with another stream in flight besides
+// the one writing: a lone stream gains nothing from waiting. The hold ends
+// at its deadline, when the batch is full, or when the last stream finishes
+// (StreamFinished); a backlog of more than kHoldBytes goes out at once.
+bool HttpConnectionManager::ShouldHold() const {
+  static constexpr size_t kHoldBytes = 64 * 1024;
+  return context_.http2_flush_delay.count() > 0 && multiplexed() && !finished_ && !draining_ &&
+         streams_.size() >= 2 && out_.size() < kHoldBytes && (hold_timer_ == 0 || !BatchFull());
+}
+
+bool HttpConnectionManager::BatchFull() const {
+  return context_.http2_flush_batch != 0 && held_responses_ >= context_.http2_flush_batch;
+}
+
+void HttpConnectionManager::WriteOut() {
+  if (hold_timer_ != 0) {
+    worker_.CancelTimer(hold_timer_);
+    worker_.EndHold();
+    hold_timer_ = 0;
+  }
   if (!out_.empty() && connection_->open()) connection_->Write(out_);
 }
 

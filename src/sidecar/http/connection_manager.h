@@ -18,6 +18,7 @@
 // Thread-safety: its worker's thread only.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -49,6 +50,13 @@ struct HttpListenerContext {
   // By worker index (each worker updates only its own cells); empty: off.
   std::vector<LocalCounter*> downstream_requests;
   std::vector<LocalGauge*> downstream_connections;
+  // HTTP/2 write batching (ListenerConfig::http2_flush_delay_us): while other
+  // streams of the connection are in flight, a ready response waits up to
+  // this long, or until http2_flush_batch responses are ready (0: no count
+  // limit), so that one send() carries several. A zero delay: every response
+  // leaves at the end of the loop turn that produced it.
+  std::chrono::microseconds http2_flush_delay{0};
+  uint32_t http2_flush_batch = 0;
 };
 
 class ActiveStream;
@@ -87,7 +95,12 @@ class HttpConnectionManager : private Connection::Handler, private ServerCodecCa
   void EncodeTrailers(StreamId id, const HeaderList& trailers);
   void ResetDownstream(StreamId id);
   void StreamFinished(StreamId id);
+  // Hands out_ to the connection, unless the batching hold applies.
   void Flush();
+  // Hands out_ to the connection now and ends a hold.
+  void WriteOut();
+  bool ShouldHold() const;
+  bool BatchFull() const;
   void Finish();
   void StartNextQueued();
   // Backpressure, for ActiveStream. Bytes waiting for the client.
@@ -118,6 +131,10 @@ class HttpConnectionManager : private Connection::Handler, private ServerCodecCa
   bool reads_paused_ = false;
   void Bury(std::unique_ptr<ActiveStream> stream);
   bool in_ingress_ = false;
+  // Batching hold: the timer that ends it (0: not holding), and the
+  // responses completed since it began.
+  Worker::TimerId hold_timer_ = 0;
+  uint32_t held_responses_ = 0;
   bool finished_ = false;
   bool draining_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <future>
 
 #include "absl/strings/str_cat.h"
@@ -130,16 +131,64 @@ void Worker::CancelTimer(TimerId id) {
   timers_.erase(it);
 }
 
-int Worker::NextTimeoutMs() {
+bool Worker::NextTimeout(timespec* timeout) {
   {
     std::lock_guard lock(posted_mu_);
-    if (!posted_.empty()) return 0;
+    if (!posted_.empty()) {
+      *timeout = {};
+      return true;
+    }
   }
-  if (timer_order_.empty()) return -1;
+  if (timer_order_.empty()) return false;
   auto wait = timer_order_.begin()->first - Clock::now();
-  if (wait <= Clock::duration::zero()) return 0;
-  // Round up: waking early would spin until the deadline.
-  return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count());
+  if (wait <= Clock::duration::zero()) {
+    *timeout = {};
+    return true;
+  }
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+  timeout->tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+  timeout->tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  return true;
+}
+
+int Worker::WaitForEvents(epoll_event* events, int max_events) {
+  timespec timeout{};
+  bool bounded = NextTimeout(&timeout);
+  if (have_epoll_pwait2_) {
+    // Nanosecond timeout: sub-millisecond timers (a held HTTP/2 flush)
+    // fire on time instead of a millisecond late.
+    int n = epoll_pwait2(epoll_fd_, events, max_events, bounded ? &timeout : nullptr, nullptr);
+    if (n >= 0 || errno != ENOSYS) return n;
+    have_epoll_pwait2_ = false;  // kernel < 5.11
+  }
+  int ms = -1;
+  if (bounded) {
+    // Round up: waking early would spin until the deadline.
+    auto ns = std::chrono::seconds(timeout.tv_sec) + std::chrono::nanoseconds(timeout.tv_nsec);
+    ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(ns).count());
+  }
+  return epoll_wait(epoll_fd_, events, max_events, ms);
+}
+
+void Worker::BeginHold(Clock::time_point deadline) {
+  if (holds_++ == 0 || deadline < hold_until_) hold_until_ = deadline;
+}
+
+void Worker::EndHold() {
+  if (holds_ > 0 && --holds_ == 0) hold_until_ = {};
+}
+
+void Worker::SleepThroughHold() {
+  {
+    std::lock_guard lock(posted_mu_);
+    if (!posted_.empty()) return;
+  }
+  // steady_clock is CLOCK_MONOTONIC in libstdc++ and libc++ on Linux.
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(hold_until_.time_since_epoch());
+  timespec until{static_cast<time_t>(ns.count() / 1'000'000'000),
+                 static_cast<long>(ns.count() % 1'000'000'000)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
+  }
 }
 
 void Worker::RunTimers() {
@@ -170,7 +219,18 @@ void Worker::Run() {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
   while (running_.load(std::memory_order_relaxed)) {
-    int n = epoll_wait(epoll_fd_, events, kMaxEvents, NextTimeoutMs());
+    int n;
+    if (holds_ > 0) {
+      // A hold is open: handle what is ready now, and sleep through the
+      // rest of the hold only when nothing is.
+      n = epoll_wait(epoll_fd_, events, kMaxEvents, 0);
+      if (n <= 0) {
+        SleepThroughHold();
+        n = WaitForEvents(events, kMaxEvents);
+      }
+    } else {
+      n = WaitForEvents(events, kMaxEvents);
+    }
     if (n < 0 && errno != EINTR) break;
     {
       IoScope scope(*this);

@@ -464,6 +464,8 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
     }
     context->limits.max_header_bytes = s.config.max_request_header_bytes;
     context->limits.max_body_bytes = s.config.max_request_body_bytes;
+    context->http2_flush_delay = std::chrono::microseconds(listener.http2_flush_delay_us);
+    context->http2_flush_batch = listener.http2_flush_batch;
     s.http_contexts.push_back(std::move(context));
   }
   // Bolt: listeners with protocol bolt, or auto with Bolt routes.

@@ -52,6 +52,8 @@ TEST(SidecarConfigTest, ParsesAValidConfigWithDefaults) {
   EXPECT_EQ(c->FindCluster("a")->health_check.path, "/ready");
   EXPECT_EQ(c->FindCluster("b")->registry->data_id, "com.example.Echo");
   EXPECT_EQ(c->FindCluster("b")->limits.max_connections, 1024u);
+  EXPECT_EQ(c->listeners[0].http2_flush_delay_us, 100u);
+  EXPECT_EQ(c->listeners[0].http2_flush_batch, 8u);
 }
 
 TEST(SidecarConfigTest, ErrorsNameTheKeyPath) {
@@ -72,6 +74,9 @@ TEST(SidecarConfigTest, ErrorsNameTheKeyPath) {
        "clusters[0]: exactly one of endpoints and registry is required"},
       {"listeners: [{name: l, address: '127.0.0.1:1', routes: [{}]}]",
        "listeners[0].routes[0]: exactly one of cluster, weighted_clusters, direct_response"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', http2_flush_delay_us: 20000,"
+       " routes: [{cluster: a}]}]\nclusters: [{name: a, endpoints: ['127.0.0.1:2']}]",
+       "listeners[0].http2_flush_delay_us: at most 10000"},
       {"workers: many\nlisteners: []", "workers: bad value"},
       {"listeners: []", "listeners: at least one is required"},
       {"{{{", "YAML:"},

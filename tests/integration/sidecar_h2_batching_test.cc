@@ -1,0 +1,274 @@
+// HTTP/2 write batching (listener keys http2_flush_delay_us and
+// http2_flush_batch): responses of several streams of one client connection
+// wait for each other a bounded time. Real sidecar process, a real backend,
+// and an nghttp2 client in the test, so that each stream's completion time
+// is known.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <nghttp2/nghttp2.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "process.h"
+
+namespace cairn::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// The longest hold the config allows, so a held response is easy to tell
+// from one that was not held, even on a busy machine.
+constexpr milliseconds kDelay{10};
+
+// An upstream that accepts connections and never answers: a stream routed
+// there stays in flight (until the route timeout).
+class SilentBackend {
+ public:
+  SilentBackend() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(fd_, 16), 0);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~SilentBackend() { close(fd_); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_;
+  uint16_t port_;
+};
+
+std::string Config(const std::string& app, const std::string& silent) {
+  return R"(
+workers: 1
+admin: 127.0.0.1:0
+listeners:
+  - name: h2
+    address: 127.0.0.1:0
+    protocol: http2
+    http2_flush_delay_us: )" +
+         std::to_string(std::chrono::microseconds(kDelay).count()) + R"(
+    http2_flush_batch: 0
+    routes:
+      - match: { prefix: /silent }
+        cluster: silent
+        timeout_ms: 5000
+      - match: { prefix: / }
+        cluster: app
+clusters:
+  - name: app
+    endpoints: [")" +
+         app + R"("]
+  - name: silent
+    endpoints: [")" +
+         silent + R"("]
+)";
+}
+
+// A blocking h2c client on nghttp2: each stream's status, x-test-* headers,
+// body and the time it ended.
+class H2Client {
+ public:
+  struct Response {
+    int status = 0;
+    std::map<std::string, std::string> headers;
+    std::string body;
+    bool closed = false;
+    Clock::time_point closed_at;
+  };
+
+  explicit H2Client(const std::string& address) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    nghttp2_session_callbacks* cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, &OnHeader);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &OnData);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &OnClose);
+    nghttp2_session_client_new(&session_, cbs, this);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, nullptr, 0);
+  }
+  ~H2Client() {
+    nghttp2_session_del(session_);
+    close(fd_);
+  }
+  bool connected() const { return connected_; }
+
+  // Queues a GET; Send() or Wait() puts it on the wire.
+  int32_t Get(const std::string& path, const std::string& test_header = "") {
+    std::vector<std::pair<std::string, std::string>> fields = {
+        {":method", "GET"}, {":scheme", "http"}, {":authority", "test"}, {":path", path}};
+    if (!test_header.empty()) fields.emplace_back("x-test-n", test_header);
+    std::vector<nghttp2_nv> nv;
+    for (auto& [name, value] : fields) {
+      nv.push_back({reinterpret_cast<uint8_t*>(name.data()),
+                    reinterpret_cast<uint8_t*>(value.data()), name.size(), value.size(),
+                    NGHTTP2_NV_FLAG_NONE});
+    }
+    int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), nullptr, nullptr);
+    responses_[id];
+    return id;
+  }
+
+  bool Send() {
+    const uint8_t* data;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(session_, &data)) > 0) {
+      if (send(fd_, data, static_cast<size_t>(n), MSG_NOSIGNAL) != n) return false;
+    }
+    return n == 0;
+  }
+
+  // Drives the session until every stream in `ids` closed; false on timeout.
+  bool Wait(const std::vector<int32_t>& ids, milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    auto done = [&] {
+      for (int32_t id : ids) {
+        if (!responses_[id].closed) return false;
+      }
+      return true;
+    };
+    while (!done()) {
+      if (!Send()) return false;
+      auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+      char buf[16384];
+      ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) return false;
+      if (nghttp2_session_mem_recv(session_, reinterpret_cast<uint8_t*>(buf),
+                                   static_cast<size_t>(n)) < 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  const Response& response(int32_t id) { return responses_[id]; }
+
+ private:
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* self) {
+    Response& r = static_cast<H2Client*>(self)->responses_[frame->hd.stream_id];
+    std::string n(reinterpret_cast<const char*>(name), namelen);
+    std::string v(reinterpret_cast<const char*>(value), valuelen);
+    if (n == ":status") r.status = std::stoi(v);
+    r.headers[n] = v;
+    return 0;
+  }
+  static int OnData(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                    void* self) {
+    static_cast<H2Client*>(self)->responses_[id].body.append(reinterpret_cast<const char*>(data),
+                                                             len);
+    return 0;
+  }
+  static int OnClose(nghttp2_session*, int32_t id, uint32_t, void* self) {
+    Response& r = static_cast<H2Client*>(self)->responses_[id];
+    r.closed = true;
+    r.closed_at = Clock::now();
+    return 0;
+  }
+
+  int fd_;
+  bool connected_ = false;
+  nghttp2_session* session_ = nullptr;
+  std::map<int32_t, Response> responses_;
+};
+
+class SidecarH2BatchingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend_ = std::make_unique<BackendProcess>("a");
+    ASSERT_TRUE(backend_->Start());
+    sidecar_ = std::make_unique<SidecarProcess>(Config(backend_->address(), silent_.address()));
+    ASSERT_TRUE(sidecar_->Start()) << sidecar_->Log();
+  }
+
+  SilentBackend silent_;
+  std::unique_ptr<BackendProcess> backend_;
+  std::unique_ptr<SidecarProcess> sidecar_;
+};
+
+// Many streams at once on one connection (their responses are held and sent
+// together): each gets its own response, intact.
+TEST_F(SidecarH2BatchingTest, EveryStreamOfABatchGetsItsOwnResponse) {
+  H2Client client(sidecar_->listener("h2"));
+  ASSERT_TRUE(client.connected());
+  for (int round = 0; round < 3; ++round) {
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 40; ++i)
+      ids.push_back(client.Get("/echo", std::to_string(round * 100 + i)));
+    ASSERT_TRUE(client.Wait(ids, milliseconds(10000))) << sidecar_->Log();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const auto& r = client.response(ids[i]);
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.headers.count("x-test-n") ? r.headers.at("x-test-n") : "",
+                std::to_string(round * 100 + static_cast<int>(i)));
+      EXPECT_EQ(r.headers.count("x-backend") ? r.headers.at("x-backend") : "", "a");
+    }
+  }
+}
+
+// A response that is ready while another stream waits on a silent upstream
+// is held (it takes at least the delay), but only for the delay: it does not
+// wait for the other stream.
+TEST_F(SidecarH2BatchingTest, AHeldResponseWaitsNoLongerThanTheDelay) {
+  H2Client client(sidecar_->listener("h2"));
+  ASSERT_TRUE(client.connected());
+  // Warm up the upstream connection so that the timed request is quick.
+  int32_t warm = client.Get("/");
+  ASSERT_TRUE(client.Wait({warm}, milliseconds(10000))) << sidecar_->Log();
+
+  int32_t stalled = client.Get("/silent");
+  int32_t quick = client.Get("/");
+  auto start = Clock::now();
+  ASSERT_TRUE(client.Send());
+  ASSERT_TRUE(client.Wait({quick}, milliseconds(3000))) << sidecar_->Log();
+  auto took = client.response(quick).closed_at - start;
+  EXPECT_EQ(client.response(quick).status, 200);
+  EXPECT_EQ(client.response(quick).body, "a\n");
+  EXPECT_FALSE(client.response(stalled).closed);
+  // Held: the backend answers in well under the delay when not held.
+  EXPECT_GE(took, kDelay - milliseconds(1));
+  // Bounded: released at the deadline (plus scheduling slack on a busy
+  // machine), not when the stalled stream ends (5 s route timeout).
+  EXPECT_LT(took, milliseconds(1000));
+}
+
+// One stream at a time: nothing to batch with, so nothing is held. The
+// fastest of several requests shows it (a held one takes the whole delay).
+TEST_F(SidecarH2BatchingTest, ALoneStreamIsNotHeld) {
+  H2Client client(sidecar_->listener("h2"));
+  ASSERT_TRUE(client.connected());
+  auto fastest = Clock::duration::max();
+  for (int i = 0; i < 20; ++i) {
+    int32_t id = client.Get("/");
+    auto start = Clock::now();
+    ASSERT_TRUE(client.Wait({id}, milliseconds(10000))) << sidecar_->Log();
+    EXPECT_EQ(client.response(id).status, 200);
+    fastest = std::min(fastest, client.response(id).closed_at - start);
+  }
+  EXPECT_LT(fastest, kDelay / 2);
+}
+
+}  // namespace
+}  // namespace cairn::testing
