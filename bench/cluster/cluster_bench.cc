@@ -16,6 +16,10 @@
 // (the push latency of the healthy cluster), the anchor the faults are
 // compared with.
 //
+// One more healthy-cluster workload: app_instance_to_interface, an app-level
+// instance (application-level discovery) until every interface-level
+// subscriber of an interface its revision serves sees it.
+//
 // Prints p50/p99/max per fault; --json writes records {workload, system,
 // metric, value, unit} with system "cairn-cluster".
 #include <CLI/CLI.hpp>
@@ -188,6 +192,10 @@ class Bench {
       if (!WaitSettled(LiveData()))
         std::fprintf(stderr, "%s: table did not settle\n", workload.c_str());
     }
+    Report(workload, samples, failures);
+  }
+
+  void Report(const std::string& workload, std::vector<double> samples, int failures) {
     std::sort(samples.begin(), samples.end());
     auto pct = [&](double p) {
       if (samples.empty()) return -1.0;
@@ -195,12 +203,49 @@ class Bench {
       return samples[std::min(i, samples.size() - 1)];
     };
     std::printf("%-24s repeats %2d  p50 %8.1f ms  p99 %8.1f ms  max %8.1f ms  failed %d\n",
-                workload.c_str(), repeats, pct(0.5), pct(0.99),
+                workload.c_str(), static_cast<int>(samples.size()) + failures, pct(0.5), pct(0.99),
                 samples.empty() ? -1 : samples.back(), failures);
     std::fflush(stdout);
     records_.push_back({workload, "convergence_p50_ms", "ms", pct(0.5)});
     records_.push_back({workload, "convergence_p99_ms", "ms", pct(0.99)});
     records_.push_back({workload, "failed_rounds", "count", static_cast<double>(failures)});
+  }
+
+  // Application-level discovery across sessions: an app instance published
+  // on one session (revision registered once, through session 1) until every
+  // interface-level subscriber of an interface it serves, on both sessions,
+  // sees it rendered. Compare with no_fault (an interface-level publish).
+  void RunAppInstances(int repeats) {
+    RevisionSpec spec{"bench-app", {{Key("app-iface"), {{"weight", "100"}}}}, ""};
+    auto revision = clients_[0]->RegisterRevision(spec);
+    if (!revision.ok()) {
+      std::fprintf(stderr, "register revision: %s\n", revision.status().ToString().c_str());
+      return;
+    }
+    Subscribe("app-iface");
+    if (!Eventually([&] { return Converged(); }, seconds(10))) return;
+    std::vector<double> samples;
+    int failures = 0;
+    for (int r = 0; r < repeats; ++r) {
+      std::string endpoint = "bolt://127.0.0.1:" + std::to_string(30000 + r);
+      Clock::time_point start = Clock::now();
+      auto instance = clients_[r % 2]->PublishApp({"bench-app", *revision, {endpoint}, "", {}});
+      if (!instance.ok()) {
+        ++failures;
+        continue;
+      }
+      held_.push_back(std::move(*instance));
+      {
+        std::lock_guard lock(mu_);
+        expected_["app-iface"].insert(endpoint + "?weight=100");
+      }
+      if (!Eventually([&] { return Converged(); }, seconds(20))) {
+        ++failures;
+        continue;
+      }
+      samples.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    }
+    Report("app_instance_to_interface", samples, failures);
   }
 
   ClusterHarness& cluster() { return cluster_; }
@@ -447,6 +492,7 @@ int Main(int argc, char** argv) {
   auto& cluster = bench.cluster();
   bench.Run(
       "no_fault", repeats, [](int) {}, [](int) {});
+  bench.RunAppInstances(repeats);
   const std::vector<std::string> data = {"d1", "d2", "d3"};
   bench.Run(
       "data_kill9", repeats, [&](int r) { cluster.Find(data[r % 3])->process->Signal(SIGKILL); },

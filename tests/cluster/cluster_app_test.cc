@@ -192,6 +192,15 @@ TEST_F(ClusterAppTest, InstancesRegisteredThroughOneSessionReachSubscribersOfAno
   ASSERT_EQ(response.apps_size(), 1);
   EXPECT_EQ(response.apps(0).app_name(), "shop");
   EXPECT_EQ(response.apps(0).instances(), 1u);
+
+  // And cairnctl, as an operator runs it against a session.
+  auto [code, out] = cairn::testing::RunCommand(
+      {cairn::testing::BinDir() + "/cairnctl", "--server", cluster_.Find("s1")->grpc_address,
+       "--output", "json", "app", "shop"},
+      seconds(10));
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find(Endpoint(2)), std::string::npos) << out;
+  EXPECT_EQ(out.find(Endpoint(1)), std::string::npos) << out;
 }
 
 TEST_F(ClusterAppTest, RevisionsLiveInEtcdAndStayImmutable) {
