@@ -2,10 +2,14 @@
 // (etcd, meta, 2 data, 2 or 3 session processes) with real C++ clients.
 // Revisions are registered through one session and used through another;
 // they live in etcd; interface-level and app-level clients see each other
-// across sessions, as in standalone mode.
+// across sessions, as in standalone mode; unused revisions are collected.
+// Also the operator's queries (list, describe) answered by any session for
+// the whole cluster.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -97,21 +101,22 @@ class ClusterAppTest : public ::testing::Test {
     ASSERT_NE(cluster_.Start("data", "d2", RoleFlags()), nullptr) << cluster_.Logs();
     ASSERT_NE(cluster_.Start("session", "s1", RoleFlags()), nullptr) << cluster_.Logs();
     ASSERT_NE(cluster_.Start("session", "s2", RoleFlags()), nullptr) << cluster_.Logs();
-    // Every slot led: writes and fetches route from the start.
+    // Every slot led and followed, and the leaders balanced: no slot moves
+    // (and rebuilds) while a test runs.
     ASSERT_TRUE(Eventually(
         [&] {
           auto kv = etcd_->Get(ClusterKeys("cairn").SlotTable());
           v1::SlotTable table;
           if (!kv.ok() || !table.ParseFromString(kv->value)) return false;
           if (table.slots_size() != static_cast<int>(cluster_.slots())) return false;
-          std::set<std::string> leaders;
+          std::map<std::string, int> leads;
           for (const auto& slot : table.slots()) {
-            if (slot.leader().empty()) return false;
-            leaders.insert(slot.leader());
+            if (slot.leader().empty() || slot.followers_size() != 1) return false;
+            ++leads[slot.leader()];
           }
-          return leaders.size() == 2;
+          return leads.size() == 2 && std::abs(leads.begin()->second - leads.rbegin()->second) <= 1;
         },
-        seconds(20)))
+        seconds(30)))
         << cluster_.Logs();
   }
 
@@ -284,6 +289,45 @@ TEST_F(ClusterAppTest, AppSubscriberSeesInterfaceLevelPublishersOfTheApp) {
   ASSERT_TRUE((*legacy)->Unregister().ok());
   EXPECT_TRUE(Eventually([&] { return by_app.LastHas({}); }, seconds(10)));
   EXPECT_TRUE(Eventually([&] { return late_view.LastHas({}); }, seconds(10)));
+}
+
+TEST_F(ClusterAppTest, ListAndDescribeSeeTheWholeClusterFromAnySession) {
+  // 20 services published through s1; s2 has never fetched any of them.
+  auto provider = Client("s1", "provider", "shop");
+  std::vector<std::shared_ptr<Publisher>> held;
+  for (int i = 0; i < 20; ++i) {
+    auto p =
+        provider->Publish({Key("list.svc." + std::to_string(i)), {Endpoint(i)}, "shop", "", {}});
+    ASSERT_TRUE(p.ok()) << p.status();
+    held.push_back(std::move(*p));
+  }
+  auto stub = Stub("s2");
+  pb::ListDataInfosResponse list;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + seconds(5));
+        pb::ListDataInfosRequest request;
+        request.set_data_id_prefix("list.svc.");
+        list.Clear();
+        return stub->ListDataInfos(&context, request, &list).ok() && list.data_infos_size() == 20;
+      },
+      seconds(10)))
+      << list.DebugString();
+  std::set<std::string> ids;
+  for (const auto& d : list.data_infos()) {
+    EXPECT_EQ(d.publishers(), 1u) << d.DebugString();  // once, though two servers hold it
+    ids.insert(d.key().data_id());
+  }
+  EXPECT_EQ(ids.size(), 20u);
+
+  // Describe fetches from the slot leader (it used to answer only from cache).
+  auto [code, out] = cairn::testing::RunCommand(
+      {cairn::testing::BinDir() + "/cairnctl", "--server", cluster_.Find("s2")->grpc_address,
+       "--output", "json", "describe", "list.svc.7"},
+      seconds(10));
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find(Endpoint(7)), std::string::npos) << out;
 }
 
 // Garbage collection with revision_gc_after 1 s (sweeps every 250 ms, and a

@@ -587,6 +587,58 @@ std::vector<DatumSummary> RemoteDataService::List(const std::string& prefix) con
   return out;
 }
 
+void RemoteDataService::ListCluster(const std::string& prefix,
+                                    std::function<void(std::vector<DatumSummary>)> done) {
+  struct Gather {
+    std::vector<DatumSummary> datums;
+    size_t left = 0;
+    std::function<void(std::vector<DatumSummary>)> done;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->done = std::move(done);
+  auto finish = [gather] {
+    std::sort(gather->datums.begin(), gather->datums.end(),
+              [](const auto& a, const auto& b) { return a.data_info_id < b.data_info_id; });
+    gather->done(std::move(gather->datums));
+  };
+  std::vector<std::pair<std::string, v1::DataNode::Stub*>> servers;
+  for (const auto& [id, member] : view_.data) {
+    if (v1::DataNode::Stub* stub = StubFor(id)) servers.emplace_back(id, stub);
+  }
+  gather->left = servers.size();
+  if (servers.empty()) {
+    finish();
+    return;
+  }
+  v1::SummariesRequest request;
+  request.set_data_id_prefix(prefix);
+  for (const auto& [id, stub] : servers) {
+    calls_.Unary<v1::SummariesRequest, v1::SummariesResponse>(
+        [stub = stub](auto* ctx, auto* req, auto* resp, auto cb) {
+          stub->async()->Summaries(ctx, req, resp, std::move(cb));
+        },
+        request, kRpcTimeout,
+        [this, gather, finish, server = id](const grpc::Status& status,
+                                            v1::SummariesResponse& response) {
+          if (!status.ok()) {
+            spdlog::warn("list: data server {} did not answer: {}", server, status.error_message());
+          }
+          for (const v1::DatumSummaryWire& d : response.datums()) {
+            // Followers hold copies too: count each datum once, from its leader.
+            if (d.slot() >= slots_.size() || slots_[d.slot()].leader != server) continue;
+            DatumSummary summary;
+            summary.data_info_id = d.data_info_id();
+            if (!ParseDataInfoId(d.data_info_id(), &summary.key)) continue;
+            summary.version = d.version();
+            summary.publishers = d.publishers();
+            summary.slot = d.slot();
+            gather->datums.push_back(std::move(summary));
+          }
+          if (--gather->left == 0) finish();
+        });
+  }
+}
+
 void RemoteDataService::AddListener(DataChangeListener* listener) {
   listeners_.push_back(listener);
 }

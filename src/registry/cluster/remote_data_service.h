@@ -80,6 +80,12 @@ class RemoteDataService final : public DataService {
   using AppsObserver = std::function<void(const std::string& data_info_id, uint64_t version,
                                           const std::vector<std::string>& apps)>;
   void SetAppsObserver(AppsObserver observer) { apps_observer_ = std::move(observer); }
+  // Every datum of the cluster (with a publisher or a version), from each
+  // data server's Summaries, keeping a datum only from the leader of its slot
+  // in this session's table; sorted by dataInfoId. A data server that does
+  // not answer within the RPC timeout is left out (logged). On the loop.
+  void ListCluster(const std::string& data_id_prefix,
+                   std::function<void(std::vector<DatumSummary>)> done);
   // The newest datum version seen from any data server.
   uint64_t max_seen_version() const { return max_seen_version_; }
 

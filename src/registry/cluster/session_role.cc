@@ -112,6 +112,9 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   session_options.session_name = config.node_id;
   r.session = std::make_unique<SessionServer>(r.loop, *r.apps, r.metrics, session_options);
   r.session->SetRevisionService(r.apps.get());
+  // Listings cover the whole cluster, not only what this session fetched.
+  r.session->SetDatumLister(
+      [&r](const std::string& prefix, auto done) { r.data->ListCluster(prefix, std::move(done)); });
   r.loop.Start();
   r.etcd_io.Start();
   // The revision catalog, before clients come: read once, then followed.

@@ -65,10 +65,10 @@ http::Response StatusOrJson(const absl::StatusOr<Response>& result) {
   return JsonError(code, std::string(result.status().message()));
 }
 
-// Runs an app query on the registry loop and waits for its reply, which may
-// come later (cluster mode fetches from the data servers first).
+// Runs a query on the registry loop and waits for its reply, which may come
+// later (cluster mode fetches from the data servers first).
 template <typename Response, typename Query>
-http::Response AppQueryJson(EventLoop& loop, Query query) {
+http::Response AsyncQueryJson(EventLoop& loop, Query query) {
   auto promise = std::make_shared<std::promise<http::Response>>();
   std::future<http::Response> answer = promise->get_future();
   loop.Post([promise, query = std::move(query)] {
@@ -88,19 +88,19 @@ void InstallAppRoutes(http::AdminHttpServer& server, EventLoop& loop, AppQueries
   server.Handle("GET", "/api/v1/apps", [&loop, &apps](const http::Request& request) {
     pb::ListAppsRequest query;
     query.set_app_name_prefix(QueryParam(request, "prefix"));
-    return AppQueryJson<pb::ListAppsResponse>(
+    return AsyncQueryJson<pb::ListAppsResponse>(
         loop, [&apps, query](auto reply) { apps.QueryApps(query, std::move(reply)); });
   });
   server.Handle("GET", "/api/v1/app", [&loop, &apps](const http::Request& request) {
     pb::DescribeAppRequest query;
     query.set_app_name(QueryParam(request, "name"));
-    return AppQueryJson<pb::DescribeAppResponse>(
+    return AsyncQueryJson<pb::DescribeAppResponse>(
         loop, [&apps, query](auto reply) { apps.QueryApp(query, std::move(reply)); });
   });
   server.Handle("GET", "/api/v1/revision", [&loop, &apps](const http::Request& request) {
     pb::GetRevisionRequest query;
     query.set_revision(QueryParam(request, "id"));
-    return AppQueryJson<pb::GetRevisionResponse>(
+    return AsyncQueryJson<pb::GetRevisionResponse>(
         loop, [&apps, query](auto reply) { apps.QueryRevision(query, std::move(reply)); });
   });
   server.Handle("GET", "/api/v1/interface", [&loop, &apps](const http::Request& request) {
@@ -108,7 +108,7 @@ void InstallAppRoutes(http::AdminHttpServer& server, EventLoop& loop, AppQueries
     query.mutable_key()->set_data_id(QueryParam(request, "data_id"));
     query.mutable_key()->set_group(QueryParam(request, "group"));
     query.mutable_key()->set_instance_id(QueryParam(request, "instance_id"));
-    return AppQueryJson<pb::DescribeInterfaceResponse>(
+    return AsyncQueryJson<pb::DescribeInterfaceResponse>(
         loop, [&apps, query](auto reply) { apps.QueryInterface(query, std::move(reply)); });
   });
 }
@@ -130,18 +130,18 @@ void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionS
   server.Handle("GET", "/api/v1/datainfos", [&loop, &session](const http::Request& request) {
     pb::ListDataInfosRequest query;
     query.set_data_id_prefix(QueryParam(request, "prefix"));
-    return OnLoop(loop, [&session, query] { return ProtoJson(session.ListDataInfos(query)); });
+    return AsyncQueryJson<pb::ListDataInfosResponse>(loop, [&session, query](auto reply) {
+      session.ListDataInfosAsync(query,
+                                 [reply](pb::ListDataInfosResponse r) { reply(std::move(r)); });
+    });
   });
   server.Handle("GET", "/api/v1/datainfo", [&loop, &session](const http::Request& request) {
     pb::DescribeRequest query;
     query.mutable_key()->set_data_id(QueryParam(request, "data_id"));
     query.mutable_key()->set_group(QueryParam(request, "group"));
     query.mutable_key()->set_instance_id(QueryParam(request, "instance_id"));
-    return OnLoop(loop, [&session, query] {
-      auto result = session.Describe(query);
-      if (!result.ok()) return JsonError(400, std::string(result.status().message()));
-      return ProtoJson(*result);
-    });
+    return AsyncQueryJson<pb::DescribeResponse>(
+        loop, [&session, query](auto reply) { session.DescribeAsync(query, std::move(reply)); });
   });
   server.Handle("GET", "/api/v1/clients", [&loop, &session](const http::Request& request) {
     pb::QueryByClientRequest query;

@@ -216,6 +216,29 @@ grpc::ServerUnaryReactor* RunOnLoop(EventLoop& loop, grpc::CallbackServerContext
   return reactor;
 }
 
+// Runs `start(reply)` on the loop; the call finishes when `reply` gets the
+// answer (a StatusOr<Response>), inline or later.
+template <typename Request, typename Response, typename Start>
+grpc::ServerUnaryReactor* RunAsyncOnLoop(EventLoop& loop, grpc::CallbackServerContext* context,
+                                         const Request* request, Response* response, Start start) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (auto s = RejectUnknownFields(*request); !s.ok()) {
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  loop.Post([response, reactor, start = std::move(start)] {
+    start([response, reactor](absl::StatusOr<Response> result) {
+      if (!result.ok()) {
+        reactor->Finish(ToGrpcStatus(result.status()));
+        return;
+      }
+      *response = std::move(*result);
+      reactor->Finish(grpc::Status::OK);
+    });
+  });
+  return reactor;
+}
+
 }  // namespace
 
 GrpcRegistryService::GrpcRegistryService(EventLoop& loop, SessionServer& session,
@@ -232,20 +255,17 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GrpcRegistryService
 grpc::ServerUnaryReactor* GrpcRegistryService::ListDataInfos(
     grpc::CallbackServerContext* context, const pb::ListDataInfosRequest* request,
     pb::ListDataInfosResponse* response) {
-  return RunOnLoop(loop_, context, request, [this, request, response] {
-    *response = session_.ListDataInfos(*request);
-    return absl::OkStatus();
+  return RunAsyncOnLoop(loop_, context, request, response, [this, request](auto reply) {
+    session_.ListDataInfosAsync(*request,
+                                [reply](pb::ListDataInfosResponse r) { reply(std::move(r)); });
   });
 }
 
 grpc::ServerUnaryReactor* GrpcRegistryService::Describe(grpc::CallbackServerContext* context,
                                                         const pb::DescribeRequest* request,
                                                         pb::DescribeResponse* response) {
-  return RunOnLoop(loop_, context, request, [this, request, response] {
-    auto result = session_.Describe(*request);
-    if (!result.ok()) return result.status();
-    *response = std::move(*result);
-    return absl::OkStatus();
+  return RunAsyncOnLoop(loop_, context, request, response, [this, request](auto reply) {
+    session_.DescribeAsync(*request, std::move(reply));
   });
 }
 
@@ -268,26 +288,13 @@ template <typename Request, typename Response, typename Query>
 grpc::ServerUnaryReactor* AppQuery(EventLoop& loop, AppQueries* apps,
                                    grpc::CallbackServerContext* context, const Request* request,
                                    Response* response, Query query) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (auto s = RejectUnknownFields(*request); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
-  }
-  if (apps == nullptr) {
-    reactor->Finish(ToGrpcStatus(NoApps()));
-    return reactor;
-  }
-  loop.Post([apps, request, response, reactor, query] {
-    query(*apps, *request, [response, reactor](absl::StatusOr<Response> result) {
-      if (!result.ok()) {
-        reactor->Finish(ToGrpcStatus(result.status()));
-        return;
-      }
-      *response = std::move(*result);
-      reactor->Finish(grpc::Status::OK);
-    });
+  return RunAsyncOnLoop(loop, context, request, response, [apps, request, query](auto reply) {
+    if (apps == nullptr) {
+      reply(NoApps());
+      return;
+    }
+    query(*apps, *request, std::move(reply));
   });
-  return reactor;
 }
 }  // namespace
 

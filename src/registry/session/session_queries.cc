@@ -1,5 +1,6 @@
 // The query side of SessionServer: what the unary RPCs and the admin API show.
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -50,9 +51,25 @@ pb::SubscriberInfo SessionServer::SubscriberInfoOf(const PushEngine::SubscriberV
 
 pb::ListDataInfosResponse SessionServer::ListDataInfos(
     const pb::ListDataInfosRequest& request) const {
+  return ListFrom(request, data_.List(request.data_id_prefix()));
+}
+
+void SessionServer::ListDataInfosAsync(const pb::ListDataInfosRequest& request, ListReply reply) {
+  if (!lister_) {
+    reply(ListDataInfos(request));
+    return;
+  }
+  lister_(request.data_id_prefix(), [this, alive = alive_, request,
+                                     reply = std::move(reply)](std::vector<DatumSummary> datums) {
+    if (*alive) reply(ListFrom(request, datums));
+  });
+}
+
+pb::ListDataInfosResponse SessionServer::ListFrom(const pb::ListDataInfosRequest& request,
+                                                  const std::vector<DatumSummary>& datums) const {
   pb::ListDataInfosResponse response;
   std::set<std::string> seen;
-  for (const DatumSummary& summary : data_.List(request.data_id_prefix())) {
+  for (const DatumSummary& summary : datums) {
     if (summary.publishers == 0 && push_.SubscriberCountOf(summary.data_info_id) == 0) continue;
     pb::DataInfoSummary* out = response.add_data_infos();
     *out->mutable_key() = summary.key;
@@ -86,19 +103,33 @@ pb::ListDataInfosResponse SessionServer::ListDataInfos(
   return response;
 }
 
-absl::StatusOr<pb::DescribeResponse> SessionServer::Describe(
-    const pb::DescribeRequest& request) const {
-  if (auto s = ValidateKey(request.key()); !s.ok()) return s;
-  pb::DescribeResponse response;
+absl::StatusOr<pb::DescribeResponse> SessionServer::Describe(const pb::DescribeRequest& request) {
+  std::optional<absl::StatusOr<pb::DescribeResponse>> out;
+  DescribeAsync(request, [&out](absl::StatusOr<pb::DescribeResponse> r) { out = std::move(r); });
+  if (!out.has_value()) return absl::UnavailableError("data role did not answer");
+  return std::move(*out);
+}
+
+void SessionServer::DescribeAsync(const pb::DescribeRequest& request, DescribeReply reply) {
+  if (auto s = ValidateKey(request.key()); !s.ok()) {
+    reply(s);
+    return;
+  }
   pb::DataInfoKey key = NormalizeKey(request.key());
+  data_.Fetch(DataInfoId(key), [this, alive = alive_, key, reply = std::move(reply)](
+                                   std::shared_ptr<const DatumSnapshot> snapshot) {
+    if (*alive) reply(DescribeFrom(key, *snapshot));
+  });
+}
+
+pb::DescribeResponse SessionServer::DescribeFrom(const pb::DataInfoKey& key,
+                                                 const DatumSnapshot& snapshot) const {
+  pb::DescribeResponse response;
   std::string id = DataInfoId(key);
   *response.mutable_key() = key;
-  std::shared_ptr<const DatumSnapshot> snapshot;
-  data_.Fetch(id, [&snapshot](std::shared_ptr<const DatumSnapshot> s) { snapshot = std::move(s); });
-  if (snapshot == nullptr) return absl::UnavailableError("data role did not answer");
-  response.set_version(snapshot->version);
-  response.set_slot(snapshot->slot);
-  for (const auto& record : snapshot->publishers) {
+  response.set_version(snapshot.version);
+  response.set_slot(snapshot.slot);
+  for (const auto& record : snapshot.publishers) {
     *response.add_publishers() = PublisherInfoOf(*record);
   }
   for (const auto& view : push_.SubscribersOf(id)) {

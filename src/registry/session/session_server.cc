@@ -18,7 +18,7 @@ SessionServer::SessionServer(EventLoop& loop, DataService& data, RegistryMetrics
       options_(std::move(options)),
       push_(loop, data, *this, metrics, options_.push) {}
 
-SessionServer::~SessionServer() = default;
+SessionServer::~SessionServer() { *alive_ = false; }
 
 void SessionServer::Start() { SweepKeepalives(); }
 

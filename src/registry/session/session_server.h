@@ -75,16 +75,36 @@ class SessionServer final : private PushEngine::Transport {
   // The stream ended (client closed, cancelled, or broke). Idempotent.
   void OnDisconnect(uint64_t connection_id, const std::string& reason);
 
-  // Queries (answers to the unary RPCs and the admin API).
+  // Queries (answers to the unary RPCs and the admin API). The Async forms
+  // reply on the loop, inline or later: in cluster mode the datums are on the
+  // data servers. Each replies exactly once while this server lives.
+  using ListReply = std::function<void(pb::ListDataInfosResponse)>;
+  using DescribeReply = std::function<void(absl::StatusOr<pb::DescribeResponse>)>;
+  void ListDataInfosAsync(const pb::ListDataInfosRequest& request, ListReply reply);
+  void DescribeAsync(const pb::DescribeRequest& request, DescribeReply reply);
+  // The same, for a data service that answers inline (standalone, tests):
+  // Describe is UNAVAILABLE if the fetch did not answer inline.
   pb::ListDataInfosResponse ListDataInfos(const pb::ListDataInfosRequest& request) const;
-  absl::StatusOr<pb::DescribeResponse> Describe(const pb::DescribeRequest& request) const;
+  absl::StatusOr<pb::DescribeResponse> Describe(const pb::DescribeRequest& request);
   pb::QueryByClientResponse QueryByClient(const pb::QueryByClientRequest& request) const;
+
+  // Where ListDataInfosAsync gets the datums from, instead of the data
+  // service's List (which in cluster mode knows only what this session
+  // fetched): every data server's summaries (RemoteDataService::ListCluster).
+  using DatumLister = std::function<void(const std::string& data_id_prefix,
+                                         std::function<void(std::vector<DatumSummary>)> done)>;
+  void SetDatumLister(DatumLister lister) { lister_ = std::move(lister); }
 
   size_t connection_count() const { return connections_.size(); }
   size_t publisher_count() const { return publishers_.size(); }
   const PushEngine& push_engine() const { return push_; }
 
  private:
+  pb::ListDataInfosResponse ListFrom(const pb::ListDataInfosRequest& request,
+                                     const std::vector<DatumSummary>& datums) const;
+  pb::DescribeResponse DescribeFrom(const pb::DataInfoKey& key,
+                                    const DatumSnapshot& snapshot) const;
+
   // One publisher of this session: the record as accepted (authoritative
   // copy) and the stream that owns it, linked into that stream's list.
   struct PublisherEntry {
@@ -164,6 +184,9 @@ class SessionServer final : private PushEngine::Transport {
   SessionOptions options_;
   PushEngine push_;
   RevisionService* revisions_ = nullptr;
+  DatumLister lister_;
+  // Cleared by the destructor: query replies that come later are dropped.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
   uint64_t next_connection_id_ = 1;
   std::unordered_map<uint64_t, Connection> connections_;
