@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "registry/app/app_records.h"
 #include "registry/session/session_server.h"
 
 namespace cairn {
@@ -17,24 +18,6 @@ pb::Owner SessionServer::OwnerProto(uint64_t connection_id) const {
     owner.set_address(it->second.peer);
   }
   return owner;
-}
-
-pb::PublisherInfo SessionServer::PublisherInfoOf(const PublisherRecord& record) const {
-  pb::PublisherInfo info;
-  pb::PublisherData* data = info.mutable_publisher();
-  data->set_registration_id(record.registration_id);
-  data->mutable_data()->Add(record.data.begin(), record.data.end());
-  data->set_app_name(record.app_name);
-  data->mutable_attributes()->insert(record.attributes.begin(), record.attributes.end());
-  data->set_version(record.version);
-  info.set_zone(record.zone);
-  pb::Owner* owner = info.mutable_owner();
-  owner->set_client_id(record.owner->client_id);
-  owner->set_address(record.owner->address);
-  owner->set_connection_id(record.owner->connection_id);
-  info.set_registered_at_ms(record.registered_at_ms);
-  *info.mutable_key() = record.key();
-  return info;
 }
 
 pb::SubscriberInfo SessionServer::SubscriberInfoOf(const PushEngine::SubscriberView& view) const {
@@ -130,7 +113,7 @@ pb::DescribeResponse SessionServer::DescribeFrom(const pb::DataInfoKey& key,
   response.set_version(snapshot.version);
   response.set_slot(snapshot.slot);
   for (const auto& record : snapshot.publishers) {
-    *response.add_publishers() = PublisherInfoOf(*record);
+    *response.add_publishers() = app::InfoOf(*record);
   }
   for (const auto& view : push_.SubscribersOf(id)) {
     *response.add_subscribers() = SubscriberInfoOf(view);
@@ -161,7 +144,7 @@ pb::QueryByClientResponse SessionServer::QueryByClient(
     pb::ClientInfo* info = response.add_clients();
     *info->mutable_owner() = OwnerProto(conn->id);
     for (const PublisherEntry* e = conn->publishers; e != nullptr; e = e->next) {
-      *info->add_publishers() = PublisherInfoOf(*e->record);
+      *info->add_publishers() = app::InfoOf(*e->record);
     }
     for (const auto& [reg_id, sub_id] : conn->subscribers) {
       if (auto view = push_.View(sub_id)) *info->add_subscribers() = SubscriberInfoOf(*view);

@@ -172,7 +172,6 @@ class SessionServer final : private PushEngine::Transport {
   void SweepKeepalives();
   const std::shared_ptr<const OwnerRef>& OwnerOf(Connection& conn) const;
   pb::Owner OwnerProto(uint64_t connection_id) const;
-  pb::PublisherInfo PublisherInfoOf(const PublisherRecord& record) const;
   pb::SubscriberInfo SubscriberInfoOf(const PushEngine::SubscriberView& view) const;
 
   // PushEngine::Transport
