@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "loopback_listener.h"
 #include "process.h"
 
 namespace cairn::testing {
@@ -71,26 +72,7 @@ clusters:
 
 // An upstream that accepts connections and never reads: the request body
 // piles up in front of it.
-class DeafBackend {
- public:
-  DeafBackend() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(listen(fd_, 16), 0);
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~DeafBackend() { close(fd_); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_;
-  uint16_t port_;
-};
+using DeafBackend = LoopbackListener;
 
 // The client reads nothing while a 16 MiB response streams from the backend:
 // the sidecar stops reading the upstream instead of holding the body, and

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "loopback_listener.h"
 #include "process.h"
 
 namespace cairn::testing {
@@ -30,26 +31,7 @@ constexpr milliseconds kDelay{10};
 
 // An upstream that accepts connections and never answers: a stream routed
 // there stays in flight (until the route timeout).
-class SilentBackend {
- public:
-  SilentBackend() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(listen(fd_, 16), 0);
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~SilentBackend() { close(fd_); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_;
-  uint16_t port_;
-};
+using SilentBackend = LoopbackListener;
 
 std::string Config(const std::string& app, const std::string& silent) {
   return R"(

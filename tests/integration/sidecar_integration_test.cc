@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "cairn/registry/v1/registry.grpc.pb.h"
+#include "loopback_listener.h"
 #include "registry_test_util.h"
 
 namespace cairn::testing {
@@ -233,18 +234,9 @@ TEST_F(SidecarTest, MalformedRequestsGetClearErrorsAndTheSidecarKeepsServing) {
 class RawBackend {
  public:
   explicit RawBackend(std::string reply) : reply_(std::move(reply)) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(listen(fd_, 16), 0);
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
     thread_ = std::thread([this] {
       while (true) {
-        int c = accept(fd_, nullptr, nullptr);
+        int c = accept(listener_.fd(), nullptr, nullptr);
         if (c < 0) break;
         char buf[4096];
         (void)!recv(c, buf, sizeof(buf), 0);
@@ -254,16 +246,14 @@ class RawBackend {
     });
   }
   ~RawBackend() {
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
+    shutdown(listener_.fd(), SHUT_RDWR);  // wakes accept
     thread_.join();
   }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string address() const { return listener_.address(); }
 
  private:
   std::string reply_;
-  int fd_ = -1;
-  uint16_t port_ = 0;
+  LoopbackListener listener_;
   std::thread thread_;
 };
 

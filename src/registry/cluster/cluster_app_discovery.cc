@@ -88,7 +88,6 @@ void ClusterAppDiscovery::AddRevision(const std::string& id, const pb::RevisionM
   std::vector<std::string> served;
   rev.content = app::CompactRevision::Build(canonical, [&](const std::string& iface) {
     auto entry = interfaces_.try_emplace(iface).first;
-    ++entry->second.revisions;
     ++entry->second.apps[rev.app_name];
     served.push_back(iface);
     return &entry->first;
@@ -112,7 +111,7 @@ void ClusterAppDiscovery::EraseRevision(const std::string& id) {
     InterfaceState& state = entry->second;
     auto app = state.apps.find(rev.app_name);
     if (app != state.apps.end() && --app->second == 0) state.apps.erase(app);
-    if (--state.revisions == 0) interfaces_.erase(entry);
+    if (state.apps.empty()) interfaces_.erase(entry);
   }
   auto by_app = app_revisions_.find(rev.app_name);
   if (by_app != app_revisions_.end()) {
@@ -122,7 +121,7 @@ void ClusterAppDiscovery::EraseRevision(const std::string& id) {
   revisions_.erase(it);
 }
 
-void ClusterAppDiscovery::Touch(const std::string& id, Revision& rev) {
+void ClusterAppDiscovery::RewriteInStore(const std::string& id, Revision& rev) {
   SteadyTime now = SteadyNow();
   if (rev.touched != SteadyTime{} && now - rev.touched < options_.touch_interval) return;
   rev.touched = now;
@@ -158,7 +157,7 @@ void ClusterAppDiscovery::RegisterRevision(const pb::RevisionMeta& meta,
   if (auto known = revisions_.find(id); known != revisions_.end()) {
     bool same =
         known->second.app_name == meta.app_name() && known->second.content.SameInterfaces(meta);
-    if (same) Touch(id, known->second);
+    if (same) RewriteInStore(id, known->second);
     done(same ? absl::OkStatus() : OtherContent(id));
     return;
   }

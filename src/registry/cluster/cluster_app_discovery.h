@@ -121,8 +121,9 @@ class ClusterAppDiscovery final : public DataService,
   // An interface some known revision serves; the key is the interned id the
   // revisions point to.
   struct InterfaceState {
-    uint32_t revisions = 0;
-    std::map<std::string, uint32_t> apps;  // app -> its revisions serving the interface
+    // app -> how many of its known revisions serve the interface; the entry
+    // goes when the last one does.
+    std::map<std::string, uint32_t> apps;
   };
   struct PendingRevision {
     pb::RevisionMeta canonical;
@@ -144,7 +145,7 @@ class ClusterAppDiscovery final : public DataService,
                    int64_t registered_at_ms, bool seen_in_store);
   void EraseRevision(const std::string& id);
   // Rewrites a known revision in etcd (see ClusterAppOptions::touch_interval).
-  void Touch(const std::string& id, Revision& rev);
+  void RewriteInStore(const std::string& id, Revision& rev);
 
   // The datums a view is built from: the datum itself first.
   std::vector<std::string> PartsOf(const std::string& data_info_id) const;
