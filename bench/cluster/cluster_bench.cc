@@ -104,9 +104,7 @@ class Bench {
 
   bool Setup() {
     if (!cluster_.StartEtcd()) return Fail("etcd did not start");
-    coord::EtcdOptions options;
-    options.endpoints = {cluster_.etcd().endpoint()};
-    auto client = coord::EtcdClient::Create(options);
+    auto client = cluster_.ConnectEtcd();
     if (!client.ok()) return Fail("etcd client");
     etcd_ = std::move(*client);
     for (const char* id : {"m1", "m2"}) {

@@ -91,9 +91,7 @@ class ClusterAppTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_TRUE(cluster_.StartEtcd()) << cluster_.etcd().Log();
-    coord::EtcdOptions options;
-    options.endpoints = {cluster_.etcd().endpoint()};
-    auto client = coord::EtcdClient::Create(options);
+    auto client = cluster_.ConnectEtcd();
     ASSERT_TRUE(client.ok());
     etcd_ = std::move(*client);
     ASSERT_NE(cluster_.Start("meta", "m1"), nullptr) << cluster_.Logs();

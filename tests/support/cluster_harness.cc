@@ -15,6 +15,12 @@ ClusterHarness::~ClusterHarness() {
 
 bool ClusterHarness::StartEtcd() { return etcd_.Start(); }
 
+absl::StatusOr<std::unique_ptr<coord::EtcdClient>> ClusterHarness::ConnectEtcd() const {
+  coord::EtcdOptions options;
+  options.endpoints = {etcd_.endpoint()};
+  return coord::EtcdClient::Create(options);
+}
+
 ClusterHarness::Member* ClusterHarness::Start(const std::string& role, const std::string& id,
                                               std::vector<std::string> extra_flags) {
   std::string ready = dir_.File("ready-" + id);

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "coord/etcd_client.h"
 #include "etcd_process.h"
 #include "process.h"
 
@@ -52,6 +54,8 @@ class ClusterHarness {
   std::vector<std::string> SessionAddresses();
 
   EtcdProcess& etcd() { return etcd_; }
+  // A client of the harness's etcd. REQUIRES: StartEtcd() succeeded.
+  absl::StatusOr<std::unique_ptr<coord::EtcdClient>> ConnectEtcd() const;
   uint32_t slots() const { return slots_; }
   // Every member's log, for failure messages.
   std::string Logs() const;
