@@ -35,7 +35,12 @@ absl::Status OtherContent(const std::string& revision) {
 ClusterAppDiscovery::ClusterAppDiscovery(EventLoop& loop, EventLoop& io_loop,
                                          RemoteDataService& inner, RevisionStore& store,
                                          ClusterAppOptions options)
-    : loop_(loop), io_loop_(io_loop), inner_(inner), store_(store), options_(options) {
+    : loop_(loop),
+      io_loop_(io_loop),
+      inner_(inner),
+      store_(store),
+      options_(options),
+      views_([&inner] { return inner.max_seen_version(); }) {
   inner_.AddListener(this);
   inner_.SetAppsObserver(
       [this](const std::string& id, uint64_t version, const std::vector<std::string>& apps) {
@@ -104,10 +109,14 @@ void ClusterAppDiscovery::EraseRevision(const std::string& id) {
   auto it = revisions_.find(id);
   if (it == revisions_.end()) return;
   const Revision& rev = it->second;
+  // Views rendered with this revision change (the collector deletes only
+  // unused ones, but an operator may delete any).
+  uint64_t now = inner_.max_seen_version();
+  std::vector<std::string> touched{AppDatumId(rev.app_name)};
   for (size_t i = 0; i < rev.content.interface_count(); ++i) {
     auto entry = interfaces_.find(*rev.content.interface_id(i));
     if (entry == interfaces_.end()) continue;
-    cache_.erase(entry->first);
+    touched.push_back(entry->first);
     InterfaceState& state = entry->second;
     auto app = state.apps.find(rev.app_name);
     if (app != state.apps.end() && --app->second == 0) state.apps.erase(app);
@@ -119,6 +128,7 @@ void ClusterAppDiscovery::EraseRevision(const std::string& id) {
     if (by_app->second.empty()) app_revisions_.erase(by_app);
   }
   revisions_.erase(it);
+  for (const std::string& view : touched) TouchView(view, now);
 }
 
 void ClusterAppDiscovery::RewriteInStore(const std::string& id, Revision& rev) {
@@ -287,8 +297,11 @@ void ClusterAppDiscovery::Unpublish(const std::string& data_info_id,
 // ---------------------------------------------------------------- change tracking
 
 void ClusterAppDiscovery::OnDatumChanged(const std::string& data_info_id, uint64_t version) {
-  cache_.erase(data_info_id);
-  Emit(data_info_id, version);
+  if (views_.Tracks(data_info_id)) {
+    TouchView(data_info_id, version);  // its own part changed
+  } else {
+    Emit(data_info_id, version);
+  }
   if (std::optional<std::string> app_name = app::AppOfDataInfoId(data_info_id)) {
     for (const std::string& iface : InterfacesOfApp(*app_name)) TouchView(iface, version);
   }
@@ -319,10 +332,7 @@ void ClusterAppDiscovery::OnApps(const std::string& data_info_id, uint64_t versi
 }
 
 void ClusterAppDiscovery::TouchView(const std::string& data_info_id, uint64_t version) {
-  uint64_t& bump = bumps_[data_info_id];
-  bump = std::max(bump, version);
-  cache_.erase(data_info_id);
-  Emit(data_info_id, version);
+  Emit(data_info_id, views_.Touch(data_info_id, version));
 }
 
 void ClusterAppDiscovery::Emit(const std::string& data_info_id, uint64_t version) {
@@ -376,32 +386,26 @@ void ClusterAppDiscovery::FetchParts(const std::vector<std::string>& ids,
 }
 
 void ClusterAppDiscovery::Fetch(const std::string& data_info_id, SnapshotCallback done) {
+  DerivedViewTracker::Ticket ticket = views_.Begin(data_info_id);
   std::vector<std::string> ids = PartsOf(data_info_id);
-  FetchParts(ids, [this, data_info_id, ids, done = std::move(done)](Parts parts) {
-    done(Build(data_info_id, ids, parts));
+  FetchParts(ids, [this, data_info_id, ids, ticket, done = std::move(done)](Parts parts) {
+    done(views_.Complete(data_info_id, ticket, ids, std::move(parts),
+                         [&](const Parts& used, uint64_t version) {
+                           return Render(data_info_id, ids, used, version);
+                         }));
   });
 }
 
-uint64_t ClusterAppDiscovery::VersionOf(const std::string& data_info_id, const Parts& parts) const {
-  uint64_t version = 0;
-  for (const auto& part : parts) version = std::max(version, part->version);
-  auto bump = bumps_.find(data_info_id);
-  return bump == bumps_.end() ? version : std::max(version, bump->second);
-}
-
-std::shared_ptr<const DatumSnapshot> ClusterAppDiscovery::Build(const std::string& data_info_id,
-                                                                const std::vector<std::string>& ids,
-                                                                const Parts& parts) {
+std::shared_ptr<const DatumSnapshot> ClusterAppDiscovery::Render(
+    const std::string& data_info_id, const std::vector<std::string>& ids, const Parts& parts,
+    uint64_t version) const {
   const std::shared_ptr<const DatumSnapshot>& own = parts.front();
-  uint64_t version = VersionOf(data_info_id, parts);
   if (parts.size() == 1) {
     if (version == own->version) return own;
     auto copy = std::make_shared<DatumSnapshot>(*own);  // same data, newer version
     copy->version = version;
     return copy;
   }
-  auto cached = cache_.find(data_info_id);
-  if (cached != cache_.end() && cached->second->version == version) return cached->second;
   app::RevisionLookup lookup = [this](const std::string& id) -> const app::CompactRevision* {
     auto it = revisions_.find(id);
     return it == revisions_.end() ? nullptr : &it->second.content;
@@ -415,18 +419,14 @@ std::shared_ptr<const DatumSnapshot> ClusterAppDiscovery::Build(const std::strin
                                          : app::AppOfDataInfoId(ids[i]).value_or(std::string()));
   }
   for (size_t i = 1; i < parts.size(); ++i) named.emplace_back(&names[i - 1], parts[i].get());
-  std::shared_ptr<const DatumSnapshot> built =
-      app_name.has_value() ? app::BuildAppView(*app_name, *own, named, lookup, version)
-                           : app::BuildInterfaceView(data_info_id, *own, named, lookup, version);
-  cache_[data_info_id] = built;
-  return built;
+  return app_name.has_value() ? app::BuildAppView(*app_name, *own, named, lookup, version)
+                              : app::BuildInterfaceView(data_info_id, *own, named, lookup, version);
 }
 
 std::vector<DatumSummary> ClusterAppDiscovery::List(const std::string& data_id_prefix) const {
   std::vector<DatumSummary> out = inner_.List(data_id_prefix);
   for (DatumSummary& summary : out) {
-    auto bump = bumps_.find(summary.data_info_id);
-    if (bump != bumps_.end()) summary.version = std::max(summary.version, bump->second);
+    summary.version = views_.VersionOf(summary.data_info_id, summary.version);
   }
   return out;
 }
@@ -482,7 +482,7 @@ void ClusterAppDiscovery::QueryApps(const pb::ListAppsRequest& request,
       std::set<std::string> in_use;
       for (const auto& instance : parts[i]->publishers) in_use.insert(app::RevisionOf(*instance));
       for (const std::string& revision : in_use) summary->add_revisions(revision);
-      summary->set_version(VersionOf(ids[i], {parts[i]}));
+      summary->set_version(views_.VersionOf(ids[i], parts[i]->version));
     }
     reply(std::move(response));
   });
@@ -503,7 +503,7 @@ void ClusterAppDiscovery::QueryApp(const pb::DescribeAppRequest& request,
     }
     pb::DescribeAppResponse response;
     response.set_app_name(name);
-    response.set_version(VersionOf(id, parts));
+    response.set_version(views_.VersionOf(id, parts));
     std::map<std::string, pb::AppRevisionInstances> by_revision;
     for (const auto& instance : own.publishers) {
       std::string revision = app::RevisionOf(*instance);
@@ -528,7 +528,7 @@ void ClusterAppDiscovery::QueryInterface(const pb::DescribeInterfaceRequest& req
   FetchParts(ids, [this, id, ids, key, reply = std::move(reply)](Parts parts) {
     pb::DescribeInterfaceResponse response;
     *response.mutable_key() = key;
-    response.set_version(VersionOf(id, parts));
+    response.set_version(views_.VersionOf(id, parts));
     response.set_interface_publishers(static_cast<uint32_t>(parts.front()->publishers.size()));
     for (size_t i = 1; i < parts.size(); ++i) {
       std::set<std::string> serving;

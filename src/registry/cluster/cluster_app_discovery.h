@@ -17,12 +17,14 @@
 //     Fetch of app:A adds the interface-level publishers of A, found through
 //     the app -> datums index that data servers' change notices carry
 //     (cluster.proto DatumVersion.apps).
-//   * A view's version is the newest version of its parts and of any change
-//     notice that touched it. Data servers' versions are wall-clock
-//     microseconds pushed above what the writing session had seen
-//     (ApplyRequest.observed_version), so every change of a part raises it.
-//     Learning a revision touches its interfaces at the newest version this
-//     session has seen, so a view that now renders more instances is pushed.
+//   * A view's version is at least the newest version of its parts and of
+//     any change notice that touched it, and above the version this session
+//     last answered it with (DerivedViewTracker: a fetch that began before a
+//     change never answers with the change's version). Data servers'
+//     versions are wall-clock microseconds pushed above what the writing
+//     session had seen (ApplyRequest.observed_version), so the versions of
+//     two sessions' views stay close. Learning or dropping a revision
+//     touches its views at the newest version this session has seen.
 //   * RegisterRevision reads and writes etcd on `io_loop`, off the registry
 //     loop. An instance published on a revision still being written waits for
 //     it. One on a revision this session does not know is looked up in etcd
@@ -54,6 +56,7 @@
 #include "registry/app/compact_revision.h"
 #include "registry/app/revision_service.h"
 #include "registry/app/revision_store.h"
+#include "registry/cluster/derived_view_tracker.h"
 #include "registry/cluster/remote_data_service.h"
 
 namespace cairn::cluster {
@@ -152,13 +155,12 @@ class ClusterAppDiscovery final : public DataService,
   // Fetches every id (in any order, some inline) and calls done with the
   // snapshots in the order of ids. done is not called once this is destroyed.
   void FetchParts(const std::vector<std::string>& ids, std::function<void(Parts)> done);
-  std::shared_ptr<const DatumSnapshot> Build(const std::string& data_info_id,
-                                             const std::vector<std::string>& ids,
-                                             const Parts& parts);
-  uint64_t VersionOf(const std::string& data_info_id, const Parts& parts) const;
+  std::shared_ptr<const DatumSnapshot> Render(const std::string& data_info_id,
+                                              const std::vector<std::string>& ids,
+                                              const Parts& parts, uint64_t version) const;
   std::vector<std::string> InterfacesOfApp(const std::string& app_name) const;
-  // A view that depends on a change: remember its version, drop the cached
-  // build, tell the listeners.
+  // A view that depends on a change: a new generation for the tracker, and
+  // the listeners are told.
   void TouchView(const std::string& data_info_id, uint64_t version);
   void Emit(const std::string& data_info_id, uint64_t version);
 
@@ -178,10 +180,8 @@ class ClusterAppDiscovery final : public DataService,
   // notice's version), and app -> datums.
   std::unordered_map<std::string, std::pair<uint64_t, std::vector<std::string>>> datum_apps_;
   std::unordered_map<std::string, std::set<std::string>> datums_of_app_;
-  // Newest version of a change that touched a view (see Touch).
-  std::unordered_map<std::string, uint64_t> bumps_;
-  // Built views, valid while their version is current.
-  std::unordered_map<std::string, std::shared_ptr<const DatumSnapshot>> cache_;
+  // Versions and last answers of the derived views.
+  DerivedViewTracker views_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
