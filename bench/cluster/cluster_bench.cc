@@ -161,7 +161,10 @@ class Bench {
       std::lock_guard lock(mu_);
       expected_["probe"].insert(data);
     }
-    if (!Eventually([&] { return Converged(); }, seconds(20))) return -1;
+    if (!Eventually([&] { return Converged(); }, seconds(20))) {
+      std::fprintf(stderr, "views not complete after 20 s: %s\n", Incomplete().c_str());
+      return -1;
+    }
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   }
 
@@ -229,6 +232,8 @@ class Bench {
       Clock::time_point start = Clock::now();
       auto instance = clients_[r % 2]->PublishApp({"bench-app", *revision, {endpoint}, "", {}});
       if (!instance.ok()) {
+        std::fprintf(stderr, "app instance %d: publish failed: %s\n", r,
+                     instance.status().ToString().c_str());
         ++failures;
         continue;
       }
@@ -238,6 +243,8 @@ class Bench {
         expected_["app-iface"].insert(endpoint + "?weight=100");
       }
       if (!Eventually([&] { return Converged(); }, seconds(20))) {
+        std::fprintf(stderr, "app instance %d: views not complete after 20 s: %s\n", r,
+                     Incomplete().c_str());
         ++failures;
         continue;
       }
@@ -290,6 +297,21 @@ class Bench {
       std::lock_guard lock(mu_);
       views_[id].push_back(view);
     }
+  }
+
+  // The views that differ from what they should hold, for failure messages.
+  std::string Incomplete() {
+    std::lock_guard lock(mu_);
+    std::string out;
+    for (auto& [id, views] : views_) {
+      for (size_t i = 0; i < views.size(); ++i) {
+        std::lock_guard view_lock(views[i]->mu);
+        if (views[i]->data == expected_[id]) continue;
+        out += id + " (client " + std::to_string(i) + ": " + std::to_string(views[i]->data.size()) +
+               " of " + std::to_string(expected_[id].size()) + ") ";
+      }
+    }
+    return out;
   }
 
   bool Converged() {
