@@ -77,6 +77,8 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
                  "cluster data role: SIGTERM waits this long for slots to move (default 20000)");
   cmd.add_option("--anti-entropy-interval-ms", v.anti_entropy_interval_ms,
                  "cluster session role: digest comparison period (default 10000)");
+  cmd.add_option("--datum-cache-idle-ms", v.datum_cache_idle_ms,
+                 "cluster session role: drop a cached datum unread this long (default 600000)");
 }
 
 absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const RegistryFlags& f) {
@@ -118,6 +120,7 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
   if (set("--anti-entropy-interval-ms")) {
     config.anti_entropy_interval_ms = v.anti_entropy_interval_ms;
   }
+  if (set("--datum-cache-idle-ms")) config.datum_cache_idle_ms = v.datum_cache_idle_ms;
   return config;
 }
 

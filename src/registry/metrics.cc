@@ -31,6 +31,8 @@ RegistryMetrics::RegistryMetrics(std::shared_ptr<prometheus::Registry> r)
       subscribers(MakeGauge(*r, "cairn_registry_subscribers", "Subscribers registered")),
       connections(MakeGauge(*r, "cairn_registry_connections", "Client streams open")),
       datums(MakeGauge(*r, "cairn_registry_datums", "DataInfoIds known to the data role")),
+      cached_datums(MakeGauge(*r, "cairn_registry_cached_datums",
+                              "Datums a cluster session holds a copy of (dropped when idle)")),
       connections_opened(
           MakeCounter(*r, "cairn_registry_connections_opened_total", "Client streams accepted")),
       connections_closed(

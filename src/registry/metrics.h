@@ -29,6 +29,7 @@ class RegistryMetrics {
   prometheus::Gauge& subscribers;
   prometheus::Gauge& connections;
   prometheus::Gauge& datums;
+  prometheus::Gauge& cached_datums;  // cluster session: datums it holds a copy of
   prometheus::Counter& connections_opened;
   prometheus::Counter& connections_closed;
   prometheus::Counter& keepalive_expired;

@@ -1,5 +1,6 @@
 #include "cluster_harness.h"
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -58,6 +59,13 @@ ClusterHarness::Member* ClusterHarness::Start(const std::string& role, const std
                                    "3000",
                                    "--ready-file",
                                    ready};
+  // Sessions drop idle datum copies within 1-2 s (unless the test sets its
+  // own period), so every cluster test also runs through fetches of dropped
+  // datums.
+  if (std::find(extra_flags.begin(), extra_flags.end(), "--datum-cache-idle-ms") ==
+      extra_flags.end()) {
+    argv.insert(argv.end(), {"--datum-cache-idle-ms", "1000"});
+  }
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   auto member = std::make_unique<Member>();
   member->id = id;

@@ -237,5 +237,26 @@ TEST_F(PushEngineTest, UnsubscribedSubscriberGetsNothingMore) {
   EXPECT_EQ(engine_.subscriber_count(), 0u);
 }
 
+// A change the engine was never told of (cluster mode: a lost change feed)
+// is pushed once the data service says the datum may have changed.
+TEST_F(PushEngineTest, DatumsThatMayHaveChangedAreFetchedAgain) {
+  uint64_t sub = Subscribe();
+  Poll();
+  engine_.OnAck(sub, LastPush().push_id());
+  data_.RemoveListener(&engine_);
+  uint64_t missed = Publish("p1", 1, "z1", {"a"});
+  data_.AddListener(&engine_);
+  Poll();
+  ASSERT_EQ(transport_.sent.size(), 1u);
+  engine_.OnDatumsMaybeChanged([](const std::string& id) { return id != DataInfoId(Key()); });
+  Poll();
+  EXPECT_EQ(transport_.sent.size(), 1u) << "another datum: nothing to fetch";
+  engine_.OnDatumsMaybeChanged([](const std::string& id) { return id == DataInfoId(Key()); });
+  Poll();
+  ASSERT_EQ(transport_.sent.size(), 2u);
+  EXPECT_EQ(LastPush().version(), missed);
+  EXPECT_EQ(LastPush().zones(0).publishers(0).data(0), "a");
+}
+
 }  // namespace
 }  // namespace cairn

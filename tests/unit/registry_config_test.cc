@@ -103,6 +103,7 @@ TEST(RegistryConfigTest, DocumentedExampleListsEveryClusterKey) {
   other.rebuild_timeout_ms = 9;
   other.drain_timeout_ms = 9;
   other.anti_entropy_interval_ms = 9;
+  other.datum_cache_idle_ms = 9;
   auto c = LoadRegistryConfig(CAIRN_SOURCE_DIR "/config/registry.yaml", other);
   ASSERT_TRUE(c.ok()) << c.status();
   RegistryConfig d;
@@ -117,6 +118,7 @@ TEST(RegistryConfigTest, DocumentedExampleListsEveryClusterKey) {
   EXPECT_EQ(c->rebuild_timeout_ms, d.rebuild_timeout_ms);
   EXPECT_EQ(c->drain_timeout_ms, d.drain_timeout_ms);
   EXPECT_EQ(c->anti_entropy_interval_ms, d.anti_entropy_interval_ms);
+  EXPECT_EQ(c->datum_cache_idle_ms, d.datum_cache_idle_ms);
 }
 
 }  // namespace

@@ -307,6 +307,17 @@ void ClusterAppDiscovery::OnDatumChanged(const std::string& data_info_id, uint64
   }
 }
 
+void ClusterAppDiscovery::OnDatumsMaybeChanged(
+    const std::function<bool(const std::string&)>& affected) {
+  auto view_affected = [&](const std::string& id) {
+    for (const std::string& part : PartsOf(id)) {
+      if (affected(part)) return true;
+    }
+    return false;
+  };
+  for (DataChangeListener* listener : listeners_) listener->OnDatumsMaybeChanged(view_affected);
+}
+
 void ClusterAppDiscovery::OnApps(const std::string& data_info_id, uint64_t version,
                                  const std::vector<std::string>& apps) {
   auto [it, inserted] = datum_apps_.try_emplace(data_info_id);

@@ -137,6 +137,8 @@ class ClusterAppDiscovery final : public DataService,
 
   // DataChangeListener (RemoteDataService)
   void OnDatumChanged(const std::string& data_info_id, uint64_t version) override;
+  // A view is affected when any of its parts is.
+  void OnDatumsMaybeChanged(const std::function<bool(const std::string&)>& affected) override;
   // RemoteDataService's apps observer: the apps of a datum's publishers.
   void OnApps(const std::string& data_info_id, uint64_t version,
               const std::vector<std::string>& apps);

@@ -89,6 +89,23 @@ RemoteDataService::~RemoteDataService() {
 void RemoteDataService::Start() {
   anti_entropy_timer_ =
       loop_.RunAfter(options_.anti_entropy_interval, [this] { CompareDigests(); });
+  cache_sweep_timer_ = loop_.RunAfter(options_.datum_cache_idle / 2, [this] { SweepCache(); });
+}
+
+void RemoteDataService::SweepCache() {
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    if (it->second.read || waiters_.contains(it->first)) {
+      it->second.read = false;
+      ++it;
+      continue;
+    }
+    notified_.erase(it->first);
+    it = cache_.erase(it);
+  }
+  if (options_.cached_datums != nullptr) {
+    options_.cached_datums->Set(static_cast<double>(cache_.size()));
+  }
+  cache_sweep_timer_ = loop_.RunAfter(options_.datum_cache_idle / 2, [this] { SweepCache(); });
 }
 
 void RemoteDataService::Stop() {
@@ -195,19 +212,27 @@ void RemoteDataService::WatchStarted(const std::string& address) {
     led.insert(i);
     if (returning.contains(slots_[i].leader)) EnqueueSync(i);
   }
-  std::vector<std::string> stale;
-  for (const auto& [id, snapshot] : cache_) {
-    if (led.contains(snapshot->slot)) stale.push_back(id);
+  if (led.empty()) return;
+  // Forget the copies (not a made-up newer version: if the server's version
+  // is still the cached one, a fetch could never satisfy it and every answer
+  // would trigger another); the next Fetch asks the leader. The listeners
+  // re-check every datum of those slots they hold, cached here or not.
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    if (!led.contains(it->second.snapshot->slot)) {
+      ++it;
+      continue;
+    }
+    notified_.erase(it->first);
+    it = cache_.erase(it);
   }
-  for (const std::string& id : stale) {
-    // Forget the copy (not a made-up newer version: if the server's version
-    // is still the cached one, a fetch could never satisfy it and every
-    // answer would trigger another). The next Fetch asks the leader.
-    uint64_t version = cache_[id]->version;
-    cache_.erase(id);
-    notified_.erase(id);
-    for (DataChangeListener* listener : listeners_) listener->OnDatumChanged(id, version);
+  if (options_.cached_datums != nullptr) {
+    options_.cached_datums->Set(static_cast<double>(cache_.size()));
   }
+  uint32_t slot_count = options_.slot_count;
+  auto affected = [&led, slot_count](const std::string& id) {
+    return led.contains(SlotOf(id, slot_count));
+  };
+  for (DataChangeListener* listener : listeners_) listener->OnDatumsMaybeChanged(affected);
 }
 
 void RemoteDataService::WatchEnded(const std::string& address) {
@@ -426,8 +451,9 @@ void RemoteDataService::Fetch(const std::string& data_info_id, SnapshotCallback 
   auto cached = cache_.find(data_info_id);
   if (cached != cache_.end()) {
     auto notified = notified_.find(data_info_id);
-    if (notified == notified_.end() || cached->second->version >= notified->second) {
-      done(cached->second);
+    if (notified == notified_.end() || cached->second.snapshot->version >= notified->second) {
+      cached->second.read = true;
+      done(cached->second.snapshot);
       return;
     }
   }
@@ -510,10 +536,14 @@ void RemoteDataService::OnFetched(const std::vector<std::string>& ids, const grp
     Slot& s = slots_[SlotOf(id, options_.slot_count)];
     s.max_seen_version = std::max(s.max_seen_version, snapshot->version);
     max_seen_version_ = std::max(max_seen_version_, snapshot->version);
-    auto& cached = cache_[id];
-    if (cached == nullptr || cached->version <= snapshot->version) cached = snapshot;
-    uint64_t answered = cached->version;
-    Answer(id, cached);
+    auto [cached, added] = cache_.try_emplace(id);
+    if (added && options_.cached_datums != nullptr) options_.cached_datums->Increment();
+    if (added || cached->second.snapshot->version <= snapshot->version) {
+      cached->second.snapshot = snapshot;
+    }
+    cached->second.read = true;
+    uint64_t answered = cached->second.snapshot->version;
+    Answer(id, cached->second.snapshot);
     // A notice newer than this answer came while it was on its way: tell the
     // listeners again, so their next Fetch asks for it.
     auto notified = notified_.find(id);
@@ -533,7 +563,7 @@ void RemoteDataService::OnFetched(const std::vector<std::string>& ids, const grp
 void RemoteDataService::AnswerFromCache(const std::string& id) {
   auto cached = cache_.find(id);
   if (cached != cache_.end()) {
-    Answer(id, cached->second);
+    Answer(id, cached->second.snapshot);
     return;
   }
   // Nothing known: an empty snapshot at version 0, which a subscriber that
@@ -564,7 +594,7 @@ void RemoteDataService::OnNotice(const v1::ChangeNotice& notice) {
       apps_observer_(id, change.version(), {change.apps().begin(), change.apps().end()});
     }
     auto cached = cache_.find(id);
-    if (cached != cache_.end() && cached->second->version >= change.version()) continue;
+    if (cached != cache_.end() && cached->second.snapshot->version >= change.version()) continue;
     // Remember the version only for datums this session reads; others are
     // fetched fresh whenever asked.
     if (cached != cache_.end() || waiters_.contains(id)) {
@@ -577,7 +607,8 @@ void RemoteDataService::OnNotice(const v1::ChangeNotice& notice) {
 
 std::vector<DatumSummary> RemoteDataService::List(const std::string& prefix) const {
   std::vector<DatumSummary> out;
-  for (const auto& [id, snapshot] : cache_) {
+  for (const auto& [id, cached] : cache_) {
+    const auto& snapshot = cached.snapshot;
     if (snapshot->version == 0 || !absl::StartsWith(snapshot->key.data_id(), prefix)) continue;
     out.push_back(DatumSummary{id, snapshot->key, snapshot->version,
                                static_cast<uint32_t>(snapshot->publishers.size()), snapshot->slot});

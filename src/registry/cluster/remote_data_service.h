@@ -14,7 +14,10 @@
 //     newer than the cached datum tells the listeners (the push engine),
 //     whose Fetch then goes to the leader once per datum version, however
 //     many subscribers wait for it. The cache keeps the last snapshot of
-//     every datum fetched.
+//     each datum fetched, and drops one nobody read for about
+//     `datum_cache_idle` (it is fetched again when asked). When a watch
+//     (re)starts, the listeners hear that every datum of the slots that
+//     server leads may have changed: notices sent while it was down are lost.
 //
 // Thread-safety: not thread-safe, like every DataService: every method runs
 // on `loop`, except Stop(), which must be called off the loop before it stops.
@@ -28,6 +31,8 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <prometheus/gauge.h>
 
 #include "cairn/cluster/v1/cluster.grpc.pb.h"
 #include "common/clock.h"
@@ -46,6 +51,11 @@ struct RemoteDataOptions {
   std::chrono::milliseconds write_timeout{30000};
   std::chrono::milliseconds anti_entropy_interval{10000};
   size_t max_ops_per_request = 2000;
+  // A cached datum not read for between one and two halves of this is
+  // dropped.
+  std::chrono::milliseconds datum_cache_idle{600000};
+  // Set to the number of cached datums, if given. Must outlive the service.
+  prometheus::Gauge* cached_datums = nullptr;
 };
 
 class RemoteDataService final : public DataService {
@@ -130,6 +140,8 @@ class RemoteDataService final : public DataService {
   void WatchEnded(const std::string& address);
   v1::DataNode::Stub* StubFor(const std::string& leader_id);
   void Answer(const std::string& id, const std::shared_ptr<const DatumSnapshot>& snapshot);
+  // Drops the cached datums not read since the previous sweep.
+  void SweepCache();
 
   EventLoop& loop_;
   const RemoteDataOptions options_;
@@ -143,7 +155,11 @@ class RemoteDataService final : public DataService {
   AppsObserver apps_observer_;
   uint64_t max_seen_version_ = 0;
   DatumIdPool ids_;
-  std::unordered_map<std::string, std::shared_ptr<const DatumSnapshot>> cache_;
+  struct Cached {
+    std::shared_ptr<const DatumSnapshot> snapshot;
+    bool read = true;  // since the last sweep
+  };
+  std::unordered_map<std::string, Cached> cache_;
   std::unordered_map<std::string, uint64_t> notified_;  // only for cached or awaited ids
   std::unordered_map<std::string, std::vector<SnapshotCallback>> waiters_;
   std::unordered_map<std::string, int> fetch_attempts_;
@@ -152,6 +168,7 @@ class RemoteDataService final : public DataService {
   std::unique_ptr<EventLoop::Timer> retry_timer_;
   std::unique_ptr<EventLoop::Timer> fetch_retry_timer_;
   std::unique_ptr<EventLoop::Timer> anti_entropy_timer_;
+  std::unique_ptr<EventLoop::Timer> cache_sweep_timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -99,6 +99,8 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   data_options.session_id = config.node_id;
   data_options.slot_count = config.slots;
   data_options.anti_entropy_interval = std::chrono::milliseconds(config.anti_entropy_interval_ms);
+  data_options.datum_cache_idle = std::chrono::milliseconds(config.datum_cache_idle_ms);
+  data_options.cached_datums = &r.metrics.cached_datums;
   r.data = std::make_unique<RemoteDataService>(r.loop, data_options);
   auto kv = coord::OpenEtcdKvStore(client, r.keys.Kv());
   if (!kv.ok()) return kv.status();

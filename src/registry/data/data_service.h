@@ -24,6 +24,14 @@ class DataChangeListener {
  public:
   virtual ~DataChangeListener() = default;
   virtual void OnDatumChanged(const std::string& data_info_id, uint64_t version) = 0;
+  // Changes of the datums for which `affected` is true may have gone untold
+  // (cluster mode: a data server's change feed was down and this session
+  // keeps no copy of those datums). A listener should treat every such datum
+  // it cares about as changed. The default suits listeners of a service that
+  // never loses its feed (the standalone data role).
+  virtual void OnDatumsMaybeChanged(const std::function<bool(const std::string&)>& affected) {
+    (void)affected;
+  }
 };
 
 class DataService {

@@ -72,6 +72,7 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
       {"rebuild_timeout_ms", u32(&c.rebuild_timeout_ms)},
       {"drain_timeout_ms", u32(&c.drain_timeout_ms)},
       {"anti_entropy_interval_ms", u32(&c.anti_entropy_interval_ms)},
+      {"datum_cache_idle_ms", u32(&c.datum_cache_idle_ms)},
   };
   for (const auto& entry : root) {
     std::string key = entry.first.as<std::string>("");
@@ -133,6 +134,9 @@ absl::Status ValidateRegistryConfig(const RegistryConfig& c) {
     if (c.session_lease_ms == 0 || c.rebuild_timeout_ms == 0 || c.anti_entropy_interval_ms == 0) {
       return absl::InvalidArgumentError(
           "session_lease_ms, rebuild_timeout_ms and anti_entropy_interval_ms must be positive");
+    }
+    if (c.datum_cache_idle_ms < 2) {
+      return absl::InvalidArgumentError("datum_cache_idle_ms must be at least 2");
     }
   }
   if (c.cluster.empty() || c.cluster.find('/') != std::string::npos) {

@@ -73,6 +73,8 @@ struct RegistryConfig {
   uint32_t drain_timeout_ms = 20000;
   // Session role: how often it compares digests with every slot leader.
   uint32_t anti_entropy_interval_ms = 10000;
+  // Session role: a cached datum nobody read for about this long is dropped.
+  uint32_t datum_cache_idle_ms = 600000;
 
   static std::string DefaultDataDir();
 };

@@ -53,6 +53,14 @@ void PushEngine::OnDatumChanged(const std::string& data_info_id, uint64_t /*vers
   for (uint64_t id : index->second) MarkDirty(*subscribers_.at(id), now);
 }
 
+void PushEngine::OnDatumsMaybeChanged(const std::function<bool(const std::string&)>& affected) {
+  std::vector<std::string> ids;
+  for (const auto& [id, subscribers] : by_data_info_) {
+    if (affected(id)) ids.push_back(id);
+  }
+  for (const std::string& id : ids) OnDatumChanged(id, 0);
+}
+
 void PushEngine::MarkDirty(Subscriber& sub, SteadyTime change_time) {
   if (sub.dirty) {
     metrics_.pushes_coalesced.Increment();

@@ -88,6 +88,9 @@ class PushEngine final : public DataChangeListener {
 
   // DataChangeListener
   void OnDatumChanged(const std::string& data_info_id, uint64_t version) override;
+  // Every subscribed datum `affected` names is fetched again (and pushed
+  // where the subscriber's version is older).
+  void OnDatumsMaybeChanged(const std::function<bool(const std::string&)>& affected) override;
 
   size_t subscriber_count() const { return subscribers_.size(); }
   size_t SubscriberCountOf(const std::string& data_info_id) const;
