@@ -35,6 +35,7 @@
 #include <thread>
 
 #include "cairn/cluster/v1/cluster.pb.h"
+#include "catalog_bench.h"
 #include "client/registry_client.h"
 #include "cluster_harness.h"
 #include "coord/etcd_client.h"
@@ -474,10 +475,12 @@ int Main(int argc, char** argv) {
       "convergence after faults (loopback clusters of real processes)"};
   bool quick = false;
   int repeats = 0, services = 0, publishers = 0;
-  std::string json, workloads = "load,convergence";
+  std::string json, workloads = "load,catalog,convergence";
   LoadSizes load;
+  bench::CatalogSizes catalog;
   cli.add_flag("--quick", quick, "small sizes, 2 repeats per fault");
-  cli.add_option("--workloads", workloads, "comma-separated: load,convergence (default both)");
+  cli.add_option("--workloads", workloads,
+                 "comma-separated: load,catalog,convergence (default all three)");
   cli.add_option("--repeats", repeats, "convergence: rounds per fault (default 10, quick 2)");
   cli.add_option("--services", services, "convergence: services (default 200, quick 20)");
   cli.add_option("--publishers", publishers,
@@ -487,6 +490,8 @@ int Main(int argc, char** argv) {
   cli.add_option("--hold-instances", load.hold_instances,
                  "load: publishers held for memory (default 1000000)");
   cli.add_option("--connections", load.connections, "load: client streams (default 100)");
+  cli.add_option("--catalog-preload", catalog.preload,
+                 "catalog: revisions written to etcd before the second phase (default 20000)");
   cli.add_option("--json", json, "also write every figure as a JSON array of records");
   CLI11_PARSE(cli, argc, argv);
   if (repeats <= 0) repeats = quick ? 2 : 10;
@@ -496,10 +501,19 @@ int Main(int argc, char** argv) {
     load.register_instances = std::min<int64_t>(load.register_instances, 10000);
     load.hold_instances = std::min<int64_t>(load.hold_instances, 20000);
     load.connections = std::min(load.connections, 20);
+    catalog.preload = std::min(catalog.preload, 2000);
+    catalog.registrations = std::min(catalog.registrations, 50);
   }
   std::vector<Record> records;
   bool ok = true;
   if (workloads.find("load") != std::string::npos) ok &= RunLoad(load, records);
+  if (workloads.find("catalog") != std::string::npos) {
+    ok &= bench::RunCatalog(catalog,
+                            [&](const std::string& workload, const std::string& system,
+                                const std::string& metric, const std::string& unit, double value) {
+                              records.push_back({workload, metric, unit, value, system});
+                            });
+  }
   if (workloads.find("convergence") == std::string::npos) {
     if (!json.empty()) std::ofstream(json, std::ios::trunc) << ToJson(records);
     return ok ? 0 : 1;

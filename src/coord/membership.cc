@@ -128,6 +128,12 @@ PrefixWatcher::PrefixWatcher(EtcdClient& client, std::string prefix, ChangeCallb
       on_change_(std::move(on_change)),
       state_(std::make_unique<State>()) {}
 
+PrefixWatcher::PrefixWatcher(EtcdClient& client, std::string prefix, ChangesCallback on_changes)
+    : client_(client),
+      prefix_(std::move(prefix)),
+      on_changes_(std::move(on_changes)),
+      state_(std::make_unique<State>()) {}
+
 PrefixWatcher::~PrefixWatcher() {
   {
     std::lock_guard<std::mutex> lock(state_->mu);
@@ -148,17 +154,46 @@ absl::Status PrefixWatcher::Load() {
   if (!range.ok()) return range.status();
   Snapshot snapshot;
   for (const auto& kv : range->kvs) snapshot[kv.key.substr(prefix_.size())] = kv.value;
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->snapshot = snapshot;
-    state_->revision = range->revision;
-  }
-  if (on_change_) on_change_(snapshot);
-  // Events are applied on the watch's thread, in order, after the read.
+  // The old watch goes before anything is told, so no event of it follows
+  // the new read.
   state_->watch.reset();
+  if (on_changes_) {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->revision = range->revision;
+    }
+    on_changes_(Changes{true, std::move(snapshot), {}});
+  } else {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->snapshot = snapshot;
+      state_->revision = range->revision;
+    }
+    if (on_change_) on_change_(snapshot);
+  }
+  // Events are applied on the watch's thread, in order, after the read.
   state_->watch = client_.WatchPrefix(
       prefix_, range->revision + 1,
       [this](const std::vector<WatchEvent>& events, int64_t revision) {
+        if (on_changes_) {
+          Changes changes;
+          for (const auto& event : events) {
+            std::string name = event.kv.key.substr(prefix_.size());
+            if (event.type == WatchEvent::Type::kPut) {
+              std::erase(changes.deletes, name);
+              changes.puts[name] = event.kv.value;
+            } else {
+              changes.puts.erase(name);
+              changes.deletes.push_back(std::move(name));
+            }
+          }
+          {
+            std::lock_guard<std::mutex> lock(state_->mu);
+            state_->revision = revision;
+          }
+          on_changes_(std::move(changes));
+          return;
+        }
         Snapshot copy;
         {
           std::lock_guard<std::mutex> lock(state_->mu);

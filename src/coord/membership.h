@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "coord/etcd_client.h"
 
@@ -62,16 +63,30 @@ class PrefixWatcher {
   // key (with the prefix removed) -> value.
   using Snapshot = std::map<std::string, std::string>;
   using ChangeCallback = std::function<void(const Snapshot&)>;
+  // What changed since the previous call. After a (re)read of the whole
+  // prefix `reset` is true and `puts` holds every key: any key not in it is
+  // gone.
+  struct Changes {
+    bool reset = false;
+    Snapshot puts;
+    std::vector<std::string> deletes;
+  };
+  using ChangesCallback = std::function<void(Changes)>;
 
   // REQUIRES: client outlives the watcher.
   PrefixWatcher(EtcdClient& client, std::string prefix, ChangeCallback on_change = nullptr);
+  // Incremental: `on_changes` gets each batch of events, not the whole
+  // prefix, and the watcher keeps no copy (Get() returns nothing). For large
+  // prefixes, where a copy per change would cost O(keys).
+  PrefixWatcher(EtcdClient& client, std::string prefix, ChangesCallback on_changes);
   ~PrefixWatcher();
   PrefixWatcher(const PrefixWatcher&) = delete;
   PrefixWatcher& operator=(const PrefixWatcher&) = delete;
 
   // Reads the prefix synchronously (error if etcd cannot be read), then
   // keeps watching in the background. `on_change` runs after the first read
-  // and after every change, with the whole new snapshot. Call once.
+  // and after every change, with the whole new snapshot (`on_changes`: with
+  // what changed). Call once.
   absl::Status Start();
   Snapshot Get() const;
 
@@ -83,6 +98,7 @@ class PrefixWatcher {
   EtcdClient& client_;
   const std::string prefix_;
   ChangeCallback on_change_;
+  ChangesCallback on_changes_;
   std::unique_ptr<State> state_;
 };
 

@@ -228,6 +228,50 @@ TEST_F(CoordTest, MembershipJoinLeaveAndDeathAreSeenByWatchers) {
   EXPECT_EQ(history.back(), watcher.Get());
 }
 
+// Incremental mode (the session's revision catalog): the first call holds
+// the whole prefix, later ones only what changed.
+TEST_F(CoordTest, IncrementalWatcherTellsOnlyWhatChanged) {
+  const std::string prefix = "/cairn/test/catalog/";
+  auto client = NewClient();
+  ASSERT_TRUE(client->Put(prefix + "a", "1").ok());
+  ASSERT_TRUE(client->Put(prefix + "b", "2").ok());
+  std::mutex mu;
+  std::vector<PrefixWatcher::Changes> calls;
+  PrefixWatcher watcher(*client, prefix,
+                        PrefixWatcher::ChangesCallback([&](PrefixWatcher::Changes changes) {
+                          std::lock_guard<std::mutex> lock(mu);
+                          calls.push_back(std::move(changes));
+                        }));
+  ASSERT_TRUE(watcher.Start().ok());
+  ASSERT_TRUE(client->Put(prefix + "c", "3").ok());
+  ASSERT_TRUE(client->Delete(prefix + "a").ok());
+  ASSERT_TRUE(client->Put(prefix + "b", "4").ok());
+  // Applied in order, the calls rebuild what etcd holds.
+  PrefixWatcher::Snapshot want = {{"b", "4"}, {"c", "3"}};
+  auto rebuilt = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    PrefixWatcher::Snapshot state;
+    for (const auto& call : calls) {
+      if (call.reset) state.clear();
+      for (const auto& name : call.deletes) state.erase(name);
+      for (const auto& [name, value] : call.puts) state[name] = value;
+    }
+    return state;
+  };
+  ASSERT_TRUE(Eventually([&] { return rebuilt() == want; }, seconds(3)));
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_GE(calls.size(), 2u);
+  EXPECT_TRUE(calls[0].reset);
+  EXPECT_EQ(calls[0].puts, (PrefixWatcher::Snapshot{{"a", "1"}, {"b", "2"}}));
+  size_t told = 0;  // keys named after the first read: each change once
+  for (size_t i = 1; i < calls.size(); ++i) {
+    EXPECT_FALSE(calls[i].reset);
+    told += calls[i].puts.size() + calls[i].deletes.size();
+  }
+  EXPECT_EQ(told, 3u);
+  EXPECT_TRUE(watcher.Get().empty()) << "incremental mode keeps no copy";
+}
+
 TEST_F(CoordTest, RegistrationAndWatcherSurviveAnEtcdRestart) {
   const std::string prefix = "/cairn/test/members/session/";
   auto client = NewClient();

@@ -56,22 +56,34 @@ ClusterAppDiscovery::~ClusterAppDiscovery() {
 
 // ---------------------------------------------------------------- catalog
 
+bool ClusterAppDiscovery::AddStored(const std::string& id, const std::string& value) {
+  auto known = revisions_.find(id);
+  if (known != revisions_.end()) {
+    known->second.seen_in_store = true;  // immutable: nothing else can have changed
+    return false;
+  }
+  pb::RevisionInfo info;
+  if (!info.ParseFromString(value) || info.meta().revision() != id ||
+      !app::ValidateRevision(info.meta()).ok()) {
+    spdlog::warn("ignoring revision {} in etcd: not a valid RevisionInfo", id);
+    return false;
+  }
+  AddRevision(id, app::CanonicalRevision(info.meta()), info.registered_at_ms(), true);
+  return true;
+}
+
+void ClusterAppDiscovery::OnStoredRevisionChanges(const std::map<std::string, std::string>& puts,
+                                                  const std::vector<std::string>& deletes) {
+  // A delete follows the put it undoes (etcd's order), so it is final even
+  // for a revision this session registered itself.
+  for (const std::string& id : deletes) EraseRevision(id);
+  for (const auto& [id, value] : puts) AddStored(id, value);
+}
+
 void ClusterAppDiscovery::OnStoredRevisions(const std::map<std::string, std::string>& stored) {
   size_t added = 0;
   for (const auto& [id, value] : stored) {
-    auto known = revisions_.find(id);
-    if (known != revisions_.end()) {
-      known->second.seen_in_store = true;  // immutable: nothing else can have changed
-      continue;
-    }
-    pb::RevisionInfo info;
-    if (!info.ParseFromString(value) || info.meta().revision() != id ||
-        !app::ValidateRevision(info.meta()).ok()) {
-      spdlog::warn("ignoring revision {} in etcd: not a valid RevisionInfo", id);
-      continue;
-    }
-    AddRevision(id, app::CanonicalRevision(info.meta()), info.registered_at_ms(), true);
-    ++added;
+    if (AddStored(id, value)) ++added;
   }
   std::vector<std::string> deleted;
   for (const auto& [id, rev] : revisions_) {

@@ -9,8 +9,8 @@
 //   * Revisions live in etcd (the cluster's KvStore, layout of
 //     NewKvRevisionStore: kv/revision/<id>). Every session keeps the whole
 //     catalog in memory, read and then followed through an etcd watch
-//     (OnStoredRevisions): revision -> app and interfaces, and
-//     interface -> apps with a revision serving it.
+//     (OnStoredRevisions, then OnStoredRevisionChanges): revision -> app
+//     and interfaces, and interface -> apps with a revision serving it.
 //   * Fetch of an interface I that apps A1..An serve gathers I and
 //     app:A1..app:An (RemoteDataService caches and deduplicates them) and
 //     renders each instance whose revision serves I, as AppDiscovery does.
@@ -87,7 +87,12 @@ class ClusterAppDiscovery final : public DataService,
 
   // Every revision stored in etcd: id -> serialized RevisionInfo (the values
   // of kv/revision/). Adds the new ones and drops those deleted from etcd.
+  // O(revisions): for the first read and re-reads of the prefix.
   void OnStoredRevisions(const std::map<std::string, std::string>& stored);
+  // What changed in etcd since the last call: revisions written (id ->
+  // serialized RevisionInfo) and ids deleted. O(changes).
+  void OnStoredRevisionChanges(const std::map<std::string, std::string>& puts,
+                               const std::vector<std::string>& deletes);
 
   // DataService
   void Publish(std::shared_ptr<const PublisherRecord> record, VersionCallback done) override;
@@ -149,6 +154,9 @@ class ClusterAppDiscovery final : public DataService,
   void AddRevision(const std::string& id, const pb::RevisionMeta& canonical,
                    int64_t registered_at_ms, bool seen_in_store);
   void EraseRevision(const std::string& id);
+  // Adds a revision read from etcd (or marks a known one as stored there);
+  // false if the value is not a valid RevisionInfo for `id`.
+  bool AddStored(const std::string& id, const std::string& value);
   // Rewrites a known revision in etcd (see ClusterAppOptions::touch_interval).
   void RewriteInStore(const std::string& id, Revision& rev);
 

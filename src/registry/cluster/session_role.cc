@@ -120,13 +120,20 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   r.loop.Start();
   r.etcd_io.Start();
   // The revision catalog, before clients come: read once, then followed.
+  // Incremental: a copy of the whole catalog per change cost O(revisions).
   r.revision_watcher = std::make_unique<coord::PrefixWatcher>(
       client, r.keys.Kv() + kRevisionKeyPrefix,
-      [&r, alive = r.alive](const coord::PrefixWatcher::Snapshot& stored) {
-        r.loop.Post([&r, alive, stored] {
-          if (*alive) r.apps->OnStoredRevisions(stored);
-        });
-      });
+      coord::PrefixWatcher::ChangesCallback(
+          [&r, alive = r.alive](coord::PrefixWatcher::Changes changes) {
+            r.loop.Post([&r, alive, changes = std::move(changes)] {
+              if (!*alive) return;
+              if (changes.reset) {
+                r.apps->OnStoredRevisions(changes.puts);
+              } else {
+                r.apps->OnStoredRevisionChanges(changes.puts, changes.deletes);
+              }
+            });
+          }));
   r.loop.Post([&r] {
     r.session->Start();
     r.data->Start();
