@@ -20,6 +20,10 @@
 // instance (application-level discovery) until every interface-level
 // subscriber of an interface its revision serves sees it.
 //
+// Also `load` (registrations/s and memory per publisher, cluster against
+// standalone) and `catalog` (catalog_bench.h: revision registrations with a
+// small and a large catalog).
+//
 // Prints p50/p99/max per fault; --json writes records {workload, system,
 // metric, value, unit} with system "cairn-cluster".
 #include <CLI/CLI.hpp>
