@@ -92,10 +92,9 @@ void RemoteDataService::Start() {
   cache_sweep_timer_ = loop_.RunAfter(options_.datum_cache_idle / 2, [this] { SweepCache(); });
 }
 
-void RemoteDataService::SweepCache() {
+void RemoteDataService::DropCached(const std::function<bool(const std::string&, Cached&)>& drop) {
   for (auto it = cache_.begin(); it != cache_.end();) {
-    if (it->second.read || waiters_.contains(it->first)) {
-      it->second.read = false;
+    if (!drop(it->first, it->second)) {
       ++it;
       continue;
     }
@@ -105,6 +104,14 @@ void RemoteDataService::SweepCache() {
   if (options_.cached_datums != nullptr) {
     options_.cached_datums->Set(static_cast<double>(cache_.size()));
   }
+}
+
+void RemoteDataService::SweepCache() {
+  DropCached([this](const std::string& id, Cached& cached) {
+    if (!cached.read && !waiters_.contains(id)) return true;
+    cached.read = false;  // a second chance until the next sweep
+    return false;
+  });
   cache_sweep_timer_ = loop_.RunAfter(options_.datum_cache_idle / 2, [this] { SweepCache(); });
 }
 
@@ -217,17 +224,8 @@ void RemoteDataService::WatchStarted(const std::string& address) {
   // is still the cached one, a fetch could never satisfy it and every answer
   // would trigger another); the next Fetch asks the leader. The listeners
   // re-check every datum of those slots they hold, cached here or not.
-  for (auto it = cache_.begin(); it != cache_.end();) {
-    if (!led.contains(it->second.snapshot->slot)) {
-      ++it;
-      continue;
-    }
-    notified_.erase(it->first);
-    it = cache_.erase(it);
-  }
-  if (options_.cached_datums != nullptr) {
-    options_.cached_datums->Set(static_cast<double>(cache_.size()));
-  }
+  DropCached(
+      [&led](const std::string&, Cached& cached) { return led.contains(cached.snapshot->slot); });
   uint32_t slot_count = options_.slot_count;
   auto affected = [&led, slot_count](const std::string& id) {
     return led.contains(SlotOf(id, slot_count));

@@ -140,6 +140,10 @@ class RemoteDataService final : public DataService {
   void WatchEnded(const std::string& address);
   v1::DataNode::Stub* StubFor(const std::string& leader_id);
   void Answer(const std::string& id, const std::shared_ptr<const DatumSnapshot>& snapshot);
+  struct Cached;
+  // Drops the cached datums `drop` names (it may also update the others),
+  // with their notices, and updates the gauge.
+  void DropCached(const std::function<bool(const std::string&, Cached&)>& drop);
   // Drops the cached datums not read since the previous sweep.
   void SweepCache();
 
@@ -155,7 +159,7 @@ class RemoteDataService final : public DataService {
   AppsObserver apps_observer_;
   uint64_t max_seen_version_ = 0;
   DatumIdPool ids_;
-  struct Cached {
+  struct Cached {  // a copy of a datum
     std::shared_ptr<const DatumSnapshot> snapshot;
     bool read = true;  // since the last sweep
   };
