@@ -71,7 +71,9 @@ bool RunCatalog(const CatalogSizes& sizes, const RecordFn& record) {
   const std::vector<std::pair<std::string, std::string>> members = {
       {"meta", "m1"}, {"data", "d1"}, {"session", "s1"}, {"session", "s2"}};
   for (const auto& [role, id] : members) {
-    if (cluster.Start(role, id, {"--log-level", "warn"}) == nullptr) {
+    // The default datum cache period (the harness shortens it for tests).
+    if (cluster.Start(role, id, {"--log-level", "warn", "--datum-cache-idle-ms", "600000"}) ==
+        nullptr) {
       std::fprintf(stderr, "catalog: %s did not start\n%s", id.c_str(), cluster.Logs().c_str());
       return false;
     }
