@@ -214,12 +214,11 @@ TEST_F(SessionServerTest, ReconnectTakesOverPublishersWithoutAGap) {
   data_.Fetch("svc#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP", [&](auto s) { snap = s; });
   ASSERT_EQ(snap->publishers.size(), 1u);
   EXPECT_EQ(snap->publishers[0]->owner->connection_id, new_conn);
-  auto described = session_.Describe([] {
-    pb::DescribeRequest r;
-    r.mutable_key()->set_data_id("svc");
-    return r;
-  }());
-  ASSERT_TRUE(described.ok());
+  pb::DescribeRequest describe;
+  describe.mutable_key()->set_data_id("svc");
+  absl::StatusOr<pb::DescribeResponse> described = absl::UnknownError("no reply");
+  session_.DescribeAsync(describe, [&](auto reply) { described = std::move(reply); });
+  ASSERT_TRUE(described.ok()) << described.status();
   ASSERT_EQ(described->publishers_size(), 1);
   EXPECT_EQ(described->publishers(0).owner().address(), "ipv4:127.0.0.1:2001");
   ASSERT_EQ(described->subscribers_size(), 1);

@@ -54,11 +54,10 @@ void PushEngine::OnDatumChanged(const std::string& data_info_id, uint64_t /*vers
 }
 
 void PushEngine::OnDatumsMaybeChanged(const std::function<bool(const std::string&)>& affected) {
-  std::vector<std::string> ids;
+  // OnDatumChanged only marks subscribers dirty: the index stays as it is.
   for (const auto& [id, subscribers] : by_data_info_) {
-    if (affected(id)) ids.push_back(id);
+    if (affected(id)) OnDatumChanged(id, 0);
   }
-  for (const std::string& id : ids) OnDatumChanged(id, 0);
 }
 
 void PushEngine::MarkDirty(Subscriber& sub, SteadyTime change_time) {

@@ -1,6 +1,5 @@
 // The query side of SessionServer: what the unary RPCs and the admin API show.
 #include <algorithm>
-#include <optional>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -84,13 +83,6 @@ pb::ListDataInfosResponse SessionServer::ListFrom(const pb::ListDataInfosRequest
               return DataInfoId(a.key()) < DataInfoId(b.key());
             });
   return response;
-}
-
-absl::StatusOr<pb::DescribeResponse> SessionServer::Describe(const pb::DescribeRequest& request) {
-  std::optional<absl::StatusOr<pb::DescribeResponse>> out;
-  DescribeAsync(request, [&out](absl::StatusOr<pb::DescribeResponse> r) { out = std::move(r); });
-  if (!out.has_value()) return absl::UnavailableError("data role did not answer");
-  return std::move(*out);
 }
 
 void SessionServer::DescribeAsync(const pb::DescribeRequest& request, DescribeReply reply) {

@@ -82,10 +82,8 @@ class SessionServer final : private PushEngine::Transport {
   using DescribeReply = std::function<void(absl::StatusOr<pb::DescribeResponse>)>;
   void ListDataInfosAsync(const pb::ListDataInfosRequest& request, ListReply reply);
   void DescribeAsync(const pb::DescribeRequest& request, DescribeReply reply);
-  // The same, for a data service that answers inline (standalone, tests):
-  // Describe is UNAVAILABLE if the fetch did not answer inline.
+  // The list from the data service's own List (standalone).
   pb::ListDataInfosResponse ListDataInfos(const pb::ListDataInfosRequest& request) const;
-  absl::StatusOr<pb::DescribeResponse> Describe(const pb::DescribeRequest& request);
   pb::QueryByClientResponse QueryByClient(const pb::QueryByClientRequest& request) const;
 
   // Where ListDataInfosAsync gets the datums from, instead of the data
