@@ -15,6 +15,7 @@
 #include "client/registry_client.h"
 #include "cluster_harness.h"
 #include "coord/etcd_kv_store.h"
+#include "percentile.h"
 #include "process.h"
 #include "registry/app/revision_store.h"
 #include "registry/cluster/cluster_keys.h"
@@ -40,13 +41,6 @@ double CpuMs(pid_t pid) {
     if (i == 14 || i == 15) ticks += std::stod(field);
   }
   return ticks * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-double Percentile(std::vector<double> samples, double q) {
-  if (samples.empty()) return 0;
-  std::sort(samples.begin(), samples.end());
-  size_t at = static_cast<size_t>(q * static_cast<double>(samples.size() - 1) + 0.5);
-  return samples[std::min(at, samples.size() - 1)];
 }
 
 pb::RevisionMeta Meta(const std::string& tag, int i) {
@@ -100,10 +94,11 @@ bool RunCatalog(const CatalogSizes& sizes, const RecordFn& record) {
     if (!store->Put(stored).ok()) return false;
     puts.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
+  std::sort(puts.begin(), puts.end());
   std::printf("etcd put (anchor)           %d puts: p50 %.2f ms, p99 %.2f ms\n",
-              sizes.registrations, Percentile(puts, 0.5), Percentile(puts, 0.99));
-  record("revision_put", "etcd", "latency_p50_ms", "ms", Percentile(puts, 0.5));
-  record("revision_put", "etcd", "latency_p99_ms", "ms", Percentile(puts, 0.99));
+              sizes.registrations, NearestRank(puts, 0.5), NearestRank(puts, 0.99));
+  record("revision_put", "etcd", "latency_p50_ms", "ms", NearestRank(puts, 0.5));
+  record("revision_put", "etcd", "latency_p99_ms", "ms", NearestRank(puts, 0.99));
 
   auto phase = [&](const std::string& tag, int catalog) {
     std::this_thread::sleep_for(seconds(2));  // the sessions settle
@@ -123,6 +118,7 @@ bool RunCatalog(const CatalogSizes& sizes, const RecordFn& record) {
       latency.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     }
     double wall = std::chrono::duration<double>(Clock::now() - begin).count();
+    std::sort(latency.begin(), latency.end());
     // Both sessions also apply the catalog change the watch delivers after
     // the answer: wait for it before reading their CPU time.
     std::this_thread::sleep_for(seconds(2));
@@ -131,11 +127,11 @@ bool RunCatalog(const CatalogSizes& sizes, const RecordFn& record) {
     std::printf(
         "%-27s %d registrations (catalog %d): p50 %.2f ms, p99 %.2f ms, %.0f/s, sessions' "
         "CPU %.2f ms per registration\n",
-        workload.c_str(), sizes.registrations, catalog, Percentile(latency, 0.5),
-        Percentile(latency, 0.99), sizes.registrations / wall, cpu_per);
+        workload.c_str(), sizes.registrations, catalog, NearestRank(latency, 0.5),
+        NearestRank(latency, 0.99), sizes.registrations / wall, cpu_per);
     std::fflush(stdout);
-    record(workload, "cairn-cluster", "latency_p50_ms", "ms", Percentile(latency, 0.5));
-    record(workload, "cairn-cluster", "latency_p99_ms", "ms", Percentile(latency, 0.99));
+    record(workload, "cairn-cluster", "latency_p50_ms", "ms", NearestRank(latency, 0.5));
+    record(workload, "cairn-cluster", "latency_p99_ms", "ms", NearestRank(latency, 0.99));
     record(workload, "cairn-cluster", "registrations_per_s", "1/s", sizes.registrations / wall);
     record(workload, "cairn-cluster", "sessions_cpu_ms_per_registration", "ms", cpu_per);
     record(workload, "cairn-cluster", "catalog_revisions_at_start", "count", catalog);

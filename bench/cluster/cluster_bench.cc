@@ -44,6 +44,7 @@
 #include "client/registry_client.h"
 #include "cluster_harness.h"
 #include "coord/etcd_client.h"
+#include "percentile.h"
 #include "process.h"
 #include "registrar.h"
 #include "registry/cluster/cluster_keys.h"
@@ -208,11 +209,7 @@ class Bench {
 
   void Report(const std::string& workload, std::vector<double> samples, int failures) {
     std::sort(samples.begin(), samples.end());
-    auto pct = [&](double p) {
-      if (samples.empty()) return -1.0;
-      size_t i = static_cast<size_t>(std::ceil(p * static_cast<double>(samples.size()))) - 1;
-      return samples[std::min(i, samples.size() - 1)];
-    };
+    auto pct = [&](double p) { return bench::NearestRank(samples, p); };
     std::printf("%-24s repeats %2d  p50 %8.1f ms  p99 %8.1f ms  max %8.1f ms  failed %d\n",
                 workload.c_str(), static_cast<int>(samples.size()) + failures, pct(0.5), pct(0.99),
                 samples.empty() ? -1 : samples.back(), failures);

@@ -1,5 +1,7 @@
 #include "registrar.h"
 
+#include "percentile.h"
+
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -154,8 +156,8 @@ RegisterResult Registrar::Run(int64_t instances, int services, const std::string
   result.per_second = static_cast<double>(result.accepted) / result.seconds;
   std::sort(latencies.begin(), latencies.end());
   if (!latencies.empty()) {
-    result.p50_ms = latencies[latencies.size() / 2];
-    result.p99_ms = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+    result.p50_ms = NearestRank(latencies, 0.5);
+    result.p99_ms = NearestRank(latencies, 0.99);
   }
   return result;
 }

@@ -123,15 +123,34 @@ class ClusterAppTest : public ::testing::Test {
 
   std::unique_ptr<RegistryClient> Client(const std::string& session, const std::string& id,
                                          const std::string& app = "consumer") {
+    return FailoverClient({session}, id, app);
+  }
+  // A client that starts on the first session and moves to the next when
+  // its session dies.
+  std::unique_ptr<RegistryClient> FailoverClient(const std::vector<std::string>& sessions,
+                                                 const std::string& id, const std::string& app) {
     RegistryClientOptions options;
-    options.servers = {cluster_.Find(session)->grpc_address};
+    for (const std::string& session : sessions) {
+      options.servers.push_back(cluster_.Find(session)->grpc_address);
+    }
     options.client_id = id;
     options.app_name = app;
+    // The harness's sessions close a stream silent for 3 s.
+    options.keepalive_interval = milliseconds(1000);
+    options.reconnect_backoff_max = milliseconds(500);
     auto client = RegistryClient::Create(options);
     EXPECT_TRUE(client.ok()) << client.status();
     if (!client.ok()) return nullptr;
     EXPECT_TRUE((*client)->WaitConnected(seconds(10)).ok());
     return std::move(*client);
+  }
+
+  // cairnctl against a session, as an operator runs it: exit code, output.
+  std::pair<int, std::string> Cairnctl(const std::string& session, std::vector<std::string> args) {
+    std::vector<std::string> argv = {cairn::testing::BinDir() + "/cairnctl", "--server",
+                                     cluster_.Find(session)->grpc_address, "--output", "json"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return cairn::testing::RunCommand(argv, seconds(10));
   }
 
   std::unique_ptr<pb::Registry::Stub> Stub(const std::string& session) {
@@ -199,10 +218,7 @@ TEST_F(ClusterAppTest, InstancesRegisteredThroughOneSessionReachSubscribersOfAno
   EXPECT_EQ(response.apps(0).instances(), 1u);
 
   // And cairnctl, as an operator runs it against a session.
-  auto [code, out] = cairn::testing::RunCommand(
-      {cairn::testing::BinDir() + "/cairnctl", "--server", cluster_.Find("s1")->grpc_address,
-       "--output", "json", "app", "shop"},
-      seconds(10));
+  auto [code, out] = Cairnctl("s1", {"app", "shop"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find(Endpoint(2)), std::string::npos) << out;
   EXPECT_EQ(out.find(Endpoint(1)), std::string::npos) << out;
@@ -322,10 +338,7 @@ TEST_F(ClusterAppTest, ListAndDescribeSeeTheWholeClusterFromAnySession) {
   EXPECT_EQ(ids.size(), 20u);
 
   // Describe fetches from the slot leader (it used to answer only from cache).
-  auto [code, out] = cairn::testing::RunCommand(
-      {cairn::testing::BinDir() + "/cairnctl", "--server", cluster_.Find("s2")->grpc_address,
-       "--output", "json", "describe", "list.svc.7"},
-      seconds(10));
+  auto [code, out] = Cairnctl("s2", {"describe", "list.svc.7"});
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find(Endpoint(7)), std::string::npos) << out;
 }
@@ -336,27 +349,12 @@ TEST_F(ClusterAppTest, ListAndDescribeSeeTheWholeClusterFromAnySession) {
 // failover drops no live instance. This is where a fetch that began before a
 // change and landed after it used to leave a view short of an instance.
 TEST_F(ClusterAppTest, InterfaceViewsStayWholeThroughChurnAndASessionFailover) {
-  std::vector<std::string> both = {cluster_.Find("s1")->grpc_address,
-                                   cluster_.Find("s2")->grpc_address};
-  auto connect = [&](const std::vector<std::string>& servers, const std::string& id,
-                     const std::string& app) -> std::unique_ptr<RegistryClient> {
-    RegistryClientOptions options;
-    options.servers = servers;
-    options.client_id = id;
-    options.app_name = app;
-    // The harness's sessions close a stream silent for 3 s.
-    options.keepalive_interval = milliseconds(1000);
-    options.reconnect_backoff_max = milliseconds(500);
-    auto client = RegistryClient::Create(options);
-    if (!client.ok() || !(*client)->WaitConnected(seconds(10)).ok()) return nullptr;
-    return std::move(*client);
-  };
   // Clients of s1 move to s2 when it dies.
   std::vector<std::unique_ptr<RegistryClient>> providers;
-  providers.push_back(connect(both, "provider-1", "shop"));
-  providers.push_back(connect({both[1]}, "provider-2", "shop"));
-  auto consumer_1 = connect(both, "consumer-1", "consumer");
-  auto consumer_2 = connect({both[1]}, "consumer-2", "consumer");
+  providers.push_back(FailoverClient({"s1", "s2"}, "provider-1", "shop"));
+  providers.push_back(Client("s2", "provider-2", "shop"));
+  auto consumer_1 = FailoverClient({"s1", "s2"}, "consumer-1", "consumer");
+  auto consumer_2 = Client("s2", "consumer-2", "consumer");
   ASSERT_TRUE(providers[0] && providers[1] && consumer_1 && consumer_2);
   Pushes view_1;
   Pushes view_2;

@@ -353,13 +353,7 @@ TEST_F(ClusterFaultsTest, ClientsSpreadOverTheSessions) {
     more.push_back(std::move(*client));
   }
   auto streams = [&](const char* id) {
-    std::string metrics =
-        cairn::testing::RunCommand(
-            {"/usr/bin/curl", "-s", "http://" + cluster_.Find(id)->admin_address + "/metrics"},
-            seconds(10))
-            .second;
-    auto at = metrics.find("\ncairn_registry_connections ");
-    return at == std::string::npos ? -1 : std::atoi(metrics.c_str() + at + 28);
+    return static_cast<int>(cluster_.Metric(id, "cairn_registry_connections"));
   };
   // Each session also holds one of the fixture's two clients. With 16 more
   // spread at random, both get some (all 16 on one: p = 2^-15).

@@ -4,7 +4,6 @@
 // when a subscriber asks for it again.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
@@ -77,14 +76,7 @@ class SessionCacheTest : public ::testing::Test {
 
   // cairn_registry_cached_datums on s1's admin port, or -1.
   int CachedDatums() {
-    std::string metrics =
-        cairn::testing::RunCommand(
-            {"/usr/bin/curl", "-s", "http://" + cluster_.Find("s1")->admin_address + "/metrics"},
-            seconds(10))
-            .second;
-    const std::string name = "\ncairn_registry_cached_datums ";
-    auto at = metrics.find(name);
-    return at == std::string::npos ? -1 : std::atoi(metrics.c_str() + at + name.size());
+    return static_cast<int>(cluster_.Metric("s1", "cairn_registry_cached_datums"));
   }
 
   ClusterHarness cluster_{16, 2};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -131,6 +132,18 @@ std::string ClusterHarness::Logs() const {
     out += "---- " + member->id + " (" + member->role + ")\n" + log;
   }
   return out;
+}
+
+double ClusterHarness::Metric(const std::string& id, const std::string& name) {
+  Member* member = Find(id);
+  if (member == nullptr || member->admin_address.empty()) return -1;
+  std::string metrics =
+      RunCommand({"/usr/bin/curl", "-s", "http://" + member->admin_address + "/metrics"},
+                 std::chrono::seconds(10))
+          .second;
+  std::string line = "\n" + name + " ";
+  auto at = metrics.find(line);
+  return at == std::string::npos ? -1 : std::atof(metrics.c_str() + at + line.size());
 }
 
 }  // namespace cairn::testing

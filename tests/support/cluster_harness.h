@@ -57,6 +57,9 @@ class ClusterHarness {
   // A client of the harness's etcd. REQUIRES: StartEtcd() succeeded.
   absl::StatusOr<std::unique_ptr<coord::EtcdClient>> ConnectEtcd() const;
   uint32_t slots() const { return slots_; }
+  // The value of Prometheus metric `name` (a sample without labels) on a
+  // session's admin port, or -1 if it cannot be read.
+  double Metric(const std::string& id, const std::string& name);
   // Every member's log, for failure messages.
   std::string Logs() const;
 

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 
+#include "loopback_listener.h"
 #include "sidecar/bolt/bolt_error.h"
 #include "sidecar/bolt/bolt_pending.h"
 #include "sidecar/bolt/bolt_request.h"
@@ -296,26 +297,16 @@ TEST(ProtocolSnifferTest, TellsBoltFromHttpByTheFirstByteAndLeavesItInTheSocket)
 // A provider driven by the test thread over a real loopback socket.
 class FakeProvider {
  public:
-  FakeProvider() {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    listen(listen_fd_, 4);
-    socklen_t len = sizeof(addr);
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
   ~FakeProvider() {
     if (fd_ >= 0) close(fd_);
-    close(listen_fd_);
   }
-  asio::ip::tcp::endpoint endpoint() const { return {asio::ip::make_address("127.0.0.1"), port_}; }
+  asio::ip::tcp::endpoint endpoint() const {
+    return {asio::ip::make_address("127.0.0.1"), listener_.port()};
+  }
   bool Accept() {
-    pollfd p{listen_fd_, POLLIN, 0};
+    pollfd p{listener_.fd(), POLLIN, 0};
     if (poll(&p, 1, 2000) != 1) return false;
-    fd_ = accept(listen_fd_, nullptr, nullptr);
+    fd_ = accept(listener_.fd(), nullptr, nullptr);
     return fd_ >= 0;
   }
   // The next `n` frames (owned copies: id, content).
@@ -350,9 +341,8 @@ class FakeProvider {
   }
 
  private:
-  int listen_fd_ = -1;
+  cairn::testing::LoopbackListener listener_;
   int fd_ = -1;
-  uint16_t port_ = 0;
   BoltDecoder decoder_;
 };
 
