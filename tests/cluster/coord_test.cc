@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "coord/leader_election.h"
@@ -151,15 +154,117 @@ TEST_F(CoordTest, SigtermedLeaderResignsAndTheStandbyTakesOverAtOnce) {
   EXPECT_LT(Clock::now() - stopped_at, milliseconds(1000));
 }
 
-TEST_F(CoordTest, LeaderThatLosesItsLeaseStepsDownAndCampaignsAgain) {
+// One candidate's leadership on the machine-wide monotonic clock, from its
+// "sample" lines (coord_member.cc): the spans in which IsLeader() said true,
+// from just before the first `true` to just after the last one.
+struct LeaderSpan {
+  long long from_us;
+  long long to_us;  // LLONG_MAX: still leading when the output was read
+};
+
+std::vector<LeaderSpan> LeaderSpans(const std::string& output) {
+  std::vector<LeaderSpan> spans;
+  std::istringstream in(output);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string sample, what;
+    long long t = 0;
+    words >> sample >> what >> t;
+    if (sample != "sample") continue;
+    if (what == "leader") {
+      spans.push_back({t, LLONG_MAX});
+    } else if ((what == "follower" || what == "end") && !spans.empty() &&
+               spans.back().to_us == LLONG_MAX) {
+      spans.back().to_us = t;
+    }
+  }
+  return spans;
+}
+
+bool SampledLeader(const std::string& output) {
+  auto spans = LeaderSpans(output);
+  return !spans.empty() && spans.back().to_us == LLONG_MAX;
+}
+
+// Every moment at which both candidates said they lead, as text ("" if none).
+std::string Overlaps(const std::string& a_output, const std::string& b_output) {
+  std::string out;
+  for (const auto& a : LeaderSpans(a_output)) {
+    for (const auto& b : LeaderSpans(b_output)) {
+      long long from = std::max(a.from_us, b.from_us);
+      long long to = std::min(a.to_us, b.to_us);
+      if (from <= to) {
+        out += "both led for " +
+               (to == LLONG_MAX ? std::string("ever") : std::to_string(to - from)) +
+               " us from t=" + std::to_string(from) + "\n";
+      }
+    }
+  }
+  return out;
+}
+
+// The election callbacks a member printed ("leader" / "follower" lines).
+std::vector<std::string> PrintedTransitions(const std::string& output) {
+  std::vector<std::string> out;
+  std::istringstream in(output);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line == "leader" || line == "follower") out.push_back(line);
+  }
+  return out;
+}
+
+class TwoCandidatesTest : public CoordTest {
+ protected:
+  // Starts candidate a, waits until it leads, then candidate b, both
+  // sampling IsLeader() every 200 us.
+  void StartBoth() {
+    a_ = StartMember({"--elect", kKey, "--value", "a", "--sample-us", "200"});
+    ASSERT_NE(a_, nullptr);
+    ASSERT_TRUE(a_->WaitForOutput("sample leader", seconds(10))) << a_->Output();
+    b_ = StartMember({"--elect", kKey, "--value", "b", "--sample-us", "200"});
+    ASSERT_NE(b_, nullptr);
+    client_ = NewClient();
+    ASSERT_NE(client_, nullptr);
+    // b has read the key and waits as a standby.
+    std::this_thread::sleep_for(milliseconds(1000));
+    ASSERT_EQ(Holder(), "a");
+    ASSERT_FALSE(SampledLeader(b_->Output())) << b_->Output();
+  }
+  std::string Holder() {
+    auto kv = client_->Get(kKey);
+    return kv.ok() ? kv->value : "";
+  }
+  // Stops both (a SIGCONT first, in case a is frozen) and asserts they never
+  // led at the same moment.
+  void StopBothAndCheck() {
+    a_->Signal(SIGCONT);
+    a_->Signal(SIGTERM);
+    b_->Signal(SIGTERM);
+    EXPECT_EQ(a_->Wait(seconds(10)), 0);
+    EXPECT_EQ(b_->Wait(seconds(10)), 0);
+    EXPECT_EQ(Overlaps(a_->Output(), b_->Output()), "") << "a:\n"
+                                                        << a_->Output() << "b:\n"
+                                                        << b_->Output();
+    EXPECT_FALSE(LeaderSpans(a_->Output()).empty());
+    EXPECT_FALSE(LeaderSpans(b_->Output()).empty());
+  }
+
+  std::unique_ptr<ChildProcess> a_, b_;
+  std::unique_ptr<EtcdClient> client_;
+};
+
+// An operator revokes the leader's lease behind its back: it must notice,
+// step down, and win a new term. (Not a no-overlap case: until its next
+// renewal it cannot know; writes are fenced on the term for that.)
+TEST_F(CoordTest, LeaderWhoseLeaseIsRevokedStepsDownAndCampaignsAgain) {
   auto client = NewClient();
   Transitions log;
   LeaderElection election(*client, Options("solo"), log.callback());
   election.Start();
   ASSERT_TRUE(Eventually([&] { return election.IsLeader(); }, seconds(3)));
   int64_t first_term = election.leader_revision();
-  // Revoke its lease behind its back (an operator, or etcd expiring it after
-  // a stall): it must notice, step down, and win a new term.
   auto kv = client->Get(kKey);
   ASSERT_TRUE(kv.ok());
   ASSERT_TRUE(client->RevokeLease(kv->lease).ok());
@@ -167,6 +272,33 @@ TEST_F(CoordTest, LeaderThatLosesItsLeaseStepsDownAndCampaignsAgain) {
   EXPECT_EQ(log.get(), (std::vector<bool>{true, false, true}));
   EXPECT_TRUE(election.IsLeader());
   EXPECT_GT(election.leader_revision(), first_term);
+}
+
+// The leader loses its lease: it freezes (SIGSTOP: a long GC pause, a VM
+// stall) for longer than its TTL, etcd expires the lease and b takes over.
+// When a resumes, its keeper knows the TTL has run out since its last
+// renewal: no IsLeader() answer of a may say true once b leads (sampled
+// every 200 us in both processes, on one clock, through the whole test). a
+// then steps down and campaigns again, as b's standby.
+TEST_F(TwoCandidatesTest, LeaderThatLosesItsLeaseStepsDownAndCampaignsAgain) {
+  StartBoth();
+  a_->Signal(SIGSTOP);
+  auto frozen_at = Clock::now();
+  ASSERT_TRUE(b_->WaitForOutput("sample leader", seconds(8))) << b_->Output();
+  // The TTL (2 s) counts from a's last renewal, up to ~0.7 s before the stop.
+  EXPECT_GT(Clock::now() - frozen_at, milliseconds(1200));
+  EXPECT_EQ(Holder(), "b");
+  std::this_thread::sleep_for(milliseconds(500));  // b leads while a is frozen
+  a_->Signal(SIGCONT);
+  ASSERT_TRUE(a_->WaitForOutput("follower", seconds(5))) << a_->Output();
+  // Both keep campaigning: a stays b's standby.
+  std::this_thread::sleep_for(milliseconds(2500));
+  EXPECT_EQ(Holder(), "b");
+  EXPECT_TRUE(SampledLeader(b_->Output())) << b_->Output();
+  EXPECT_FALSE(SampledLeader(a_->Output())) << a_->Output();
+  EXPECT_EQ(PrintedTransitions(a_->Output()), (std::vector<std::string>{"leader", "follower"}));
+  EXPECT_EQ(PrintedTransitions(b_->Output()), (std::vector<std::string>{"leader"}));
+  StopBothAndCheck();
 }
 
 TEST_F(CoordTest, MembershipJoinLeaveAndDeathAreSeenByWatchers) {
