@@ -27,39 +27,42 @@ ClusterHarness::Member* ClusterHarness::Start(const std::string& role, const std
                                               std::vector<std::string> extra_flags) {
   std::string ready = dir_.File("ready-" + id);
   std::filesystem::remove(ready);
+  Placement placement;
+  if (auto placed = placements_.find(id); placed != placements_.end()) placement = placed->second;
   // A restarted session keeps its address: its clients know it by that.
-  std::string listen = "127.0.0.1:0";
+  std::string listen = placement.host + ":0";
   if (Member* previous = Find(id); previous != nullptr && !previous->grpc_address.empty()) {
     listen = previous->grpc_address;
   }
-  std::vector<std::string> argv = {BinDir() + "/cairn",
-                                   "registry",
-                                   "--role",
-                                   role,
-                                   "--etcd",
-                                   etcd_.endpoint(),
-                                   "--node-id",
-                                   id,
-                                   "--listen",
-                                   listen,
-                                   "--admin",
-                                   "127.0.0.1:0",
-                                   "--slots",
-                                   std::to_string(slots_),
-                                   "--replicas",
-                                   std::to_string(replicas_),
-                                   "--lease-ttl-s",
-                                   "2",
-                                   "--session-lease-ms",
-                                   "4000",
-                                   "--rebuild-timeout-ms",
-                                   "2000",
-                                   "--anti-entropy-interval-ms",
-                                   "1000",
-                                   "--keepalive-timeout-ms",
-                                   "3000",
-                                   "--ready-file",
-                                   ready};
+  std::vector<std::string> argv = placement.command_prefix;
+  argv.insert(argv.end(), {BinDir() + "/cairn",
+                           "registry",
+                           "--role",
+                           role,
+                           "--etcd",
+                           etcd_.endpoint(),
+                           "--node-id",
+                           id,
+                           "--listen",
+                           listen,
+                           "--admin",
+                           placement.host + ":0",
+                           "--slots",
+                           std::to_string(slots_),
+                           "--replicas",
+                           std::to_string(replicas_),
+                           "--lease-ttl-s",
+                           "2",
+                           "--session-lease-ms",
+                           "4000",
+                           "--rebuild-timeout-ms",
+                           "2000",
+                           "--anti-entropy-interval-ms",
+                           "1000",
+                           "--keepalive-timeout-ms",
+                           "3000",
+                           "--ready-file",
+                           ready});
   // Sessions drop idle datum copies within 1-2 s (unless the test sets its
   // own period), so every cluster test also runs through fetches of dropped
   // datums.

@@ -38,6 +38,19 @@ class ClusterHarness {
       : slots_(slots), replicas_(replicas) {}
   ~ClusterHarness();
 
+  // Where a member's process runs and which host its listeners bind:
+  // `command_prefix` goes before the cairn command line (e.g.
+  // {"/usr/sbin/ip", "netns", "exec", "NS"}: inside a network namespace; it
+  // must exec cairn in the same process so that signals reach it), `host`
+  // replaces 127.0.0.1 in --listen and --admin. Members never placed run
+  // as before (no prefix, 127.0.0.1). Call before Start(id); restarts keep it.
+  // For etcd, see etcd().Place().
+  struct Placement {
+    std::vector<std::string> command_prefix{};
+    std::string host = "127.0.0.1";
+  };
+  void Place(const std::string& id, Placement placement) { placements_[id] = std::move(placement); }
+
   // Starts etcd. Must be called first.
   bool StartEtcd();
   // Starts one member and waits for its ready file. Extra flags are appended.
@@ -69,6 +82,7 @@ class ClusterHarness {
   TempDir dir_;
   EtcdProcess etcd_;
   std::vector<std::unique_ptr<Member>> members_;
+  std::map<std::string, Placement> placements_;
 };
 
 }  // namespace cairn::testing

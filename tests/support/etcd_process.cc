@@ -66,20 +66,23 @@ pid_t SpawnTiedToParent(const std::vector<std::string>& argv, const std::string&
 
 namespace {
 
-// GET /health on 127.0.0.1:port; true when etcd reports itself healthy.
-bool HealthCheck(uint16_t port) {
+// GET /health on host:port; true when etcd reports itself healthy.
+bool HealthCheck(const std::string& host, uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    ::close(fd);
+    return false;
+  }
   std::string reply;
   bool ok =
       ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 || errno == EINPROGRESS;
   pollfd p{fd, POLLOUT, 0};
   ok = ok && ::poll(&p, 1, 1000) == 1 && (p.revents & POLLOUT) != 0;
-  const std::string request = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  const std::string request = "GET /health HTTP/1.0\r\nHost: " + host + "\r\n\r\n";
   ok = ok && ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
                  static_cast<ssize_t>(request.size());
   for (int i = 0; ok && i < 20; ++i) {
@@ -111,28 +114,28 @@ bool EtcdProcess::Running() {
 }
 
 bool EtcdProcess::Launch() {
-  const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
-  const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
-  std::vector<std::string> argv = {"/usr/bin/etcd",
-                                   "--name=test",
-                                   "--data-dir=" + dir_.File("data"),
-                                   "--listen-client-urls=" + client,
-                                   "--advertise-client-urls=" + client,
-                                   "--listen-peer-urls=" + peer,
-                                   "--initial-advertise-peer-urls=" + peer,
-                                   "--initial-cluster=test=" + peer,
-                                   "--logger=zap",
-                                   "--log-outputs=stderr",
-                                   "--log-level=warn"};
+  const std::string client = "http://" + host_ + ":" + std::to_string(client_port_);
+  const std::string peer = "http://" + host_ + ":" + std::to_string(peer_port_);
+  std::vector<std::string> argv = command_prefix_;
+  argv.insert(argv.end(), {"/usr/bin/etcd", "--name=test", "--data-dir=" + dir_.File("data"),
+                           "--listen-client-urls=" + client, "--advertise-client-urls=" + client,
+                           "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
+                           "--initial-cluster=test=" + peer, "--logger=zap", "--log-outputs=stderr",
+                           "--log-level=warn"});
   pid_ = SpawnTiedToParent(argv, dir_.File("log-" + std::to_string(starts_++)));
   if (pid_ <= 0) return false;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!Running()) return false;
-    if (HealthCheck(client_port_)) return true;
+    if (HealthCheck(host_, client_port_)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+void EtcdProcess::Place(std::vector<std::string> command_prefix, std::string host) {
+  command_prefix_ = std::move(command_prefix);
+  host_ = std::move(host);
 }
 
 bool EtcdProcess::Start() {

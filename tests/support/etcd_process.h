@@ -35,6 +35,13 @@ class EtcdProcess {
   EtcdProcess();
   ~EtcdProcess();  // SIGKILL + reap
 
+  // Runs etcd behind `command_prefix` (e.g. {"/usr/sbin/ip", "netns", "exec",
+  // "NS"}: inside a network namespace) with its listeners on `host` instead
+  // of 127.0.0.1. Call before Start(); Restart() keeps it. The prefix must
+  // exec etcd in the same process (as `ip netns exec` does), so that pid()
+  // and signals reach etcd itself.
+  void Place(std::vector<std::string> command_prefix, std::string host);
+
   // Picks free ports, starts etcd and waits (up to 20 s) until its /health
   // says true. Retries with new ports if they were taken meanwhile.
   bool Start();
@@ -48,8 +55,8 @@ class EtcdProcess {
   void Resume();
   bool Running();
 
-  // "127.0.0.1:PORT" of the client (gRPC) listener.
-  std::string endpoint() const { return "127.0.0.1:" + std::to_string(client_port_); }
+  // "HOST:PORT" of the client (gRPC) listener (HOST 127.0.0.1 unless Place()d).
+  std::string endpoint() const { return host_ + ":" + std::to_string(client_port_); }
   pid_t pid() const { return pid_; }
   std::string Log() const;
 
@@ -58,6 +65,8 @@ class EtcdProcess {
   bool Healthy() const;
 
   TempDir dir_;
+  std::vector<std::string> command_prefix_;
+  std::string host_ = "127.0.0.1";
   pid_t pid_ = -1;
   uint16_t client_port_ = 0;
   uint16_t peer_port_ = 0;
