@@ -192,6 +192,9 @@ void ClientCore::StartStreamLocked(SteadyTime now) {
   body->set_app_name(options_.app_name);
   body->set_zone(options_.zone);
   body->set_keepalive_timeout_ms(options_.keepalive_timeout_ms);
+  // Every registration below is one message: a restarted server waits for
+  // them before it pushes (Hello.replay_registrations).
+  body->set_replay_registrations(static_cast<uint32_t>(registrations_.size()));
   inflight_[hello_id] = Inflight{Inflight::Op::kHello, nullptr, nullptr};
   stream_->Send(std::move(hello));
   // Revisions first: the server refuses an app instance whose revision it

@@ -56,6 +56,9 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
                  "unacked pushes before a subscriber is paused (default 6)");
   cmd.add_option("--revision-gc-after-ms", v.revision_gc_after_ms,
                  "delete app revisions unreferenced for this long (default 600000)");
+  cmd.add_option("--restart-warmup-ms", v.restart_warmup_ms,
+                 "standalone: after a restart, withhold pushes until the previous clients are "
+                 "back, at most this long; 0 disables (default 10000)");
   cmd.add_option("--ready-file", v.ready_file, "write grpc=/admin= addresses here when serving");
   cmd.add_option("--log-level", v.log_level, "trace|debug|info|warn|error (default info)");
   cmd.add_option("--role", v.roles,
@@ -104,6 +107,7 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
   if (set("--push-ack-timeout-ms")) config.push_ack_timeout_ms = v.push_ack_timeout_ms;
   if (set("--push-max-attempts")) config.push_max_attempts = v.push_max_attempts;
   if (set("--revision-gc-after-ms")) config.revision_gc_after_ms = v.revision_gc_after_ms;
+  if (set("--restart-warmup-ms")) config.restart_warmup_ms = v.restart_warmup_ms;
   if (set("--ready-file")) config.ready_file = v.ready_file;
   if (set("--log-level")) config.log_level = v.log_level;
   if (set("--role")) config.roles = v.roles;

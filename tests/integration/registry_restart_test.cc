@@ -8,8 +8,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "registry_test_util.h"
@@ -96,8 +98,19 @@ class ViewRecorder {
   size_t max_missing_ = 0;
 };
 
+// Extra registry flags from $CAIRN_RESTART_TEST_FLAGS (space-separated), to
+// show what the test catches without the warm-up:
+//   CAIRN_RESTART_TEST_FLAGS="--restart-warmup-ms 0" build/bin/registry_restart_test
+std::vector<std::string> ExtraFlags() {
+  std::vector<std::string> flags;
+  const char* env = std::getenv("CAIRN_RESTART_TEST_FLAGS");
+  std::istringstream words(env == nullptr ? "" : env);
+  for (std::string word; words >> word;) flags.push_back(word);
+  return flags;
+}
+
 TEST(RegistryRestart, KillNineAndRestartNeverPushesAFalseRemoval) {
-  RegistryProcess server;
+  RegistryProcess server(ExtraFlags());
   ASSERT_TRUE(server.Start()) << server.Log();
   const std::string address = server.grpc_address();
 

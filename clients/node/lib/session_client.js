@@ -499,6 +499,12 @@ class CairnSessionClient extends Base {
       app_name: this._opts.appName || '',
       zone: this._opts.zone || '',
       keepalive_timeout_ms: this._opts.keepaliveTimeout,
+      // What _onConnected replays right after the Hello's answer: a
+      // restarted registry withholds pushes until its previous clients have
+      // replayed (registry.proto, Hello.replay_registrations). A registration
+      // added or removed before that answer makes the count one off, which
+      // only ends the server's wait a little early or at its timeout.
+      replay_registrations: this._publishers.size + this._subscribers.size,
     };
     const requestId = this._newRequestId();
     this._requests.set(String(requestId), { kind: 'hello', gen, server });

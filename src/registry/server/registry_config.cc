@@ -58,6 +58,7 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
       {"stream_read_window", u32(&c.stream_read_window)},
       {"stream_max_outbound", u32(&c.stream_max_outbound)},
       {"revision_gc_after_ms", u32(&c.revision_gc_after_ms)},
+      {"restart_warmup_ms", u32(&c.restart_warmup_ms)},
       {"ready_file", str(&c.ready_file)},
       {"log_level", str(&c.log_level)},
       {"roles", str(&c.roles)},

@@ -40,6 +40,11 @@ struct RegistryConfig {
   uint32_t stream_max_outbound = 4096;
   // An app revision no instance has referenced for this long is deleted.
   uint32_t revision_gc_after_ms = 600000;
+  // Standalone: after a restart, pushes are withheld until every client of
+  // the previous run has reconnected and replayed its registrations, or this
+  // long, whichever is first (docs/ARCHITECTURE.md, "Restart and
+  // reconnect"). 0 disables the warm-up.
+  uint32_t restart_warmup_ms = 10000;
   // If set, written once listening: "grpc=HOST:PORT\nadmin=HOST:PORT\n".
   std::string ready_file;
   // trace, debug, info, warn, error.

@@ -18,6 +18,7 @@
 #include "registry/data/local_data_server.h"
 #include "registry/meta/meta_service.h"
 #include "registry/server/admin_routes.h"
+#include "registry/server/connected_clients.h"
 #include "registry/session/grpc_service.h"
 #include "registry/session/server_options.h"
 #include "registry/session/session_server.h"
@@ -31,7 +32,12 @@ struct StandaloneRegistry::Impl {
   std::string admin_address;
   RegistryMetrics metrics;
   std::unique_ptr<KvStore> store;
+  RestartWarmupMetrics warmup_metrics{metrics.registry()};
+  // Which clients are connected, in the store, for the next run's warm-up.
+  std::unique_ptr<ConnectedClientsRecorder> clients_recorder;
+  uint64_t recorded_generation = 0;  // loop-owned
   EventLoop loop{"cairn-registry"};
+  std::unique_ptr<EventLoop::Timer> clients_timer;  // loop-owned; declared after loop
   std::unique_ptr<LocalMetaService> meta;
   std::unique_ptr<LocalDataServer> data;
   std::unique_ptr<RevisionStore> revision_store;
@@ -45,6 +51,13 @@ struct StandaloneRegistry::Impl {
 
 namespace {
 
+// How often the connected clients are compared with what was recorded.
+constexpr std::chrono::milliseconds kRecordClientsPeriod{1000};
+
+// On the loop, every kRecordClientsPeriod: offers the connected clients to
+// the recorder when they changed since the last offer.
+void RecordClientsEvery(StandaloneRegistry::Impl& r);
+
 absl::Status WriteReadyFile(const std::string& path, const std::string& grpc,
                             const std::string& admin) {
   std::string tmp = path + ".tmp";
@@ -57,6 +70,14 @@ absl::Status WriteReadyFile(const std::string& path, const std::string& grpc,
   std::filesystem::rename(tmp, path, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
   return absl::OkStatus();
+}
+
+void RecordClientsEvery(StandaloneRegistry::Impl& r) {
+  if (r.session->connected_clients_generation() != r.recorded_generation) {
+    r.recorded_generation = r.session->connected_clients_generation();
+    r.clients_recorder->Offer(r.session->ConnectedClients());
+  }
+  r.clients_timer = r.loop.RunAfter(kRecordClientsPeriod, [&r] { RecordClientsEvery(r); });
 }
 
 }  // namespace
@@ -95,6 +116,8 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   r.store = std::move(*store);
   auto clock = VersionClock::Open(r.store.get());
   if (!clock.ok()) return clock.status();
+  RestartWarmup::ClientCounts previous_clients = ConnectedClientsRecorder::Load(*r.store);
+  r.clients_recorder = std::make_unique<ConnectedClientsRecorder>(*r.store, kRecordClientsPeriod);
 
   r.meta = std::make_unique<LocalMetaService>("local", config.slots);
   r.data = std::make_unique<LocalDataServer>(config.slots, std::move(*clock));
@@ -108,9 +131,14 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   r.session = std::make_unique<SessionServer>(r.loop, *r.apps, r.metrics, session_options);
   r.session->SetRevisionService(r.apps.get());
   r.loop.Start();
-  r.loop.Post([&r] {
+  r.loop.Post([&r, previous = std::move(previous_clients)]() mutable {
+    // Before the gRPC server starts: no stream can come before the warm-up.
+    r.session->BeginRestartWarmup(std::move(previous),
+                                  std::chrono::milliseconds(r.config.restart_warmup_ms),
+                                  r.warmup_metrics);
     r.session->Start();
     r.apps->Start();
+    RecordClientsEvery(r);
   });
 
   r.service = std::make_unique<GrpcRegistryService>(
@@ -164,6 +192,14 @@ void StandaloneRegistry::Shutdown() {
   r.stopped = true;
   spdlog::info("cairn registry shutting down");
   if (r.admin) r.admin->Stop();
+  // Record the clients as they are now, before their streams end: they will
+  // reconnect to the next run, which waits for them.
+  std::promise<RestartWarmup::ClientCounts> connected;
+  r.loop.Post([&r, &connected] {
+    r.clients_timer.reset();
+    connected.set_value(r.session->ConnectedClients());
+  });
+  r.clients_recorder->Stop(connected.get_future().get());
   // Queued before the streams' disconnects: they then skip unpublishing
   // registrations one by one, since the data role stops with us.
   r.loop.Post([&r] { r.session->PrepareForShutdown(); });

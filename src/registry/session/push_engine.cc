@@ -74,7 +74,18 @@ void PushEngine::Enqueue(Subscriber& sub) {
   if (sub.queued) return;
   sub.queued = true;
   ready_.push_back(sub.id);
-  if (!drain_posted_) {
+  if (!drain_posted_ && !held_) {
+    drain_posted_ = true;
+    loop_.Post([this, alive = alive_] {
+      if (*alive) Drain();
+    });
+  }
+}
+
+void PushEngine::Resume() {
+  if (!held_) return;
+  held_ = false;
+  if (!ready_.empty() && !drain_posted_) {
     drain_posted_ = true;
     loop_.Post([this, alive = alive_] {
       if (*alive) Drain();
@@ -84,6 +95,7 @@ void PushEngine::Enqueue(Subscriber& sub) {
 
 void PushEngine::Drain() {
   drain_posted_ = false;
+  if (held_) return;  // Resume drains the queue
   size_t budget = options_.batch;
   while (!ready_.empty() && budget-- > 0) {
     uint64_t id = ready_.front();

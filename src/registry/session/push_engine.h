@@ -10,6 +10,9 @@
 //     max_attempts the subscriber is "stalled" (logged, counted) and left
 //     alone until it acknowledges or resubscribes, so a dead or stuck client
 //     is not hammered.
+// While held (Hold, a restarted registry's warm-up) nothing is sent: changes
+// and new subscribers are queued as usual, and Resume pushes each of them
+// the data current then.
 // Work is queued and drained by posted tasks in batches: when the registry is
 // quiet a change is pushed on the next loop turn; under load the queue
 // coalesces repeated changes of the same subscriber into one push.
@@ -86,6 +89,13 @@ class PushEngine final : public DataChangeListener {
   // The client confirmed push_id. Unknown or old ids are ignored.
   void OnAck(uint64_t subscriber_id, uint64_t push_id);
 
+  // Hold: send no push until Resume; subscribers stay queued and are sent
+  // the newest data on Resume (one push each, whatever changed meanwhile).
+  // A push already in flight still takes its ack; its resend waits too.
+  void Hold() { held_ = true; }
+  void Resume();
+  bool held() const { return held_; }
+
   // DataChangeListener
   void OnDatumChanged(const std::string& data_info_id, uint64_t version) override;
   // Every subscribed datum `affected` names is fetched again (and pushed
@@ -145,6 +155,7 @@ class PushEngine final : public DataChangeListener {
   std::unordered_map<std::string, std::unordered_set<uint64_t>> by_data_info_;
   std::deque<uint64_t> ready_;
   bool drain_posted_ = false;
+  bool held_ = false;
   PushPayloadCache payloads_;
   // Guards posted tasks against running after destruction.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -51,7 +51,7 @@ void SessionServer::OnMessage(uint64_t connection_id, pb::ClientMessage message)
         HandleHello(conn, request_id, message.hello());
         break;
       case pb::ClientMessage::kPublish:
-        HandlePublish(conn, ReplyTo{request_id, nullptr}, message.publish());
+        HandlePublish(conn, ReplyTo{request_id, nullptr, /*registration=*/true}, message.publish());
         break;
       case pb::ClientMessage::kSubscribe:
         HandleSubscribe(conn, request_id, message.subscribe());
@@ -92,6 +92,10 @@ void SessionServer::OnMessage(uint64_t connection_id, pb::ClientMessage message)
 
 void SessionServer::Reply(Connection& conn, const ReplyTo& to, const absl::Status& status,
                           uint64_t datum_version) {
+  if (to.registration && warmup_ != nullptr) {
+    warmup_->OnRegistrationAnswered(conn.id);
+    WarmupProgress();  // the push it may release is posted: the Result goes first
+  }
   if (status.ok()) {
     metrics_.requests_ok.Increment();
   } else {
@@ -149,7 +153,7 @@ void SessionServer::HandleBatch(Connection& conn, uint64_t request_id, const pb:
   pending->outstanding = static_cast<size_t>(batch.messages_size()) + 1;
   pending->message.mutable_result_batch()->mutable_results()->Reserve(batch.messages_size());
   for (const pb::ClientMessage& inner : batch.messages()) {
-    ReplyTo to{inner.request_id(), pending};
+    ReplyTo to{inner.request_id(), pending, /*registration=*/inner.has_publish()};
     if (inner.has_publish()) {
       HandlePublish(conn, to, inner.publish());
     } else {
@@ -172,6 +176,8 @@ void SessionServer::HandleHello(Connection& conn, uint64_t request_id, const pb:
     Reply(conn, request_id, s);
     return;
   }
+  if (!conn.said_hello || conn.client_id != hello.client_id()) ++clients_generation_;
+  conn.said_hello = true;
   conn.client_id = hello.client_id();
   conn.owner.reset();  // records published from now on name the new client id
   conn.app_name = hello.app_name();
@@ -182,6 +188,10 @@ void SessionServer::HandleHello(Connection& conn, uint64_t request_id, const pb:
                    options_.min_keepalive_timeout, options_.max_keepalive_timeout);
   }
   Reply(conn, request_id, absl::OkStatus());
+  if (warmup_ != nullptr) {
+    warmup_->OnHello(conn.id, conn.client_id, hello.replay_registrations());
+    WarmupProgress();
+  }
 }
 
 absl::Status SessionServer::LimitReached(const Connection& conn) const {
@@ -265,14 +275,15 @@ void SessionServer::HandlePublish(Connection& conn, const ReplyTo& to, const pb:
 
 void SessionServer::HandleSubscribe(Connection& conn, uint64_t request_id,
                                     const pb::Subscribe& subscribe) {
+  const ReplyTo to{request_id, nullptr, /*registration=*/true};
   if (auto s = ValidateSubscribe(subscribe); !s.ok()) {
-    Reply(conn, request_id, s);
+    Reply(conn, to, s);
     return;
   }
   const std::string& reg_id = subscribe.registration_id();
   bool known_here = conn.subscribers.count(reg_id) > 0;
   if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
-    Reply(conn, request_id, LimitReached(conn));
+    Reply(conn, to, LimitReached(conn));
     return;
   }
   DropSubscriber(reg_id);  // a re-subscribe (or a reconnect) replaces the old one
@@ -286,22 +297,23 @@ void SessionServer::HandleSubscribe(Connection& conn, uint64_t request_id,
                                         : std::string(kDefaultZone);
   spec.connection_id = conn.id;
   // Answer first: the first push is queued and goes out after the result.
-  Reply(conn, request_id, absl::OkStatus());
+  Reply(conn, to, absl::OkStatus());
   conn.subscribers[reg_id] = push_.Subscribe(std::move(spec));
   subscriber_owner_[reg_id] = conn.id;
 }
 
 void SessionServer::HandleRegisterRevision(Connection& conn, uint64_t request_id,
                                            const pb::RegisterRevision& request) {
+  const ReplyTo to{request_id, nullptr, /*registration=*/true};
   if (revisions_ == nullptr) {
-    Reply(conn, request_id,
+    Reply(conn, to,
           absl::UnimplementedError("this server does not support application-level discovery"));
     return;
   }
   uint64_t conn_id = conn.id;
-  revisions_->RegisterRevision(request.revision(), [this, conn_id, request_id](absl::Status s) {
+  revisions_->RegisterRevision(request.revision(), [this, conn_id, to](absl::Status s) {
     auto it = connections_.find(conn_id);
-    if (it != connections_.end()) Reply(it->second, request_id, s);
+    if (it != connections_.end()) Reply(it->second, to, s);
   });
 }
 
@@ -352,6 +364,8 @@ void SessionServer::OnDisconnect(uint64_t connection_id, const std::string& reas
   if (it == connections_.end()) return;
   Connection conn = std::move(it->second);
   connections_.erase(it);
+  if (conn.said_hello) ++clients_generation_;
+  if (warmup_ != nullptr) warmup_->OnDisconnect(connection_id);
   spdlog::debug("connection {} ({}) closed: {}; removing {} publishers, {} subscribers",
                 connection_id, conn.peer, reason, conn.publisher_count, conn.subscribers.size());
   // Shutting down: the entries stay in publishers_ until this server is
@@ -425,6 +439,61 @@ void SessionServer::SweepKeepalives() {
   auto period = std::clamp(options_.min_keepalive_timeout / 4, std::chrono::milliseconds(50),
                            std::chrono::milliseconds(1000));
   sweep_timer_ = loop_.RunAfter(period, [this] { SweepKeepalives(); });
+}
+
+void SessionServer::BeginRestartWarmup(RestartWarmup::ClientCounts previous,
+                                       std::chrono::milliseconds timeout,
+                                       RestartWarmupMetrics& metrics) {
+  warmup_metrics_ = &metrics;
+  if (previous.empty() || timeout.count() <= 0) return;
+  warmup_ = std::make_unique<RestartWarmup>(std::move(previous));
+  warmup_started_ = SteadyNow();
+  push_.Hold();
+  metrics.active.Set(1);
+  metrics.awaited.Set(static_cast<double>(warmup_->awaited()));
+  spdlog::info(
+      "restart warm-up: withholding pushes until the {} client streams of the previous run are "
+      "back and have replayed their registrations, at most {} ms (restart_warmup_ms)",
+      warmup_->expected(), timeout.count());
+  warmup_timer_ = loop_.RunAfter(timeout, [this] { EndWarmup(/*timed_out=*/true); });
+}
+
+void SessionServer::WarmupProgress() {
+  if (warmup_ == nullptr) return;
+  warmup_metrics_->awaited.Set(static_cast<double>(warmup_->awaited()));
+  if (warmup_->AllReturned()) EndWarmup(/*timed_out=*/false);
+}
+
+void SessionServer::EndWarmup(bool timed_out) {
+  if (warmup_ == nullptr) return;
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyNow() - warmup_started_);
+  if (timed_out) {
+    spdlog::warn(
+        "restart warm-up ended after {} ms: timeout; {} of {} client streams of the previous run "
+        "did not return ({}); pushing {} subscribers the current view",
+        took.count(), warmup_->awaited(), warmup_->expected(), warmup_->AwaitedSummary(10),
+        push_.subscriber_count());
+  } else {
+    spdlog::info(
+        "restart warm-up ended after {} ms: all {} client streams of the previous run returned; "
+        "pushing {} subscribers the current view",
+        took.count(), warmup_->expected(), push_.subscriber_count());
+  }
+  warmup_metrics_->active.Set(0);
+  warmup_metrics_->awaited.Set(static_cast<double>(warmup_->awaited()));
+  warmup_metrics_->duration.Set(std::chrono::duration<double>(took).count());
+  warmup_.reset();
+  push_.Resume();
+  // Last: this may be the timer's own callback.
+  warmup_timer_.reset();
+}
+
+RestartWarmup::ClientCounts SessionServer::ConnectedClients() const {
+  RestartWarmup::ClientCounts counts;
+  for (const auto& [id, conn] : connections_) {
+    if (conn.said_hello) ++counts[conn.client_id];
+  }
+  return counts;
 }
 
 bool SessionServer::SendPush(uint64_t connection_id, EncodedPush&& push) {

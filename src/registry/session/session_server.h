@@ -24,6 +24,7 @@
 #include "registry/metrics.h"
 #include "registry/session/client_stream.h"
 #include "registry/session/push_engine.h"
+#include "registry/session/restart_warmup.h"
 
 namespace cairn {
 
@@ -64,6 +65,23 @@ class SessionServer final : private PushEngine::Transport {
   // REQUIRES: on the loop; only when the data role goes away with this
   // server (standalone).
   void PrepareForShutdown();
+
+  // A restarted standalone registry: withhold every push until each client
+  // stream of the previous run (`previous`, from ConnectedClients() of that
+  // run) has returned and replayed (RestartWarmup), or `timeout` passed;
+  // then push every subscriber the current view. Subscriptions are accepted
+  // and answered meanwhile. Does nothing if `previous` is empty or timeout is
+  // 0. Not for cluster mode: the data servers keep a dead session's
+  // publishers for a lease. REQUIRES: on the loop, before the first stream;
+  // metrics outlives the server.
+  void BeginRestartWarmup(RestartWarmup::ClientCounts previous, std::chrono::milliseconds timeout,
+                          RestartWarmupMetrics& metrics);
+  bool warming_up() const { return warmup_ != nullptr; }
+
+  // The client ids of the streams that said Hello, counted: what the next
+  // run's warm-up waits for. The generation changes whenever they may have.
+  RestartWarmup::ClientCounts ConnectedClients() const;
+  uint64_t connected_clients_generation() const { return clients_generation_; }
 
   // Most inner messages one Batch may hold (registry.proto, "Batch").
   static constexpr int kMaxBatchMessages = 1000;
@@ -114,6 +132,7 @@ class SessionServer final : private PushEngine::Transport {
   struct Connection {
     uint64_t id = 0;
     std::string peer;
+    bool said_hello = false;
     std::string client_id;
     std::string app_name;
     std::string zone;
@@ -145,6 +164,9 @@ class SessionServer final : private PushEngine::Transport {
   struct ReplyTo {
     uint64_t request_id = 0;
     std::shared_ptr<PendingBatch> batch;
+    // A publish, subscribe or revision: one of the registrations a Hello
+    // announces as its replay (restart warm-up).
+    bool registration = false;
   };
 
   void HandleHello(Connection& conn, uint64_t request_id, const pb::Hello& hello);
@@ -168,6 +190,9 @@ class SessionServer final : private PushEngine::Transport {
   static void Unlink(Connection& conn, PublisherEntry& entry);
   absl::Status LimitReached(const Connection& conn) const;
   void SweepKeepalives();
+  // Ends the warm-up once every awaited client is back; updates its metrics.
+  void WarmupProgress();
+  void EndWarmup(bool timed_out);
   const std::shared_ptr<const OwnerRef>& OwnerOf(Connection& conn) const;
   pb::Owner OwnerProto(uint64_t connection_id) const;
   pb::SubscriberInfo SubscriberInfoOf(const PushEngine::SubscriberView& view) const;
@@ -195,6 +220,13 @@ class SessionServer final : private PushEngine::Transport {
   std::unordered_map<std::string, uint64_t> subscriber_owner_;  // reg id -> connection
   std::unique_ptr<EventLoop::Timer> sweep_timer_;
   bool shutting_down_ = false;
+
+  // Restart warm-up (standalone): set while pushes are withheld.
+  std::unique_ptr<RestartWarmup> warmup_;
+  RestartWarmupMetrics* warmup_metrics_ = nullptr;
+  SteadyTime warmup_started_{};
+  std::unique_ptr<EventLoop::Timer> warmup_timer_;
+  uint64_t clients_generation_ = 0;
 };
 
 }  // namespace cairn
