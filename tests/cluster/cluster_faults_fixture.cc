@@ -1,5 +1,7 @@
 #include "cluster_faults_fixture.h"
 
+#include "common/data_info.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -9,8 +11,6 @@
 namespace cairn::cluster::faults {
 
 using cairn::testing::Eventually;
-
-std::string DataId(int i) { return "canary-" + std::to_string(i); }
 
 pb::DataInfoKey Key(const std::string& data_id) {
   pb::DataInfoKey key;
@@ -184,9 +184,9 @@ PublisherMap View::publishers() const {
 // ---------------------------------------------------------------- ChurnClient
 
 absl::Status ChurnClient::Seed() {
-  for (int i = 0; i < kDataIds; ++i) {
+  for (const auto& data_id : data_ids_) {
     int before = failures_;
-    Publish(DataId(i));
+    Publish(data_id);
     if (failures_ != before) return absl::UnavailableError(failure_log());
   }
   return absl::OkStatus();
@@ -218,7 +218,7 @@ void ChurnClient::Run(milliseconds gap, int publish_share) {
     }
     int roll = static_cast<int>(rng() % 100);
     if (live < 2 || (roll < publish_share && live < kMaxLive)) {
-      Publish(DataId(static_cast<int>(rng() % kDataIds)));
+      Publish(data_ids_[rng() % data_ids_.size()]);
     } else if (roll % 2 == 0) {
       Republish(target);
     } else {
@@ -342,12 +342,15 @@ void ClusterFaultsTest::SetUp() {
   }
   ASSERT_NE(cluster_.Start("session", "s1"), nullptr) << cluster_.Logs();
   ASSERT_NE(cluster_.Start("session", "s2"), nullptr) << cluster_.Logs();
+  // No slot moves while a test runs, except those its fault causes.
   ASSERT_TRUE(Eventually(
       [&] {
-        return Settled({"d1", "d2", "d3"});
+        return Balanced({"d1", "d2", "d3"});
       },
-      seconds(20)))
+      Scaled(seconds(30))))
       << cluster_.Logs();
+  ChooseDataIds();
+  ASSERT_FALSE(data_ids_.empty());
   ledger_->NameSession(Address("s1"), "s1");
   ledger_->NameSession(Address("s2"), "s2");
 
@@ -367,7 +370,8 @@ void ClusterFaultsTest::SetUp() {
     auto client = NewClient(name, c % 2 == 0 ? std::vector<std::string>{"s1", "s2"}
                                              : std::vector<std::string>{"s2", "s1"});
     ASSERT_NE(client, nullptr);
-    churn_.push_back(std::make_unique<ChurnClient>(name, std::move(client), ledger_, 1000 + c));
+    churn_.push_back(
+        std::make_unique<ChurnClient>(name, std::move(client), data_ids_, ledger_, 1000 + c));
     ASSERT_TRUE(churn_.back()->Seed().ok()) << churn_.back()->failure_log();
   }
   RebuildExpected();
@@ -416,6 +420,52 @@ bool ClusterFaultsTest::Settled(const std::set<std::string>& live) {
   return leads.size() == live.size();
 }
 
+bool ClusterFaultsTest::Balanced(const std::set<std::string>& live) {
+  if (!Settled(live)) return false;
+  auto table = Table();
+  if (!table.ok()) return false;
+  std::map<std::string, int> leads, follows;
+  for (const auto& id : live) leads[id] = follows[id] = 0;
+  for (const auto& slot : table->slots()) {
+    ++leads[slot.leader()];
+    for (const auto& follower : slot.followers()) ++follows[follower];
+  }
+  auto spread = [](const std::map<std::string, int>& counts) {
+    auto [low, high] =
+        std::minmax_element(counts.begin(), counts.end(),
+                            [](const auto& a, const auto& b) { return a.second < b.second; });
+    return high->second - low->second;
+  };
+  return spread(leads) <= 1 && spread(follows) <= 1;
+}
+
+void ClusterFaultsTest::ChooseDataIds() {
+  auto table = Table();
+  if (!table.ok()) return;
+  std::map<std::string, int> wanted = {
+      {"d1", kIdsLedPerServer}, {"d2", kIdsLedPerServer}, {"d3", kIdsLedPerServer}};
+  int only_on_d2_and_d3 = kIdsOnlyOnD2AndD3;
+  std::set<uint32_t> used;
+  for (int n = 0; n < 100000 && data_ids_.size() < 3 * kIdsLedPerServer + kIdsOnlyOnD2AndD3; ++n) {
+    std::string data_id = "canary-" + std::to_string(n);
+    uint32_t slot = SlotOf(DataInfoId(NormalizeKey(Key(data_id))), cluster_.slots());
+    if (used.contains(slot) || static_cast<int>(slot) >= table->slots_size()) continue;
+    const auto& assignment = table->slots(static_cast<int>(slot));
+    std::set<std::string> holders(assignment.followers().begin(), assignment.followers().end());
+    holders.insert(assignment.leader());
+    bool pair = holders == std::set<std::string>{"d2", "d3"};
+    if (pair && only_on_d2_and_d3 > 0) {
+      --only_on_d2_and_d3;
+    } else if (wanted[assignment.leader()] > 0 && !pair) {
+      --wanted[assignment.leader()];
+    } else {
+      continue;
+    }
+    used.insert(slot);
+    data_ids_.push_back(data_id);
+  }
+}
+
 std::unique_ptr<RegistryClient> ClusterFaultsTest::NewClient(
     const std::string& name, const std::vector<std::string>& session_ids) {
   RegistryClientOptions options;
@@ -436,13 +486,13 @@ void ClusterFaultsTest::AddCanaryClient(const std::string& name,
   auto client = NewClient(name, session_ids);
   ASSERT_NE(client, nullptr);
   std::string owner = name + "[" + Join(session_ids, ",") + "]";
-  for (int i = 0; i < kDataIds; ++i) {
+  for (const auto& data_id : data_ids_) {
     for (int k = 0; k < kCanariesPerClientAndId; ++k) {
-      std::string data = name + "-" + DataId(i) + "-" + std::to_string(k);
-      auto publisher = client->Publish(PublishSpec{Key(DataId(i)), {data}});
+      std::string data = name + "-" + data_id + "-" + std::to_string(k);
+      auto publisher = client->Publish(PublishSpec{Key(data_id), {data}});
       ASSERT_TRUE(publisher.ok()) << publisher.status();
       ledger_->Add((*publisher)->registration_id(), owner, client.get());
-      canary_expected_[DataId(i)][(*publisher)->registration_id()] = {data};
+      canary_expected_[data_id][(*publisher)->registration_id()] = {data};
       canaries_.push_back(std::move(*publisher));
     }
   }
@@ -455,9 +505,9 @@ void ClusterFaultsTest::AddSubscriberClient(const std::string& name,
   auto client = NewClient(name, session_ids);
   ASSERT_NE(client, nullptr);
   std::string subscriber = name + "[" + Join(session_ids, ",") + "]";
-  for (int i = 0; i < kDataIds; ++i) {
-    auto view = std::make_shared<View>(DataId(i), subscriber, ledger_, anomalies_);
-    auto sub = client->Subscribe(SubscribeSpec{Key(DataId(i))},
+  for (const auto& data_id : data_ids_) {
+    auto view = std::make_shared<View>(data_id, subscriber, ledger_, anomalies_);
+    auto sub = client->Subscribe(SubscribeSpec{Key(data_id)},
                                  [view](const pb::Push& push) { view->OnPush(push); });
     ASSERT_TRUE(sub.ok()) << sub.status();
     subscriptions_.push_back(std::move(*sub));
@@ -468,7 +518,7 @@ void ClusterFaultsTest::AddSubscriberClient(const std::string& name,
 
 void ClusterFaultsTest::RebuildExpected() {
   expected_ = canary_expected_;
-  for (int i = 0; i < kDataIds; ++i) expected_[DataId(i)];  // every dataId, even if empty
+  for (const auto& data_id : data_ids_) expected_[data_id];  // every dataId, even if empty
   uncertain_.clear();
   for (auto& churn : churn_) {
     for (const auto& [data_id, publishers] : churn->Acknowledged()) {

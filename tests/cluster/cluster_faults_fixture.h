@@ -4,11 +4,10 @@
 // loaded the way production loads it, and checkers that see what a
 // subscriber would suffer from.
 //
-// Load: kDataIds dataIds, each with publishers from every canary client
-// (half of them list the sessions as s1,s2, half as s2,s1, so each dataId has
-// publishers through both sessions), subscribers on both sessions, and churn
-// clients that publish, republish with new data and unregister from their own
-// threads while a fault happens.
+// Load: 11 dataIds spread over the data servers' slots, each with publishers from every canary
+// client (half of them list the sessions as s1,s2, half as s2,s1, so each dataId has publishers
+// through both sessions), subscribers on both sessions, and churn clients that publish, republish
+// with new data and unregister from their own threads while a fault happens.
 //
 // Checks, keyed by registration id (never by flattened data strings, which
 // cannot show a ghost or a duplicate publisher):
@@ -50,13 +49,15 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kDataIds = 4;
+// dataIds per data server among those it leads, and dataIds whose slot lives
+// only on d2 and d3 (lost when both die): chosen from the balanced table.
+constexpr int kIdsLedPerServer = 3;
+constexpr int kIdsOnlyOnD2AndD3 = 2;
 constexpr int kCanaryClients = 6;           // 3 through s1 first, 3 through s2 first
 constexpr int kCanariesPerClientAndId = 2;  // 12 canary publishers per dataId
 constexpr int kChurnClients = 4;            // 2 through s1 first, 2 through s2 first
 constexpr int kSubscriberClients = 2;       // one per session, each on every dataId
 
-std::string DataId(int i);
 pb::DataInfoKey Key(const std::string& data_id);
 
 // How much slower than a normal build the budgets may be: 3 under
@@ -148,9 +149,10 @@ class View {
 class ChurnClient {
  public:
   ChurnClient(std::string name, std::unique_ptr<RegistryClient> client,
-              std::shared_ptr<Ledger> ledger, uint32_t seed)
+              std::vector<std::string> data_ids, std::shared_ptr<Ledger> ledger, uint32_t seed)
       : name_(std::move(name)),
         client_(std::move(client)),
+        data_ids_(std::move(data_ids)),
         ledger_(std::move(ledger)),
         seed_(seed) {}
   ~ChurnClient() { Stop(); }
@@ -185,6 +187,7 @@ class ChurnClient {
 
   const std::string name_;
   std::unique_ptr<RegistryClient> client_;
+  const std::vector<std::string> data_ids_;
   const std::shared_ptr<Ledger> ledger_;
   uint32_t seed_;
   std::thread thread_;
@@ -210,7 +213,13 @@ class ClusterFaultsTest : public ::testing::Test {
   // Every slot has a live leader and a live follower, and every live data
   // server leads some slot.
   bool Settled(const std::set<std::string>& live);
+  // Settled, and at the planner's fixed point: leaders, and followers, per
+  // live server differ by at most one, so no slot moves until a fault.
+  bool Balanced(const std::set<std::string>& live);
   std::string Address(const std::string& id) { return cluster_.Find(id)->grpc_address; }
+  // Fills data_ids_ from the balanced table: kIdsLedPerServer led by each of
+  // d1, d2, d3 and kIdsOnlyOnD2AndD3 held only by d2 and d3, in distinct slots.
+  void ChooseDataIds();
 
   // ---- clients
   std::unique_ptr<RegistryClient> NewClient(const std::string& name,
@@ -247,6 +256,7 @@ class ClusterFaultsTest : public ::testing::Test {
   void ExpectNoChurnFailures();
 
   cairn::testing::ClusterHarness cluster_;
+  std::vector<std::string> data_ids_;
   std::unique_ptr<coord::EtcdClient> etcd_;
   ClusterKeys keys_{"cairn"};
   std::shared_ptr<Ledger> ledger_ = std::make_shared<Ledger>();
