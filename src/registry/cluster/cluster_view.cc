@@ -22,6 +22,16 @@ std::map<std::string, v1::MemberInfo> ParseMembers(const coord::PrefixWatcher::S
 
 }  // namespace
 
+std::string SessionIncarnation(const v1::MemberInfo& session) {
+  return session.id() + "@" + std::to_string(session.started_at_ms());
+}
+
+std::set<std::string> ClusterSnapshot::SessionIncarnations() const {
+  std::set<std::string> out;
+  for (const auto& [id, member] : sessions) out.insert(SessionIncarnation(member));
+  return out;
+}
+
 ClusterView::ClusterView(coord::EtcdClient& client, const ClusterKeys& keys, EventLoop& loop,
                          Callback on_change)
     : loop_(loop), on_change_(std::move(on_change)), alive_(std::make_shared<bool>(true)) {
@@ -67,13 +77,21 @@ ClusterView::~ClusterView() { Stop(); }
 absl::Status ClusterView::Start() {
   if (auto s = table_->Start(); !s.ok()) return s;
   if (auto s = data_->Start(); !s.ok()) return s;
-  return sessions_->Start();
+  if (auto s = sessions_->Start(); !s.ok()) return s;
+  {
+    std::lock_guard lock(mu_);
+    complete_ = true;
+  }
+  Changed();
+  return absl::OkStatus();
 }
 
 void ClusterView::Changed() {
   {
     std::lock_guard lock(mu_);
-    if (post_pending_) return;  // the queued post will read the newest state
+    // Nothing goes out before all three prefixes were read: a table without
+    // its members would make a new slot leader rebuild from no session.
+    if (!complete_ || post_pending_) return;  // a queued post reads the newest state
     post_pending_ = true;
   }
   loop_.Post([this, alive = alive_] {

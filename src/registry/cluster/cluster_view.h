@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -24,10 +25,21 @@
 
 namespace cairn::cluster {
 
+// What a session calls itself towards the data servers (WatchRequest.session,
+// ApplyRequest.session, the owner of its publishers): its member id and the
+// start time of this process, "s1@1733570000123". A session restarted under
+// the same id is another incarnation: its first (empty) SlotSync must not
+// wipe the publishers its previous incarnation held for clients that are
+// still coming back; those go with that incarnation's lease instead.
+std::string SessionIncarnation(const v1::MemberInfo& session);
+
 struct ClusterSnapshot {
   std::shared_ptr<const v1::SlotTable> table;      // null until the meta leader wrote one
   std::map<std::string, v1::MemberInfo> data;      // id -> member
   std::map<std::string, v1::MemberInfo> sessions;  // id -> member
+
+  // The incarnations (SessionIncarnation) of the sessions in membership.
+  std::set<std::string> SessionIncarnations() const;
 };
 
 class ClusterView {
@@ -39,7 +51,10 @@ class ClusterView {
   ~ClusterView();  // Stop()
 
   // Reads everything once (error if etcd cannot be read), posts the first
-  // snapshot, then follows changes in the background.
+  // snapshot, then follows changes in the background. The first snapshot
+  // holds all three (table, data members, session members): a partial one
+  // would tell a restarted data server that it leads slots in a cluster
+  // without sessions.
   absl::Status Start();
   // After it returns no callback runs or is queued to run. Idempotent; the
   // first call must come while the loop runs.
@@ -55,6 +70,7 @@ class ClusterView {
   std::mutex mu_;
   ClusterSnapshot latest_;     // guarded by mu_
   bool post_pending_ = false;  // guarded by mu_
+  bool complete_ = false;      // guarded by mu_: every prefix was read once
   std::unique_ptr<coord::PrefixWatcher> table_;
   std::unique_ptr<coord::PrefixWatcher> data_;
   std::unique_ptr<coord::PrefixWatcher> sessions_;

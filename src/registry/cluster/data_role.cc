@@ -24,7 +24,9 @@
 #include "registry/cluster/async_calls.h"
 #include "registry/cluster/cluster_view.h"
 #include "registry/cluster/data_views.h"
+#include "registry/cluster/peer_channel.h"
 #include "registry/cluster/revision_collector.h"
+#include "registry/cluster/slot_rebuilds.h"
 #include "registry/cluster/watch_stream.h"
 #include "registry/cluster/wire.h"
 #include "registry/data/local_data_server.h"
@@ -52,9 +54,8 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     std::string leader;
     std::vector<std::string> followers;
     bool ready = false;                       // leader: serving reads and notices
-    std::set<std::string> awaiting;           // leader, not ready: sessions yet to sync
     bool caught_up = false;                   // follower: has a copy of the slot
-    std::unique_ptr<EventLoop::Timer> timer;  // rebuild timeout / catch-up retry
+    std::unique_ptr<EventLoop::Timer> timer;  // catch-up retry
   };
 
   // Replication to one follower goes in order: one Replicate in flight, and
@@ -70,6 +71,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
         keys(this->options.cluster),
         store(this->options.slot_count, *VersionClock::Open(nullptr)),
         slots(this->options.slot_count),
+        rebuilds({this->options.rebuild_timeout, this->options.session_lease}),
         calls(loop) {}
 
   coord::EtcdClient& client;
@@ -79,6 +81,8 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
   LocalDataServer store;
   DatumIdPool ids;
   std::vector<SlotState> slots;
+  SlotRebuilds rebuilds;  // the led slots not served yet
+  SteadyTime overdue_logged{};
   ClusterSnapshot view;
   std::string address;
   AsyncCalls calls;
@@ -305,10 +309,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
         *r.add_ops() = op;
         r.add_versions(store.last_version());
       }
-      if (op.has_sync() && !s.ready) {
-        s.awaiting.erase(req.session());
-        if (s.awaiting.empty()) MakeReady(op.slot(), "every session synced");
-      }
+      if (op.has_sync()) rebuilds.Synced(op.slot(), req.session());
     }
     // The session is alive: its lease starts over (still running, since a
     // session that stopped watching may have had writes on their way).
@@ -319,6 +320,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
       request.set_leader(options.id);
       SendReplicate(follower, std::move(request));
     }
+    if (rebuilds.size() > 0) ReviewRebuilds();
   }
 
   void SendReplicate(const std::string& follower, cpb::ReplicateRequest request) {
@@ -362,6 +364,13 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     for (int i = 0; i < req.ops_size(); ++i) {
       const cpb::WriteOp& op = req.ops(i);
       if (op.slot() >= slots.size() || slots[op.slot()].role != Role::kFollower) continue;
+      // Only from the leader this follower knows: a deposed leader that
+      // wakes up (SIGSTOP, a partition) must not remove publishers here by
+      // sweeping leases it no longer owns. A write dropped for a table this
+      // follower has not seen yet is repaired at promotion (every session
+      // re-sends the slot to a new leader).
+      const SlotState& s = slots[op.slot()];
+      if (req.leader() != s.leader || op.epoch() < s.epoch) continue;
       if (i < req.versions_size()) store.ObserveVersion(req.versions(i));
       (void)ApplyOp(op.has_sync() ? op.sync().session() : std::string(), op);
     }
@@ -491,6 +500,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     SendAppIndex(*stream);
     watchers[session].push_back(std::move(stream));
     disconnected_since.erase(session);
+    ReviewRebuilds();  // a rebuilding slot now waits for this session too
   }
 
   void WatcherGone(const std::string& session, const std::shared_ptr<WatchStream>& stream) {
@@ -500,18 +510,69 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     if (!it->second.empty()) return;
     watchers.erase(it);
     disconnected_since.emplace(session, SteadyNow());
-    spdlog::info("session {} stopped watching; its publishers go in {} ms unless it returns",
-                 session, options.session_lease.count());
+    spdlog::info(
+        "session {} stopped watching; its publishers go {} ms after it also leaves membership, "
+        "unless it returns",
+        session, options.session_lease.count());
+    ReviewRebuilds();
+  }
+
+  // The sessions this server must hear from before serving a rebuilt slot:
+  // every session incarnation in membership, and every one watching us.
+  std::set<std::string> LiveSessions() const {
+    std::set<std::string> live = view.SessionIncarnations();
+    for (const auto& [session, streams] : watchers) live.insert(session);
+    return live;
+  }
+
+  // Serves the rebuilding slots whose every live session has synced (or
+  // that waited a whole session lease), and says which ones still wait.
+  void ReviewRebuilds() {
+    if (rebuilds.size() == 0) return;
+    std::set<std::string> live = LiveSessions();
+    SteadyTime now = SteadyNow();
+    for (const SlotRebuilds::Ready& r : rebuilds.TakeReady(live, now)) {
+      if (slots[r.slot].role != Role::kLeader) continue;
+      if (!r.complete) {
+        spdlog::error(
+            "slot {}: sessions {} did not re-send their part within the session lease ({} ms); "
+            "serving without it",
+            r.slot, absl::StrJoin(r.missing, ","), options.session_lease.count());
+      }
+      MakeReady(r.slot, r.complete ? "every live session synced" : "session lease over");
+    }
+    if (now - overdue_logged < std::chrono::seconds(2)) return;
+    auto overdue = rebuilds.Overdue(live, now);
+    if (overdue.empty()) return;
+    overdue_logged = now;
+    std::map<std::string, std::vector<uint32_t>> by_session;
+    for (const auto& [slot, missing] : overdue) {
+      for (const std::string& session : missing) by_session[session].push_back(slot);
+    }
+    for (const auto& [session, waiting] : by_session) {
+      spdlog::warn(
+          "{} slots wait for session {} to re-send its part (e.g. slot {}); sessions keep "
+          "pushing the last complete version meanwhile",
+          waiting.size(), session, waiting.front());
+    }
   }
 
   // Removes the publishers of sessions whose lease ran out, in the slots
   // this server leads (followers follow through replication).
   void SweepLeases() {
     sweep_timer = loop.RunAfter(kSweepInterval, [this] { SweepLeases(); });
+    ReviewRebuilds();
     SteadyTime now = SteadyNow();
     std::set<std::string> expired;
+    std::set<std::string> members = view.SessionIncarnations();
     for (auto it = disconnected_since.begin(); it != disconnected_since.end();) {
-      if (now - it->second >= options.session_lease) {
+      // A session still in membership is alive, only cut off from us: its
+      // publishers stay (its clients are connected). The lease runs from
+      // when it is neither watching nor a member.
+      if (members.contains(it->first)) {
+        it->second = now;
+        ++it;
+      } else if (now - it->second >= options.session_lease) {
         expired.insert(it->first);
         it = disconnected_since.erase(it);
       } else {
@@ -575,6 +636,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
         ++led;
       } else if (role == Role::kFollower && old != Role::kFollower) {
         ++followed;
+        rebuilds.End(i);
         s.role = Role::kFollower;
         s.ready = false;
         s.timer.reset();
@@ -583,6 +645,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
         if (!s.caught_up) CatchUp(i);
       } else if (role == Role::kNone && old != Role::kNone) {
         ++dropped;
+        rebuilds.End(i);
         s.role = Role::kNone;
         s.ready = false;
         s.timer.reset();
@@ -593,48 +656,30 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
       spdlog::info(
           "slot table epoch {}: now leading {} more slots (rebuilding from {} sessions), "
           "following {} more, dropped {}",
-          table.epoch(), led, view.sessions.size(), followed, dropped);
+          table.epoch(), led, LiveSessions().size(), followed, dropped);
     }
     // Sessions that left the cluster will never sync.
-    for (uint32_t i = 0; i < slots.size(); ++i) {
-      SlotState& s = slots[i];
-      if (s.role != Role::kLeader || s.ready) continue;
-      std::erase_if(s.awaiting,
-                    [this](const std::string& id) { return !view.sessions.contains(id); });
-      if (s.awaiting.empty()) MakeReady(i, "every live session synced");
-    }
+    ReviewRebuilds();
   }
 
   void BecomeLeader(uint32_t slot) {
     SlotState& s = slots[slot];
     s.role = Role::kLeader;
     s.ready = false;
-    s.awaiting.clear();
-    for (const auto& [id, member] : view.sessions) s.awaiting.insert(id);
+    s.timer.reset();
+    rebuilds.Begin(slot, SteadyNow());
     // Start the lease of every owner that is not watching us.
     for (const auto& record : store.PublishersInSlot(slot)) {
       const std::string& owner = record->owner->session;
       if (!watchers.contains(owner)) disconnected_since.emplace(owner, SteadyNow());
     }
-    spdlog::debug("leading slot {} at epoch {}; rebuilding from {} sessions", slot, s.epoch,
-                  s.awaiting.size());
-    if (s.awaiting.empty()) {
-      MakeReady(slot, "no session to wait for");
-      return;
-    }
-    s.timer = loop.RunAfter(options.rebuild_timeout, [this, slot] {
-      if (slots[slot].role == Role::kLeader && !slots[slot].ready) {
-        spdlog::warn("slot {}: {} sessions did not sync within {} ms; serving anyway", slot,
-                     slots[slot].awaiting.size(), options.rebuild_timeout.count());
-        MakeReady(slot, "rebuild timeout");
-      }
-    });
+    spdlog::debug("leading slot {} at epoch {}; rebuilding from the live sessions", slot, s.epoch);
   }
 
   void MakeReady(uint32_t slot, const char* why) {
     SlotState& s = slots[slot];
     s.ready = true;
-    s.awaiting.clear();
+    rebuilds.End(slot);
     s.timer.reset();
     spdlog::debug("slot {} ready ({})", slot, why);
     // New versions for everything in the slot, above whatever the previous
@@ -686,7 +731,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     const std::string& addr = member->second.address();
     auto& stub = peers[addr];
     if (stub == nullptr) {
-      stub = cpb::DataNode::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+      stub = cpb::DataNode::NewStub(NewPeerChannel(addr));
     }
     return stub.get();
   }
@@ -718,6 +763,7 @@ absl::StatusOr<std::unique_ptr<DataRole>> DataRole::Start(coord::EtcdClient& cli
   builder.AddListeningPort(r.options.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&r);
   builder.SetMaxReceiveMessageSize(256 << 20);
+  ConfigurePeerServer(builder);
   r.server = builder.BuildAndStart();
   if (r.server == nullptr || port == 0) {
     r.loop.Stop();

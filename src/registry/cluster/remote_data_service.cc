@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/data_info.h"
 #include "registry/app/app_model.h"
+#include "registry/cluster/peer_channel.h"
 #include "registry/cluster/wire.h"
 
 namespace cairn::cluster {
@@ -166,8 +167,7 @@ v1::DataNode::Stub* RemoteDataService::StubFor(const std::string& leader_id) {
   if (peer == nullptr) {
     peer = std::make_unique<Peer>();
     peer->address = address;
-    peer->stub =
-        v1::DataNode::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    peer->stub = v1::DataNode::NewStub(NewPeerChannel(address));
   }
   return peer->stub.get();
 }

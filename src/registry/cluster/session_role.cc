@@ -95,8 +95,15 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   auto impl = std::make_unique<Impl>(config);
   Impl& r = *impl;
 
+  // One start time names this incarnation in membership and towards the
+  // data servers (SessionIncarnation).
+  v1::MemberInfo info;
+  info.set_id(config.node_id);
+  info.set_role("session");
+  info.set_started_at_ms(WallMillis());
+  const std::string incarnation = SessionIncarnation(info);
   RemoteDataOptions data_options;
-  data_options.session_id = config.node_id;
+  data_options.session_id = incarnation;
   data_options.slot_count = config.slots;
   data_options.anti_entropy_interval = std::chrono::milliseconds(config.anti_entropy_interval_ms);
   data_options.datum_cache_idle = std::chrono::milliseconds(config.datum_cache_idle_ms);
@@ -111,7 +118,7 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   r.apps = std::make_unique<ClusterAppDiscovery>(r.loop, r.etcd_io, *r.data, *r.revision_store,
                                                  app_options);
   SessionOptions session_options = SessionOptionsFrom(config);
-  session_options.session_name = config.node_id;
+  session_options.session_name = incarnation;
   r.session = std::make_unique<SessionServer>(r.loop, *r.apps, r.metrics, session_options);
   r.session->SetRevisionService(r.apps.get());
   // Listings cover the whole cluster, not only what this session fetched.
@@ -173,11 +180,7 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
       client, r.keys, r.loop, [&r](const ClusterSnapshot& snapshot) { r.OnView(snapshot); });
   if (auto s = r.view->Start(); !s.ok()) return s;
   if (auto s = r.revision_watcher->Start(); !s.ok()) return s;
-  v1::MemberInfo info;
-  info.set_id(config.node_id);
-  info.set_role("session");
   info.set_address(r.grpc_address);
-  info.set_started_at_ms(WallMillis());
   r.membership = std::make_unique<coord::MemberRegistration>(
       client, r.keys.Member("session", config.node_id), info.SerializeAsString(),
       std::chrono::seconds(config.lease_ttl_s));
