@@ -139,6 +139,18 @@ bool ClusterChaos::Settled() {
   return hi->second - lo->second <= 1;
 }
 
+std::string ClusterChaos::Leadership() {
+  auto kv = etcd_->Get(cluster::ClusterKeys("cairn").SlotTable());
+  cluster::v1::SlotTable table;
+  if (!kv.ok() || !table.ParseFromString(kv->value)) return "(no slot table)";
+  std::map<std::string, int> leads;
+  for (const auto& slot : table.slots()) ++leads[slot.leader()];
+  std::string out;
+  for (const auto& [id, count] : leads)
+    absl::StrAppend(&out, out.empty() ? "" : " ", id, ":", count);
+  return out;
+}
+
 std::string ClusterChaos::MetaLeader() {
   auto kv = etcd_->Get(cluster::ClusterKeys("cairn").MetaLeader());
   return kv.ok() ? kv->value : "";
@@ -199,13 +211,18 @@ absl::StatusOr<Clock::time_point> ClusterChaos::RollingRestart() {
 absl::StatusOr<Clock::time_point> ClusterChaos::Partition(
     const std::vector<std::pair<std::string, std::string>>& cuts, milliseconds hold) {
   if (lab_ == nullptr) return absl::FailedPreconditionError("no network namespaces");
+  std::string before = Leadership();
+  std::string cut_list;
   for (const auto& [from, to] : cuts) {
     if (auto cut = lab_->Cut(from, to); !cut.ok()) {
       (void)lab_->HealAll();
       return cut;
     }
+    absl::StrAppend(&cut_list, cut_list.empty() ? "" : ", ", from, "->", to);
   }
   Hold(hold);
+  std::printf("    cut %s for %.1f s; slots led before: %s; at heal: %s\n", cut_list.c_str(),
+              std::chrono::duration<double>(hold).count(), before.c_str(), Leadership().c_str());
   if (auto healed = lab_->HealAll(); !healed.ok()) return healed;
   return Clock::now();
 }
@@ -217,8 +234,12 @@ absl::StatusOr<Clock::time_point> ClusterChaos::Fault(const std::string& name, i
   if (name == "data_kill9_restart") return KillRestart({data}, "data");
   if (name == "data_sigstop") {
     auto* member = harness_.Find(other_data);
+    std::string before = Leadership();
     member->process->Signal(SIGSTOP);
     Hold(3 * kLease);
+    std::printf("    %s stopped for %.1f s; slots led before: %s; at SIGCONT: %s\n",
+                other_data.c_str(), std::chrono::duration<double>(3 * kLease).count(),
+                before.c_str(), Leadership().c_str());
     member->process->Signal(SIGCONT);
     return Clock::now();
   }

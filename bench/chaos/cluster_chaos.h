@@ -65,6 +65,9 @@ class ClusterChaos {
       const std::vector<std::pair<std::string, std::string>>& cuts, std::chrono::milliseconds hold);
   absl::Status StartMember(const std::string& role, const std::string& id);
   std::string MetaLeader();
+  // "d1:22 d2:21 d3:21": slots led per data server in etcd's slot table,
+  // printed before and at the end of a held fault to show that it bit.
+  std::string Leadership();
   // Every slot has a running leader and follower, every data server leads
   // some slot, leaders per data server differ by at most one.
   bool Settled();
