@@ -194,6 +194,11 @@ TEST(RegistryRestart, KillNineAndRestartNeverPushesAFalseRemoval) {
         "worst push lacked %zu of %d publishers)\n",
         round + 1, converged, static_cast<long long>(took.count()), total_false_removals,
         round_false, worst_missing, kPublishersPerDataId);
+    // What the registry says about its warm-up (start, and why it ended).
+    std::istringstream log(server.Log());
+    for (std::string line; std::getline(log, line);) {
+      if (line.find("restart warm-up") != std::string::npos) std::printf("  %s\n", line.c_str());
+    }
     ASSERT_TRUE(converged) << "not every subscriber got the full view again within 30 s\n"
                            << server.Log();
     // Let the restarted registry record its connected clients.

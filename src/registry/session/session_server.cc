@@ -470,14 +470,13 @@ void SessionServer::EndWarmup(bool timed_out) {
   if (timed_out) {
     spdlog::warn(
         "restart warm-up ended after {} ms: timeout; {} of {} client streams of the previous run "
-        "did not return ({}); pushing {} subscribers the current view",
-        took.count(), warmup_->awaited(), warmup_->expected(), warmup_->AwaitedSummary(10),
-        push_.subscriber_count());
+        "did not return ({}); pushing every subscriber the current view",
+        took.count(), warmup_->awaited(), warmup_->expected(), warmup_->AwaitedSummary(10));
   } else {
     spdlog::info(
         "restart warm-up ended after {} ms: all {} client streams of the previous run returned; "
-        "pushing {} subscribers the current view",
-        took.count(), warmup_->expected(), push_.subscriber_count());
+        "pushing every subscriber the current view",
+        took.count(), warmup_->expected());
   }
   warmup_metrics_->active.Set(0);
   warmup_metrics_->awaited.Set(static_cast<double>(warmup_->awaited()));
