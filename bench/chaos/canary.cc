@@ -74,6 +74,7 @@ Canaries::Canaries(CanaryOptions options) : options_(std::move(options)) {
 }
 
 Canaries::~Canaries() {
+  JoinChurn();
   for (auto& client : clients_) {
     if (client->client) client->client->Close();
   }
@@ -164,7 +165,7 @@ void Canaries::Record(Subscriber& subscriber, const pb::Push& push) {
                          subscriber.view.size(),
                          now.size(),
                          missing,
-                         std::chrono::duration<double>(Clock::now() - started_).count()};
+                         std::chrono::duration<double>(Clock::now() - phase_started_).count()};
     if (removals_.size() < 10000) removals_.push_back(std::move(removal));
   }
   subscriber.shown.insert(now.begin(), now.end());
@@ -175,6 +176,7 @@ void Canaries::Record(Subscriber& subscriber, const pb::Push& push) {
 void Canaries::SetPhase(const std::string& fault) {
   std::lock_guard lock(mu_);
   phase_ = fault;
+  phase_started_ = Clock::now();
 }
 
 int Canaries::MismatchCount() {
@@ -220,7 +222,10 @@ RoundOutcome Canaries::Observe(Clock::time_point fault_end, milliseconds budget,
     Clock::time_point now = Clock::now();
     int wrong = MismatchCount();
     bool right = wrong == 0;
-    if (!right) last_wrong = now;
+    if (!right) {
+      last_wrong = now;
+      outcome.last_wrong = Mismatches(3);
+    }
     if (!budget_checked && now >= budget_end) {
       budget_checked = true;
       outcome.stale_subscribers = wrong;
@@ -231,7 +236,7 @@ RoundOutcome Canaries::Observe(Clock::time_point fault_end, milliseconds budget,
       next_settled_check = Clock::now() + milliseconds(250);
     }
     bool quiet_long_enough = !last_wrong || now - *last_wrong >= quiet;
-    if (right && quiet_long_enough && now - fault_end >= quiet && is_settled) break;
+    if (right && quiet_long_enough && now - fault_end >= quiet && is_settled && !churning_) break;
     if (now >= hard_end) break;
     std::this_thread::sleep_for(milliseconds(20));
   }
@@ -246,14 +251,61 @@ RoundOutcome Canaries::Observe(Clock::time_point fault_end, milliseconds budget,
   return outcome;
 }
 
+void Canaries::StartChurn() {
+  JoinChurn();
+  const size_t publishing = options_.publisher_servers.size();
+  if (publishing == 0) return;
+  const size_t next = static_cast<size_t>(probes_) % publishing;
+  const std::string data_id =
+      options_.data_id_prefix + "-" + std::to_string(probes_ % options_.data_ids);
+  const std::string data = "probe-" + std::to_string(probes_);
+  ++probes_;
+  churning_ = true;
+  RegistryClient* client = clients_[next]->client.get();
+  churn_ = std::thread([this, client, next, data_id, data] {
+    if (probe_ != nullptr) {
+      {
+        std::lock_guard lock(mu_);
+        for (auto& [id, ids] : expected_) ids.erase(probe_->registration_id());
+      }
+      if (auto done = probe_->Unregister(); !done.ok()) {
+        std::fprintf(stderr, "churn: unregister %s: %s\n", probe_->registration_id().c_str(),
+                     done.ToString().c_str());
+      }
+      probe_.reset();
+    }
+    auto publisher = client->Publish(PublishSpec{Key(data_id), {data}});
+    if (publisher.ok()) {
+      std::lock_guard lock(mu_);
+      expected_[data_id].insert((*publisher)->registration_id());
+      probe_ = std::move(*publisher);
+      probe_client_ = next;
+    } else {
+      std::fprintf(stderr, "churn: publish %s: %s\n", data.c_str(),
+                   publisher.status().ToString().c_str());
+    }
+    churning_ = false;
+  });
+}
+
+void Canaries::JoinChurn() {
+  if (churn_.joinable()) churn_.join();
+}
+
 int Canaries::Rebalance(milliseconds timeout) {
+  JoinChurn();
   int replaced = 0;
-  for (auto& client : clients_) {
+  for (size_t c = 0; c < clients_.size(); ++c) {
+    auto& client = clients_[c];
     if (!client->publishes || !client->client) continue;
     if (client->client->ConnectedServer() == client->servers.front()) continue;
     // Retire on purpose: its publishers' removal is expected from here on.
     {
       std::lock_guard lock(mu_);
+      if (probe_ != nullptr && probe_client_ == c) {
+        for (auto& [data_id, ids] : expected_) ids.erase(probe_->registration_id());
+        probe_.reset();
+      }
       for (const auto& publisher : client->publishers) {
         for (auto& [data_id, ids] : expected_) ids.erase(publisher->registration_id());
       }

@@ -16,13 +16,16 @@
 //   * duplicate: one push lists the same registration id twice.
 // Convergence is measured against the expected sets (the live ids of each
 // dataId): Observe() times how long after a fault ends every subscriber's
-// last view is exactly its expected set.
+// last view is exactly its expected set. So that it measures more than "no
+// harm done", StartChurn() changes one dataId while the fault holds: a probe
+// publisher is replaced (unregistered, a new one published).
 //
 // Thread-safety: push callbacks run on the clients' dispatch threads and
 // record under an internal mutex; every other method is for one driver
 // thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -30,6 +33,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -59,7 +63,7 @@ struct FalseRemoval {
   size_t shown_before = 0;  // ids in the subscriber's previous view
   size_t in_push = 0;       // ids in this push
   std::vector<std::string> missing;
-  double at_s = 0;  // seconds since the canaries started
+  double at_s = 0;  // seconds since the phase (the fault) began
 };
 
 // What one fault round observed (see Observe()).
@@ -69,6 +73,7 @@ struct RoundOutcome {
   bool settled = false;       // the settled() condition held at the end
   int stale_subscribers = 0;  // views still wrong when the budget ran out
   std::string stale_detail;   // which, for the log
+  std::string last_wrong;     // the views wrong at the last moment any was
 };
 
 class Canaries {
@@ -94,6 +99,13 @@ class Canaries {
                        const std::function<bool()>& settled,
                        std::chrono::milliseconds quiet = std::chrono::milliseconds(2000),
                        std::chrono::milliseconds grace = std::chrono::seconds(20));
+
+  // On a background thread: unregisters the last probe publisher (its
+  // removal expected) and publishes a new one on the next dataId through the
+  // next publishing client, waiting as long as the client must (a failover,
+  // a restart). Observe() waits for it; JoinChurn() joins it.
+  void StartChurn();
+  void JoinChurn();
 
   // Publishing clients no longer on their first server (after a failover)
   // are closed and replaced by new ones with new publishers, so that the
@@ -125,10 +137,15 @@ class Canaries {
   void Record(Subscriber& subscriber, const pb::Push& push);
 
   CanaryOptions options_;
-  Clock::time_point started_ = Clock::now();
   std::vector<std::unique_ptr<Client>> clients_;  // publishing, then pinned
-  std::mutex mu_;                                 // guards everything below
+  std::thread churn_;                             // StartChurn()'s, joined before the next
+  std::atomic<bool> churning_{false};
+  std::shared_ptr<Publisher> probe_;  // the last probe publisher (churn thread, then driver)
+  size_t probe_client_ = 0;           // index in clients_ of its client
+  int probes_ = 0;
+  std::mutex mu_;  // guards everything below
   std::string phase_ = "setup";
+  Clock::time_point phase_started_ = Clock::now();
   std::map<std::string, std::set<std::string>> expected_;  // dataId -> live ids
   std::vector<std::shared_ptr<Subscriber>> subscribers_;   // of live clients
   std::map<std::string, int64_t> false_removals_;

@@ -190,6 +190,7 @@ absl::StatusOr<Clock::time_point> ClusterChaos::KillRestart(const std::vector<st
                                                             const std::string& role) {
   for (const auto& id : ids) harness_.Find(id)->process->Signal(SIGKILL);
   for (const auto& id : ids) harness_.Find(id)->process->Wait(seconds(10));
+  canaries_->StartChurn();
   for (const auto& id : ids) {
     if (auto started = StartMember(role, id); !started.ok()) return started;
   }
@@ -200,6 +201,7 @@ absl::StatusOr<Clock::time_point> ClusterChaos::RollingRestart() {
   for (size_t i = 0; i < kData.size(); ++i) {
     Clock::time_point stopping = Clock::now();
     std::optional<int> code = harness_.Stop(kData[i], SIGTERM, seconds(40));
+    if (i == 0) canaries_->StartChurn();
     std::printf("    %s stopped by SIGTERM in %.1f s (exit %d)\n", kData[i].c_str(),
                 std::chrono::duration<double>(Clock::now() - stopping).count(), code.value_or(-1));
     if (auto started = StartMember("data", kData[i]); !started.ok()) return started;
@@ -220,6 +222,7 @@ absl::StatusOr<Clock::time_point> ClusterChaos::Partition(
     }
     absl::StrAppend(&cut_list, cut_list.empty() ? "" : ", ", from, "->", to);
   }
+  canaries_->StartChurn();
   Hold(hold);
   std::printf("    cut %s for %.1f s; slots led before: %s; at heal: %s\n", cut_list.c_str(),
               std::chrono::duration<double>(hold).count(), before.c_str(), Leadership().c_str());
@@ -236,6 +239,7 @@ absl::StatusOr<Clock::time_point> ClusterChaos::Fault(const std::string& name, i
     auto* member = harness_.Find(other_data);
     std::string before = Leadership();
     member->process->Signal(SIGSTOP);
+    canaries_->StartChurn();
     Hold(3 * kLease);
     std::printf("    %s stopped for %.1f s; slots led before: %s; at SIGCONT: %s\n",
                 other_data.c_str(), std::chrono::duration<double>(3 * kLease).count(),
@@ -257,6 +261,7 @@ absl::StatusOr<Clock::time_point> ClusterChaos::Fault(const std::string& name, i
   }
   if (name == "etcd_down_then_rolling") {
     harness_.etcd().Stop(SIGKILL);
+    canaries_->StartChurn();
     Hold(seconds(5));
     if (!harness_.etcd().Restart()) return absl::UnavailableError("etcd did not restart");
     Clock::time_point back = Clock::now();

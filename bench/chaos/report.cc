@@ -90,17 +90,22 @@ void Report::AddRound(const std::string& name, int round, const RoundOutcome& ou
       static_cast<long long>(false_removals), outcome.stale_subscribers,
       static_cast<long long>(duplicates), fault_ok ? "" : ", FAULT FAILED",
       outcome.settled ? "" : ", cluster not settled");
+  if (outcome.convergence_ms > 1000 && !outcome.last_wrong.empty()) {
+    std::printf("    last wrong: %s\n", outcome.last_wrong.c_str());
+  }
   if (!outcome.stale_detail.empty()) {
     std::printf("    stale: %s\n", outcome.stale_detail.c_str());
   }
   for (size_t i = 0; i < removals.size() && i < 4; ++i) {
     const FalseRemoval& r = removals[i];
-    std::printf("    FALSE REMOVAL at %.2f s: %s v%llu shows %zu (had %zu), missing %zu live: %s\n",
-                r.at_s, r.subscriber.c_str(), static_cast<unsigned long long>(r.version), r.in_push,
-                r.shown_before, r.missing.size(),
-                absl::StrJoin(r.missing.begin(),
-                              r.missing.begin() + std::min<size_t>(r.missing.size(), 4), ",")
-                    .c_str());
+    std::printf(
+        "    FALSE REMOVAL %.2f s into the fault: %s v%llu shows %zu (had %zu), missing %zu live: "
+        "%s\n",
+        r.at_s, r.subscriber.c_str(), static_cast<unsigned long long>(r.version), r.in_push,
+        r.shown_before, r.missing.size(),
+        absl::StrJoin(r.missing.begin(), r.missing.begin() + std::min<size_t>(r.missing.size(), 4),
+                      ",")
+            .c_str());
     if (fault.first_removals.size() < 8) fault.first_removals.push_back(r);
   }
   if (removals.size() > 4) std::printf("    ... and %zu more\n", removals.size() - 4);

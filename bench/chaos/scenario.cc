@@ -21,6 +21,7 @@ void RunRound(Canaries& canaries, Report& report, const ChaosSettings& settings,
   }
   RoundOutcome outcome = canaries.Observe(ended.ok() ? *ended : Clock::now(), settings.budget,
                                           settled, settings.quiet);
+  canaries.JoinChurn();
   std::vector<FalseRemoval> removals = canaries.removals();
   removals.erase(removals.begin(), removals.begin() + static_cast<std::ptrdiff_t>(std::min(
                                                           recorded_before, removals.size())));

@@ -25,7 +25,8 @@ struct ChaosSettings {
 };
 
 // One round of fault `name`: labels the canaries' pushes with it, runs
-// `fault` (which returns the moment the fault ended: heal or restart done),
+// `fault` (which returns the moment the fault ended: heal or restart done;
+// it calls Canaries::StartChurn() while the fault holds),
 // then Canaries::Observe() with `settled`, and adds the outcome to `report`.
 // A fault that fails (error) still counts as a round, a failed one; its
 // error is printed and the observation starts at once.

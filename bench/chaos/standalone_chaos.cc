@@ -50,6 +50,7 @@ void StandaloneChaos::Run(const std::string& name, int round) {
         }
         const uint16_t port = registry_.grpc_port();
         registry_.Stop(SIGKILL);
+        canaries_->StartChurn();
         if (!registry_.Start(port)) {
           return absl::UnavailableError(absl::StrCat("restart on port ", port, " failed"));
         }
