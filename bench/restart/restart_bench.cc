@@ -395,9 +395,9 @@ int Main(int argc, char** argv) {
   std::vector<Record> records;
   bool ok = RunSystem("cairn", {}, sizes, gone_restarts, records);
   ok &= RunSystem("cairn-no-warmup", {"--restart-warmup-ms", "0"}, sizes, gone_restarts, records);
-  std::printf("\n%-34s %-16s %-42s %10s\n", "workload", "system", "metric", "value");
+  std::printf("\n%-38s %-16s %-42s %10s\n", "workload", "system", "metric", "value");
   for (const Record& r : records) {
-    std::printf("%-34s %-16s %-42s %10.0f %s\n", r.workload.c_str(), r.system.c_str(),
+    std::printf("%-38s %-16s %-42s %10.0f %s\n", r.workload.c_str(), r.system.c_str(),
                 r.metric.c_str(), r.value, r.unit.c_str());
   }
   if (!json.empty()) std::ofstream(json, std::ios::trunc) << ToJson(records);
