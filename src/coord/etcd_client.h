@@ -202,6 +202,8 @@ class LeaseKeeper {
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
 
   int64_t lease() const { return lease_; }
+  // Lost, or not renewed for a TTL by now (judged by the clock at the call,
+  // so it is right even before the keeper's thread has run again).
   bool lost() const;
 
  private:

@@ -19,6 +19,8 @@ struct LeaseKeeper::State {
   std::condition_variable cv;
   bool stop = false;  // guarded by mu
   bool lost = false;  // guarded by mu
+  // guarded by mu: the send time of the last renewal etcd confirmed.
+  Clock::time_point renewed_at = Clock::now();
   std::thread thread;
 };
 
@@ -43,7 +45,10 @@ LeaseKeeper::~LeaseKeeper() {
 
 bool LeaseKeeper::lost() const {
   std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->lost;
+  // The clock, not only the keeper's thread, decides: a process frozen past
+  // the TTL (SIGSTOP, a stalled VM) must not believe in its lease for the
+  // moment it takes the thread to notice after waking up.
+  return state_->lost || Clock::now() - state_->renewed_at >= ttl_;
 }
 
 void LeaseKeeper::Run() {
@@ -68,6 +73,8 @@ void LeaseKeeper::Run() {
     if (answered && response.ttl() > 0) {
       renewed_at = sent_at;
       next = sent_at + interval;
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->renewed_at = sent_at;
     } else if (answered || Clock::now() - renewed_at >= ttl_) {
       lost = true;  // etcd says the lease is gone, or it has expired by now
     } else {

@@ -15,6 +15,9 @@ struct LeaderElection::State {
   bool leader = false;          // guarded by mu
   std::string leader_value;     // guarded by mu
   int64_t leader_revision = 0;  // guarded by mu
+  // guarded by mu: the keeper of the lease we campaign with, if any (owned
+  // by the election's thread, which clears this before destroying it).
+  const LeaseKeeper* keeper = nullptr;
   std::thread thread;
 };
 
@@ -45,7 +48,9 @@ void LeaderElection::Resign() {
 
 bool LeaderElection::IsLeader() const {
   std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->leader;
+  // Leadership lasts only while the lease does: after a freeze past the TTL
+  // the flag may still say true until the election's thread runs again.
+  return state_->leader && state_->keeper != nullptr && !state_->keeper->lost();
 }
 
 std::string LeaderElection::Leader() const {
@@ -81,6 +86,10 @@ void LeaderElection::Run() {
 
   int64_t lease = 0;
   std::unique_ptr<LeaseKeeper> keeper;
+  auto publish_keeper = [this](const LeaseKeeper* current) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->keeper = current;
+  };
   // Every change of the key wakes the loop. Opened once, before the first
   // campaign, so no deletion can slip between a failed campaign and the wait.
   std::unique_ptr<Watch> watch = client_.WatchPrefix(
@@ -92,6 +101,7 @@ void LeaderElection::Run() {
     if (keeper != nullptr && keeper->lost()) {
       // Our lease is gone (or about to be, on etcd's side): so is our key.
       set_state(false, "", 0);
+      publish_keeper(nullptr);  // before the keeper goes
       keeper.reset();
       lease = 0;
     }
@@ -100,6 +110,7 @@ void LeaderElection::Run() {
       if (granted.ok()) {
         lease = *granted;
         keeper = client_.KeepAlive(lease, options_.ttl, wake);
+        publish_keeper(keeper.get());
       } else {
         wait = options_.retry;
       }
@@ -132,6 +143,7 @@ void LeaderElection::Run() {
 
   watch.reset();
   if (lease != 0) {
+    publish_keeper(nullptr);
     keeper.reset();
     // Delete the key only if it is still ours, then drop the lease (which
     // would delete it anyway): a standby sees the deletion at once.
