@@ -205,6 +205,12 @@ void ClientCore::StartStreamLocked(SteadyTime now) {
   for (auto& [id, reg] : registrations_) {
     if (reg->kind != Registration::Kind::kRevision) SendRegistrationLocked(reg);
   }
+  // Take over what was unregistered without a stream; its Result sends the
+  // unregister (HandleResultLocked). Not both at once: a cluster session
+  // records a publisher only when the data server has answered, so an
+  // unregister right behind the publish would find nothing to remove.
+  for (auto& [id, reg] : orphans_) SendRegistrationLocked(reg);
+  orphans_.clear();
   stream_->Start(stubs_[index].get());
 }
 
@@ -217,12 +223,19 @@ void ClientCore::RetireStreamLocked(SteadyTime now) {
   stream_done_ = false;
   // Nothing sent on that stream will be answered. Registrations are replayed
   // on the next stream and their waiters answered there; an unregister is
-  // complete, since the server drops a stream's registrations with it.
+  // complete for the caller, since a server drops a stream's registrations
+  // with it; a publisher's is sent again on the next stream (orphans_), for a
+  // session that died without dropping anything.
   for (auto& [request_id, entry] : inflight_) {
-    if (entry.op == Inflight::Op::kUnregister && entry.waiter != nullptr) {
+    bool orphan = entry.reg != nullptr && !entry.reg->live &&
+                  entry.reg->kind == Registration::Kind::kPublisher;
+    if (entry.op == Inflight::Op::kRegister && orphan) orphans_[entry.reg->id] = entry.reg;
+    if (entry.op != Inflight::Op::kUnregister) continue;
+    if (entry.waiter != nullptr) {
       entry.waiter->done = true;
       entry.waiter->status = absl::OkStatus();
     }
+    if (orphan) orphans_[entry.reg->id] = entry.reg;
   }
   inflight_.clear();
   cv_.notify_all();
@@ -304,6 +317,12 @@ void ClientCore::HandleResultLocked(const pb::Result& result) {
       }
       return;
     case Inflight::Op::kRegister:
+      if (!entry.reg->live && entry.reg->kind == Registration::Kind::kPublisher &&
+          entry.waiter == nullptr) {
+        // An orphan taken over (or a publish given up on): now remove it.
+        if (status.ok()) SendUnregisterLocked(entry.reg, nullptr);
+        return;
+      }
       if (status.ok() && entry.reg->kind == Registration::Kind::kPublisher) {
         entry.reg->datum_version.store(result.datum_version());
       }
@@ -526,11 +545,13 @@ absl::Status ClientCore::Unregister(const std::shared_ptr<Registration>& reg, bo
   dropped_callback = std::move(reg->callback);
   auto waiter = wait ? std::make_shared<Waiter>() : nullptr;
   absl::Status status;
-  if (SendUnregisterLocked(reg, waiter) && wait) {
-    status = AwaitLocked(lock, *waiter, SteadyNow() + options_.request_timeout);
+  if (SendUnregisterLocked(reg, waiter)) {
+    if (wait) status = AwaitLocked(lock, *waiter, SteadyNow() + options_.request_timeout);
+  } else if (reg->kind == Registration::Kind::kPublisher) {
+    // No stream: a server that closed ours dropped the registration with it,
+    // but a session that died left a copy on the data servers (orphans_).
+    orphans_[reg->id] = reg;
   }
-  // Without a stream there is nothing to do: the server dropped the
-  // registration with the stream, and it will not be replayed.
   WaitCallbackIdleLocked(lock, reg.get());
   return status;
 }

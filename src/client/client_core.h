@@ -164,6 +164,13 @@ class ClientCore final : public StreamObserver, public std::enable_shared_from_t
   uint64_t next_ping_nonce_ = 1;
   std::unordered_map<uint64_t, Inflight> inflight_;
   std::unordered_map<std::string, std::shared_ptr<Registration>> registrations_;
+  // Publishers unregistered while no stream could carry it (or whose
+  // unregister was lost with its stream). If the session died rather than
+  // closed the stream, the cluster's data servers keep its copy for the
+  // session lease so the client can take it back: the next stream takes it
+  // over (replays it) and unregisters it at once, so it is not shown as
+  // alive for the whole lease.
+  std::unordered_map<std::string, std::shared_ptr<Registration>> orphans_;
   std::deque<PushItem> pushes_;
   bool dispatch_stop_ = false;
   const Registration* in_callback_ = nullptr;
