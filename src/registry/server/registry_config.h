@@ -68,11 +68,12 @@ struct RegistryConfig {
   // Data role: its DataNode gRPC address. Empty: `listen`, unless the same
   // process also runs the session role (then it must be set).
   std::string data_listen;
-  // Data role: how long a session that stopped watching (died) keeps its
-  // publishers before they are removed.
+  // Data role: how long a session that neither watches nor is a member
+  // (died) keeps its publishers before they are removed; also the longest a
+  // new slot leader waits for a live session's part of the slot.
   uint32_t session_lease_ms = 30000;
-  // Data role: how long a new slot leader waits for every live session to
-  // re-send its part of the slot before serving it anyway.
+  // Data role: a new slot leader still waiting for a live session's part of
+  // the slot after this long says so in its log (it keeps waiting).
   uint32_t rebuild_timeout_ms = 3000;
   // Data role: how long a SIGTERM waits for this server's slots to move.
   uint32_t drain_timeout_ms = 20000;
