@@ -135,7 +135,13 @@ int NetnsLab::Index(const std::string& id) const {
 std::vector<std::string> NetnsLab::ExecInHub() const { return {IpTool(), "netns", "exec", hub_}; }
 
 std::vector<std::string> NetnsLab::ExecPrefix(const std::string& id) const {
-  return {IpTool(), "netns", "exec", Namespace(id)};
+  std::vector<std::string> prefix = {IpTool(), "netns", "exec", Namespace(id)};
+  // The harness's processes are not tied to the driver; setpriv (execing in
+  // the same process too) makes the kernel kill them if the driver dies.
+  if (std::filesystem::exists("/usr/bin/setpriv")) {
+    prefix.insert(prefix.end(), {"/usr/bin/setpriv", "--pdeathsig", "KILL"});
+  }
+  return prefix;
 }
 
 std::string NetnsLab::Address(const std::string& id) const {

@@ -48,7 +48,8 @@ class NetnsLab {
   const std::string& hub() const { return hub_; }
   // The command that runs argv inside the hub namespace (exec, same pid).
   std::vector<std::string> ExecInHub() const;
-  // The command that runs argv inside member `id`'s namespace (exec, same pid).
+  // The command that runs argv inside member `id`'s namespace (exec, same
+  // pid), killed by the kernel if the process that started it dies.
   std::vector<std::string> ExecPrefix(const std::string& id) const;
   // The member's address, "10.213.N.2".
   std::string Address(const std::string& id) const;

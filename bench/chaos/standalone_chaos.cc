@@ -34,6 +34,10 @@ absl::Status StandaloneChaos::Setup() {
   options.data_id_prefix = "chaos-standalone";
   canaries_ = std::make_unique<Canaries>(options);
   if (auto started = canaries_->Start(seconds(30)); !started.ok()) return started;
+  // Production's clients have been connected for long when a registry dies;
+  // the registry records who is connected about once a second (its restart
+  // warm-up waits for them), so the first fault waits a few seconds too.
+  Hold(std::chrono::seconds(3));
   std::printf("standalone up on %s: %d publishers on %d dataIds over %d clients, %d subscribers\n",
               address.c_str(), canaries_->publisher_count(), settings_.data_ids,
               settings_.publishing_clients, canaries_->subscriber_count());
