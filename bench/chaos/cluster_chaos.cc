@@ -44,7 +44,8 @@ std::string RoleOf(const std::string& id) {
 const std::vector<std::string>& ClusterChaos::Names() {
   static const std::vector<std::string> names = {
       "data_kill9_restart",     "data_sigstop",          "two_data_kill9_restart",
-      "data_rolling_sigterm",   "session_kill9_restart", "meta_leader_kill9",
+      "data_rolling_sigterm",   "session_kill9_restart", "session_sigstop",
+      "meta_leader_kill9",      "meta_leader_sigstop",   "etcd_sigstop",
       "etcd_down_then_rolling", "data_cut_from_etcd",    "session_cut_from_data",
       "data_to_session_oneway"};
   return names;
@@ -210,6 +211,21 @@ absl::StatusOr<Clock::time_point> ClusterChaos::RollingRestart() {
   return Clock::now();
 }
 
+absl::StatusOr<Clock::time_point> ClusterChaos::Freeze(const std::string& id, milliseconds hold) {
+  auto* member = harness_.Find(id);
+  if (member == nullptr || !member->process->Running()) {
+    return absl::FailedPreconditionError(id + " is not running");
+  }
+  std::string before = Leadership();
+  member->process->Signal(SIGSTOP);
+  canaries_->StartChurn();
+  Hold(hold);
+  std::printf("    %s stopped for %.1f s; slots led before: %s; at SIGCONT: %s\n", id.c_str(),
+              std::chrono::duration<double>(hold).count(), before.c_str(), Leadership().c_str());
+  member->process->Signal(SIGCONT);
+  return Clock::now();
+}
+
 absl::StatusOr<Clock::time_point> ClusterChaos::Partition(
     const std::vector<std::pair<std::string, std::string>>& cuts, milliseconds hold) {
   if (lab_ == nullptr) return absl::FailedPreconditionError("no network namespaces");
@@ -235,30 +251,36 @@ absl::StatusOr<Clock::time_point> ClusterChaos::Fault(const std::string& name, i
   const std::string& other_data = kData[(round + 1) % 3];
   const std::string& session = kSessions[round % 2];
   if (name == "data_kill9_restart") return KillRestart({data}, "data");
-  if (name == "data_sigstop") {
-    auto* member = harness_.Find(other_data);
-    std::string before = Leadership();
-    member->process->Signal(SIGSTOP);
-    canaries_->StartChurn();
-    Hold(3 * kLease);
-    std::printf("    %s stopped for %.1f s; slots led before: %s; at SIGCONT: %s\n",
-                other_data.c_str(), std::chrono::duration<double>(3 * kLease).count(),
-                before.c_str(), Leadership().c_str());
-    member->process->Signal(SIGCONT);
-    return Clock::now();
-  }
-  if (name == "two_data_kill9_restart") return KillRestart({data, other_data}, "data");
-  if (name == "data_rolling_sigterm") return RollingRestart();
-  if (name == "session_kill9_restart") return KillRestart({session}, "session");
-  if (name == "meta_leader_kill9") {
+  if (name == "data_sigstop") return Freeze(other_data, 3 * kLease);
+  if (name == "session_sigstop") return Freeze(kSessions[(round + 1) % 2], kSessionLease * 3 / 2);
+  if (name == "meta_leader_sigstop" || name == "meta_leader_kill9") {
     std::string leader;
     Eventually([&] { return !(leader = MetaLeader()).empty(); }, seconds(15));
     if (harness_.Find(leader) == nullptr) {
       return absl::NotFoundError("no meta leader in etcd (\"" + leader + "\")");
     }
     std::printf("    meta leader: %s\n", leader.c_str());
-    return KillRestart({leader}, "meta");
+    if (name == "meta_leader_sigstop") return Freeze(leader, 3 * kLease);
+    // Restarted only after the standby took over (one and a half leases).
+    harness_.Find(leader)->process->Signal(SIGKILL);
+    harness_.Find(leader)->process->Wait(seconds(10));
+    canaries_->StartChurn();
+    Hold(kLease * 3 / 2);
+    std::printf("    meta leader %.1f s after the kill: %s\n",
+                std::chrono::duration<double>(kLease * 3 / 2).count(), MetaLeader().c_str());
+    if (auto started = StartMember("meta", leader); !started.ok()) return started;
+    return Clock::now();
   }
+  if (name == "etcd_sigstop") {
+    harness_.etcd().Pause();
+    canaries_->StartChurn();
+    Hold(seconds(5));
+    harness_.etcd().Resume();
+    return Clock::now();
+  }
+  if (name == "two_data_kill9_restart") return KillRestart({data, other_data}, "data");
+  if (name == "data_rolling_sigterm") return RollingRestart();
+  if (name == "session_kill9_restart") return KillRestart({session}, "session");
   if (name == "etcd_down_then_rolling") {
     harness_.etcd().Stop(SIGKILL);
     canaries_->StartChurn();

@@ -33,7 +33,10 @@ class ClusterChaos {
   //   two_data_kill9_restart  kill -9 of two data servers at once, both restarted
   //   data_rolling_sigterm    SIGTERM + restart of each data server, 2 s apart
   //   session_kill9_restart   kill -9 of a session (its clients fail over), restarted
-  //   meta_leader_kill9       kill -9 of the meta leader, restarted
+  //   session_sigstop         SIGSTOP of a session for 1.5 session leases, then SIGCONT
+  //   meta_leader_kill9       kill -9 of the meta leader, restarted 1.5 leases later
+  //   meta_leader_sigstop     SIGSTOP of the meta leader for 3 leases, then SIGCONT
+  //   etcd_sigstop            SIGSTOP of etcd for 5 s, then SIGCONT
   //   etcd_down_then_rolling  etcd SIGKILLed for 5 s and restarted (same data dir
   //                           and port), then a rolling data restart
   //   data_cut_from_etcd      (netns) a data server cut from etcd both ways for 3
@@ -61,6 +64,8 @@ class ClusterChaos {
   absl::StatusOr<Clock::time_point> KillRestart(const std::vector<std::string>& ids,
                                                 const std::string& role);
   absl::StatusOr<Clock::time_point> RollingRestart();
+  // SIGSTOP of member `id` for `hold`, then SIGCONT.
+  absl::StatusOr<Clock::time_point> Freeze(const std::string& id, std::chrono::milliseconds hold);
   absl::StatusOr<Clock::time_point> Partition(
       const std::vector<std::pair<std::string, std::string>>& cuts, std::chrono::milliseconds hold);
   absl::Status StartMember(const std::string& role, const std::string& id);
