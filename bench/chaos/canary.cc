@@ -210,7 +210,7 @@ std::string Canaries::Mismatches(size_t limit) {
 
 RoundOutcome Canaries::Observe(Clock::time_point fault_end, milliseconds budget,
                                const std::function<bool()>& settled, milliseconds quiet,
-                               milliseconds grace) {
+                               milliseconds watch, milliseconds grace) {
   RoundOutcome outcome;
   const Clock::time_point budget_end = fault_end + budget;
   const Clock::time_point hard_end = budget_end + grace;
@@ -236,7 +236,9 @@ RoundOutcome Canaries::Observe(Clock::time_point fault_end, milliseconds budget,
       next_settled_check = Clock::now() + milliseconds(250);
     }
     bool quiet_long_enough = !last_wrong || now - *last_wrong >= quiet;
-    if (right && quiet_long_enough && now - fault_end >= quiet && is_settled && !churning_) break;
+    if (right && quiet_long_enough && now - fault_end >= std::max(quiet, watch) && is_settled &&
+        !churning_)
+      break;
     if (now >= hard_end) break;
     std::this_thread::sleep_for(milliseconds(20));
   }

@@ -92,12 +92,14 @@ class Canaries {
   void SetPhase(const std::string& fault);
 
   // After a fault ended at `fault_end`: polls the views until every view has
-  // matched its expected set for `quiet` and `settled()` holds (checked at
-  // most every 250 ms), or until `budget` + `grace` after the fault's end.
-  // The convergence time is the last moment a view was wrong (0 if none).
+  // matched its expected set for `quiet`, `settled()` holds (checked at most
+  // every 250 ms) and at least `watch` passed since the fault's end (so that
+  // late effects, such as a lease running out, land in this fault), or until
+  // `budget` + `grace` after the fault's end. The convergence time is the
+  // last moment a view was wrong (0 if none).
   RoundOutcome Observe(Clock::time_point fault_end, std::chrono::milliseconds budget,
-                       const std::function<bool()>& settled,
-                       std::chrono::milliseconds quiet = std::chrono::milliseconds(2000),
+                       const std::function<bool()>& settled, std::chrono::milliseconds quiet,
+                       std::chrono::milliseconds watch,
                        std::chrono::milliseconds grace = std::chrono::seconds(20));
 
   // On a background thread: unregisters the last probe publisher (its

@@ -202,6 +202,7 @@ int Main(int argc, char** argv) {
       for (int r = 0; r < rounds; ++r) {
         for (const auto& name : cluster_faults) chaos.Run(name, r);
       }
+      chaos.CountLate(cluster_faults);
     }
     pushes += chaos.pushes();
   }
@@ -214,6 +215,7 @@ int Main(int argc, char** argv) {
       for (int r = 0; r < rounds; ++r) {
         for (const auto& name : standalone_faults) chaos.Run(name, r);
       }
+      chaos.CountLate(standalone_faults);
     }
     pushes += chaos.pushes();
   }

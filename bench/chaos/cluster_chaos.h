@@ -58,6 +58,10 @@ class ClusterChaos {
   // One round of fault `name`.
   void Run(const std::string& name, int round);
   int64_t pushes() { return canaries_ ? canaries_->pushes() : 0; }
+  // See chaos::CountLate().
+  void CountLate(const std::vector<std::string>& names) {
+    if (canaries_) chaos::CountLate(*canaries_, report_, names);
+  }
 
  private:
   absl::StatusOr<Clock::time_point> Fault(const std::string& name, int round);

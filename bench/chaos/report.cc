@@ -112,6 +112,21 @@ void Report::AddRound(const std::string& name, int round, const RoundOutcome& ou
   std::fflush(stdout);
 }
 
+void Report::AddLate(const std::string& name, int64_t false_removals_total,
+                     int64_t duplicates_total) {
+  FaultStats& fault = Fault(name, std::chrono::milliseconds(0));
+  int64_t late_removals = false_removals_total - fault.false_removals;
+  int64_t late_duplicates = duplicates_total - fault.duplicates;
+  if (late_removals <= 0 && late_duplicates <= 0) return;
+  fault.false_removals = std::max(fault.false_removals, false_removals_total);
+  fault.duplicates = std::max(fault.duplicates, duplicates_total);
+  std::printf(
+      "%-28s after its rounds (while settling): %lld more false removals, %lld more "
+      "duplicates\n",
+      name.c_str(), static_cast<long long>(late_removals), static_cast<long long>(late_duplicates));
+  std::fflush(stdout);
+}
+
 void Report::PrintTable() const {
   std::printf("\n%-28s %6s %10s %10s %10s %8s %8s %8s %8s\n", "fault", "rounds", "p50 ms", "p99 ms",
               "budget ms", "false_rm", "stale", "dup", "failed");

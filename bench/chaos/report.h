@@ -42,6 +42,11 @@ class Report {
                 int64_t false_removals, int64_t duplicates,
                 const std::vector<FalseRemoval>& removals, bool fault_ok);
 
+  // Given the totals counted under `name` over the whole run, adds what the
+  // rounds did not count (received after a round's observation ended) and
+  // prints it if any.
+  void AddLate(const std::string& name, int64_t false_removals_total, int64_t duplicates_total);
+
   void PrintTable() const;
   std::string Json() const;
   // Empty when every fault that ran had no false removal, no stale

@@ -20,13 +20,19 @@ void RunRound(Canaries& canaries, Report& report, const ChaosSettings& settings,
                 ended.status().ToString().c_str());
   }
   RoundOutcome outcome = canaries.Observe(ended.ok() ? *ended : Clock::now(), settings.budget,
-                                          settled, settings.quiet);
+                                          settled, settings.quiet, settings.watch);
   canaries.JoinChurn();
   std::vector<FalseRemoval> removals = canaries.removals();
   removals.erase(removals.begin(), removals.begin() + static_cast<std::ptrdiff_t>(std::min(
                                                           recorded_before, removals.size())));
   report.AddRound(name, round, outcome, canaries.false_removals(name) - removals_before,
                   canaries.duplicates(name) - duplicates_before, removals, ended.ok());
+}
+
+void CountLate(Canaries& canaries, Report& report, const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    report.AddLate(name, canaries.false_removals(name), canaries.duplicates(name));
+  }
 }
 
 void Hold(std::chrono::milliseconds duration) { std::this_thread::sleep_for(duration); }

@@ -18,6 +18,10 @@ struct ChaosSettings {
   std::chrono::milliseconds budget{10000};
   // Views right for this long (and the system settled) ends a round.
   std::chrono::milliseconds quiet{2000};
+  // A round watches at least this long after the fault's end (a cluster:
+  // the session lease + 1 s; a standalone registry: its restart warm-up
+  // + 1 s), so that a late removal is counted against the fault causing it.
+  std::chrono::milliseconds watch{5000};
   uint32_t slots = 64;
   int data_ids = 4;
   int publishers_per_data_id = 6;
@@ -34,6 +38,11 @@ void RunRound(Canaries& canaries, Report& report, const ChaosSettings& settings,
               const std::string& name, int round,
               const std::function<absl::StatusOr<Clock::time_point>()>& fault,
               const std::function<bool()>& settled);
+
+// Adds what `canaries` counted under `names` after their rounds ended (while
+// the system settled, before the next fault) to the rounds' totals in
+// `report`, and prints it. Call when a scenario is done.
+void CountLate(Canaries& canaries, Report& report, const std::vector<std::string>& names);
 
 // Sleeps `duration`; a fault holds its condition this long.
 void Hold(std::chrono::milliseconds duration);

@@ -15,7 +15,10 @@ const std::vector<std::string>& StandaloneChaos::Names() {
 }
 
 StandaloneChaos::StandaloneChaos(ChaosSettings settings, Report& report)
-    : settings_(settings), report_(report) {}
+    : settings_(settings), report_(report) {
+  // The restart warm-up (restart_warmup_ms, 10 s by default) + 1 s.
+  settings_.watch = std::chrono::milliseconds(11000);
+}
 
 StandaloneChaos::~StandaloneChaos() { canaries_.reset(); }
 

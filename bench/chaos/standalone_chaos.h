@@ -30,6 +30,10 @@ class StandaloneChaos {
   absl::Status Setup();
   void Run(const std::string& name, int round);
   int64_t pushes() { return canaries_ ? canaries_->pushes() : 0; }
+  // See chaos::CountLate().
+  void CountLate(const std::vector<std::string>& names) {
+    if (canaries_) chaos::CountLate(*canaries_, report_, names);
+  }
 
  private:
   ChaosSettings settings_;
