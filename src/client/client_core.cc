@@ -192,6 +192,12 @@ void ClientCore::StartStreamLocked(SteadyTime now) {
   body->set_app_name(options_.app_name);
   body->set_zone(options_.zone);
   body->set_keepalive_timeout_ms(options_.keepalive_timeout_ms);
+  // Above every earlier stream's, also across a restart of this process.
+  stream_epoch_ =
+      std::max<uint64_t>(stream_epoch_ + 1, std::chrono::duration_cast<std::chrono::microseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+  body->set_stream_epoch(stream_epoch_);
   // Every registration below is one message: a restarted server waits for
   // them before it pushes (Hello.replay_registrations).
   body->set_replay_registrations(static_cast<uint32_t>(registrations_.size()));

@@ -154,6 +154,7 @@ class ClientCore final : public StreamObserver, public std::enable_shared_from_t
   bool connected_ = false;
   std::string last_error_;
   uint64_t stream_generation_ = 0;
+  uint64_t stream_epoch_ = 0;  // Hello.stream_epoch of the newest stream
   size_t next_server_ = 0;
   std::chrono::milliseconds backoff_;
   SteadyTime next_connect_;

@@ -277,8 +277,19 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
       if (it == snapshot->publishers.end() || (*it)->registration_id != record.registration_id) {
         return;
       }
-      later = (*it)->owner->session != record.owner->session &&
-              (*it)->registered_at_ms > record.registered_at_ms;
+      const OwnerRef& stored = *(*it)->owner;
+      const OwnerRef& incoming = *record.owner;
+      if (stored.session == incoming.session) return;
+      // Two streams of one client: the client's own stream epochs order
+      // them. A session that was frozen (SIGSTOP, a partition) may apply a
+      // write from the client's old stream after the client replayed it
+      // elsewhere, at a later wall-clock time; its epoch is still older.
+      if (stored.client_id == incoming.client_id && stored.stream_epoch != 0 &&
+          incoming.stream_epoch != 0) {
+        later = stored.stream_epoch > incoming.stream_epoch;
+        return;
+      }
+      later = (*it)->registered_at_ms > record.registered_at_ms;
     });
     return later;
   }

@@ -18,6 +18,7 @@ void ToWire(const PublisherRecord& record, cpb::PublisherWire* out) {
   out->set_owner_client_id(record.owner->client_id);
   out->set_owner_address(record.owner->address);
   out->set_registered_at_ms(record.registered_at_ms);
+  out->set_owner_stream_epoch(record.owner->stream_epoch);
 }
 
 absl::StatusOr<std::shared_ptr<const PublisherRecord>> FromWire(const cpb::PublisherWire& wire,
@@ -38,8 +39,9 @@ absl::StatusOr<std::shared_ptr<const PublisherRecord>> FromWire(const cpb::Publi
   record->zone = wire.zone();
   record->attributes.insert(wire.attributes().begin(), wire.attributes().end());
   record->version = wire.version();
-  record->owner = std::make_shared<const OwnerRef>(OwnerRef{
-      wire.owner_session(), wire.owner_connection(), wire.owner_client_id(), wire.owner_address()});
+  record->owner = std::make_shared<const OwnerRef>(
+      OwnerRef{wire.owner_session(), wire.owner_connection(), wire.owner_client_id(),
+               wire.owner_address(), wire.owner_stream_epoch()});
   record->registered_at_ms = wire.registered_at_ms();
   return std::shared_ptr<const PublisherRecord>(std::move(record));
 }

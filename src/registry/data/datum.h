@@ -18,6 +18,9 @@ struct OwnerRef {
   uint64_t connection_id = 0;
   std::string client_id;
   std::string address;  // peer address as gRPC reports it
+  // The client's Hello.stream_epoch on this stream (0: not given). Between
+  // two streams of one client, the higher epoch is the newer.
+  uint64_t stream_epoch = 0;
 
   bool SameStream(const OwnerRef& other) const {
     return session == other.session && connection_id == other.connection_id;

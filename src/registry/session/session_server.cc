@@ -179,6 +179,7 @@ void SessionServer::HandleHello(Connection& conn, uint64_t request_id, const pb:
   if (!conn.said_hello || conn.client_id != hello.client_id()) ++clients_generation_;
   conn.said_hello = true;
   conn.client_id = hello.client_id();
+  conn.stream_epoch = hello.stream_epoch();
   conn.owner.reset();  // records published from now on name the new client id
   conn.app_name = hello.app_name();
   conn.zone = hello.zone();
@@ -504,7 +505,7 @@ bool SessionServer::SendPush(uint64_t connection_id, EncodedPush&& push) {
 const std::shared_ptr<const OwnerRef>& SessionServer::OwnerOf(Connection& conn) const {
   if (!conn.owner) {
     conn.owner = std::make_shared<const OwnerRef>(
-        OwnerRef{options_.session_name, conn.id, conn.client_id, conn.peer});
+        OwnerRef{options_.session_name, conn.id, conn.client_id, conn.peer, conn.stream_epoch});
   }
   return conn.owner;
 }

@@ -133,6 +133,7 @@ class SessionServer final : private PushEngine::Transport {
     uint64_t id = 0;
     std::string peer;
     bool said_hello = false;
+    uint64_t stream_epoch = 0;  // Hello.stream_epoch
     std::string client_id;
     std::string app_name;
     std::string zone;
