@@ -75,7 +75,7 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
   cmd.add_option("--session-lease-ms", v.session_lease_ms,
                  "cluster data role: a dead session's publishers kept this long (default 30000)");
   cmd.add_option("--rebuild-timeout-ms", v.rebuild_timeout_ms,
-                 "cluster data role: warn about slots still waiting for sessions after (default 3000)");
+                 "cluster data role: log slots still rebuilding after this (default 3000)");
   cmd.add_option("--drain-timeout-ms", v.drain_timeout_ms,
                  "cluster data role: SIGTERM waits this long for slots to move (default 20000)");
   cmd.add_option("--anti-entropy-interval-ms", v.anti_entropy_interval_ms,
