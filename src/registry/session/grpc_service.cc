@@ -108,10 +108,10 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
     {
       std::lock_guard lock(mu_);
       outbound_.pop_front();
-      if (!ok) {  // broken stream: OnDone follows
-        writing_ = false;
-        outbound_.clear();
-        return;
+      if (!ok && !close_requested_) {
+        // The stream broke; nothing more can be written.
+        close_requested_ = true;
+        close_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
       }
       if (!outbound_.empty() && !close_requested_) {
         StartWrite(&outbound_.front());
@@ -124,6 +124,9 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
         MaybeResumeReadLocked();
         return;
       }
+      // gRPC calls OnDone only after Finish, and a Close that came while this
+      // write was out (or the break itself) left the Finish to us: without
+      // it the call, and a server Shutdown waiting on it, never ends.
       if (!TakeFinishLocked()) return;
     }
     // Finish may complete inline and reach OnDone: never call it under mu_.
