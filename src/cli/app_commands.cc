@@ -21,7 +21,7 @@ std::chrono::milliseconds Millis(double seconds) {
 template <typename Request, typename Response, typename Call>
 std::optional<int> Query(const GlobalFlags& global, const AppQueryFlags& flags,
                          const Request& request, Response* response, Call call) {
-  absl::Status status = CallUnary(global.servers, Millis(flags.timeout_seconds),
+  absl::Status status = CallUnary(global, Millis(flags.timeout_seconds),
                                   [&](pb::Registry::Stub& stub, grpc::ClientContext& context) {
                                     return call(stub, context, request, response);
                                   });

@@ -1,6 +1,7 @@
 // cairnctl: command-line client of the Cairn registry.
 //
-//   cairnctl [--server HOST:PORT[,HOST:PORT...]] [--output table|json] COMMAND ...
+//   cairnctl [--server HOST:PORT[,HOST:PORT...]] [--output table|json]
+//            [--cacert CA --cert CERT --key KEY] COMMAND ...
 //
 // Exit codes: 0 success; 1 refused (server Result/RPC status or local
 // validation); 2 usage error; 3 `subscribe --timeout` passed without any push;
@@ -48,6 +49,10 @@ int main(int argc, char** argv) {
   app.add_option("--output", global.output, "table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
+  app.add_option("--cacert", global.tls.ca_file,
+                 "TLS: CA bundle the server's certificate must chain to (turns TLS on)");
+  app.add_option("--cert", global.tls.cert_file, "TLS: client certificate (mTLS), with --key");
+  app.add_option("--key", global.tls.key_file, "TLS: private key of --cert");
 
   PublishFlags publish;
   CLI::App* publish_cmd = app.add_subcommand(

@@ -65,20 +65,35 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
   }
 }
 
+absl::Status ExplainConnectFailure(const absl::Status& status, const TlsFiles& tls) {
+  if (!absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) return status;
+  const char* hint =
+      !tls.enabled()
+          ? " (if the registry uses TLS, pass --cacert, and --cert/--key when it requires "
+            "client certificates)"
+      : tls.cert_file.empty()
+          ? " (TLS: does the registry require a client certificate (--cert/--key), is it "
+            "serving TLS, and does its certificate chain to --cacert and name this address?)"
+          : " (TLS: is the registry serving TLS, does its certificate chain to --cacert and name "
+            "this address, and was --cert issued by the CA it trusts?)";
+  return absl::Status(status.code(), absl::StrCat(status.message(), hint));
+}
+
 absl::Status CallUnary(
-    const std::vector<std::string>& servers, std::chrono::milliseconds timeout,
+    const GlobalFlags& global, std::chrono::milliseconds timeout,
     const std::function<grpc::Status(pb::Registry::Stub&, grpc::ClientContext&)>& call) {
+  auto credentials = MakeChannelCredentials(global.tls);
+  if (!credentials.ok()) return credentials.status();
   absl::Status status = absl::InvalidArgumentError("no server given");
-  for (const std::string& server : servers) {
-    auto stub =
-        pb::Registry::NewStub(grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+  for (const std::string& server : global.servers) {
+    auto stub = pb::Registry::NewStub(grpc::CreateChannel(server, *credentials));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout);
     status = FromGrpcStatus(call(*stub, context));
     if (!absl::IsUnavailable(status)) return status;
     status = absl::UnavailableError(absl::StrCat(server, ": ", status.message()));
   }
-  return status;
+  return ExplainConnectFailure(status, global.tls);
 }
 
 void BlockTerminationSignals() {

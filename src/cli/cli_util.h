@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "cairn/registry/v1/registry.grpc.pb.h"
 #include "cairn/registry/v1/registry.pb.h"
+#include "common/grpc_tls.h"
 #include "google/protobuf/message.h"
 
 namespace cairn::cli {
@@ -33,6 +34,9 @@ inline constexpr int kExitUnreachable = 4;  // no server answered in time
 struct GlobalFlags {
   std::vector<std::string> servers;  // already split at commas
   std::string output = "table";      // "table" or "json"
+  // --cacert/--cert/--key: TLS to the registry (or to etcd for the cluster
+  // commands), as etcdctl names them. Off when none is given.
+  TlsFiles tls;
   bool json() const { return output == "json"; }
 };
 
@@ -54,10 +58,16 @@ void PrintLine(const std::string& line);
 // Prints rows as aligned columns; rows[0] is the header.
 void PrintTable(const std::vector<std::vector<std::string>>& rows);
 
-// Runs `call` against each server in turn until one is reachable (the status
-// is not UNAVAILABLE). Each attempt has its own deadline of `timeout`.
+// Adds to an UNAVAILABLE or DEADLINE_EXCEEDED status what TLS setting may be
+// the cause (a registry that wants TLS, or refused our certificate), since
+// gRPC reports a failed handshake only as "failed to connect".
+absl::Status ExplainConnectFailure(const absl::Status& status, const TlsFiles& tls);
+
+// Runs `call` against each of global.servers in turn (with global.tls) until
+// one is reachable (the status is not UNAVAILABLE). Each attempt has its own
+// deadline of `timeout`.
 absl::Status CallUnary(
-    const std::vector<std::string>& servers, std::chrono::milliseconds timeout,
+    const GlobalFlags& global, std::chrono::milliseconds timeout,
     const std::function<grpc::Status(pb::Registry::Stub&, grpc::ClientContext&)>& call);
 
 // Blocks SIGINT and SIGTERM in the calling thread and in every thread it

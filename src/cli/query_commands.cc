@@ -48,7 +48,7 @@ int RunList(const GlobalFlags& global, const ListFlags& flags) {
   pb::ListDataInfosRequest request;
   request.set_data_id_prefix(flags.prefix);
   pb::ListDataInfosResponse response;
-  absl::Status status = CallUnary(global.servers, Millis(flags.timeout_seconds),
+  absl::Status status = CallUnary(global, Millis(flags.timeout_seconds),
                                   [&](pb::Registry::Stub& stub, grpc::ClientContext& context) {
                                     return stub.ListDataInfos(&context, request, &response);
                                   });
@@ -71,7 +71,7 @@ int RunDescribe(const GlobalFlags& global, const DescribeFlags& flags) {
   pb::DescribeRequest request;
   *request.mutable_key() = MakeKey(flags.key.data_id, flags.key.group, flags.key.instance_id);
   pb::DescribeResponse response;
-  absl::Status status = CallUnary(global.servers, Millis(flags.timeout_seconds),
+  absl::Status status = CallUnary(global, Millis(flags.timeout_seconds),
                                   [&](pb::Registry::Stub& stub, grpc::ClientContext& context) {
                                     return stub.Describe(&context, request, &response);
                                   });
@@ -99,7 +99,7 @@ int RunClients(const GlobalFlags& global, const ClientsFlags& flags) {
   pb::QueryByClientRequest request;
   request.set_address(flags.address);
   pb::QueryByClientResponse response;
-  absl::Status status = CallUnary(global.servers, Millis(flags.timeout_seconds),
+  absl::Status status = CallUnary(global, Millis(flags.timeout_seconds),
                                   [&](pb::Registry::Stub& stub, grpc::ClientContext& context) {
                                     return stub.QueryByClient(&context, request, &response);
                                   });

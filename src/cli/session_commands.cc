@@ -22,6 +22,7 @@ absl::StatusOr<std::unique_ptr<RegistryClient>> Connect(const GlobalFlags& globa
   options.servers = global.servers;
   options.client_id = client_id;
   options.request_timeout = request_timeout;
+  options.tls = global.tls;
   return RegistryClient::Create(std::move(options));
 }
 
@@ -58,7 +59,7 @@ int RunPublish(const GlobalFlags& global, const PublishFlags& flags) {
   auto client = Connect(global, flags.client_id, Millis(flags.timeout_seconds));
   if (!client.ok()) return ReportError(client.status());
   absl::StatusOr<std::shared_ptr<Publisher>> publisher = (*client)->Publish(spec);
-  if (!publisher.ok()) return ReportError(publisher.status());
+  if (!publisher.ok()) return ReportError(ExplainConnectFailure(publisher.status(), global.tls));
 
   const std::string id = KeyText(spec.key);
   if (global.json()) {
@@ -109,7 +110,9 @@ int RunSubscribe(const GlobalFlags& global, const SubscribeFlags& flags) {
   auto client = Connect(global, flags.client_id, request_timeout);
   if (!client.ok()) return ReportError(client.status());
   absl::StatusOr<std::shared_ptr<Subscription>> subscription = (*client)->Subscribe(spec, on_push);
-  if (!subscription.ok()) return ReportError(subscription.status());
+  if (!subscription.ok()) {
+    return ReportError(ExplainConnectFailure(subscription.status(), global.tls));
+  }
 
   const auto deadline = started + Millis(flags.timeout_seconds);
   bool timed_out = false;

@@ -35,7 +35,8 @@ absl::Status StatusFromResult(const pb::Result& result) {
   return absl::Status(static_cast<absl::StatusCode>(result.code()), result.message());
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+std::shared_ptr<grpc::Channel> MakeChannel(
+    const std::string& target, const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
   grpc::ChannelArguments args;
   // Find a restarted server quickly; our own backoff paces the streams.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -47,7 +48,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   // A push carries a whole datum: up to 256 KiB per publisher, many
   // publishers. The 4 MiB default would break large data infos.
   args.SetMaxReceiveMessageSize(-1);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(target, credentials, args);
 }
 
 absl::Status ValidateOptions(const RegistryClientOptions& o) {
@@ -65,6 +66,9 @@ absl::Status ValidateOptions(const RegistryClientOptions& o) {
   }
   if (o.request_timeout <= milliseconds(0)) {
     return absl::InvalidArgumentError("request_timeout must be positive");
+  }
+  if (o.tls.enabled()) {
+    if (absl::Status s = ValidateTlsFiles(o.tls, /*server=*/false); !s.ok()) return s;
   }
   pb::Hello hello;
   hello.set_client_id(o.client_id);
@@ -90,8 +94,15 @@ ClientCore::ClientCore(RegistryClientOptions options)
   id_prefix_ = options_.client_id.empty()
                    ? RandomHex(16)
                    : absl::StrCat(options_.client_id.substr(0, 96), ".", RandomHex(8));
+  // Create() validated the TLS files; should they have gone since, the
+  // channels fail to connect (UNAVAILABLE) rather than fall back to plaintext.
+  auto credentials = MakeChannelCredentials(options_.tls);
+  if (!credentials.ok()) {
+    spdlog::error("registry client: {}", credentials.status().ToString());
+    credentials = grpc::SslCredentials(grpc::SslCredentialsOptions());  // system roots only
+  }
   for (const std::string& server : options_.servers) {
-    channels_.push_back(MakeChannel(server));
+    channels_.push_back(MakeChannel(server, *credentials));
     stubs_.push_back(pb::Registry::NewStub(channels_.back()));
   }
   if (options_.spread_over_servers && !options_.servers.empty()) {

@@ -58,6 +58,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cairn/registry/v1/registry.pb.h"
+#include "common/grpc_tls.h"
 
 namespace cairn {
 
@@ -91,6 +92,12 @@ struct RegistryClientOptions {
   // How long Publish/Republish/Subscribe/Unregister/Unsubscribe wait for the
   // server's answer (including waiting for a connection).
   std::chrono::milliseconds request_timeout{10000};
+  // TLS to the servers: off unless a file is named. ca_file is then required
+  // (the servers' certificates must chain to it and name the address
+  // dialled); cert_file + key_file are this client's identity (mTLS).
+  // require_client_cert is unused. The files are watched: a rotated client
+  // certificate is used for the next connection.
+  TlsFiles tls{};
 };
 
 // Every member has a default initializer so that brace initialization with

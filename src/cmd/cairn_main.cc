@@ -35,6 +35,7 @@ namespace {
 struct RegistryFlags {
   std::string config_file;
   cairn::RegistryConfig values;
+  std::string tls_client_cert;  // required|optional
 };
 
 void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
@@ -82,6 +83,17 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
                  "cluster session role: digest comparison period (default 10000)");
   cmd.add_option("--datum-cache-idle-ms", v.datum_cache_idle_ms,
                  "cluster session role: drop a cached datum unread this long (default 600000)");
+  cmd.add_option("--tls-cert", v.tls.cert_file,
+                 "TLS: this server's PEM certificate (gRPC ports and cluster peer channels)");
+  cmd.add_option("--tls-key", v.tls.key_file, "TLS: the PEM private key of --tls-cert");
+  cmd.add_option("--tls-ca", v.tls.ca_file,
+                 "TLS: PEM CA bundle that client and peer certificates must chain to");
+  cmd.add_option("--tls-client-cert", f.tls_client_cert,
+                 "TLS with --tls-ca: required (default) or optional client certificates")
+      ->check(CLI::IsMember({"required", "optional"}));
+  cmd.add_option("--etcd-cacert", v.etcd_tls.ca_file, "cluster mode: CA of etcd's certificate");
+  cmd.add_option("--etcd-cert", v.etcd_tls.cert_file, "cluster mode: client certificate for etcd");
+  cmd.add_option("--etcd-key", v.etcd_tls.key_file, "cluster mode: key of --etcd-cert");
 }
 
 absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const RegistryFlags& f) {
@@ -125,6 +137,13 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
     config.anti_entropy_interval_ms = v.anti_entropy_interval_ms;
   }
   if (set("--datum-cache-idle-ms")) config.datum_cache_idle_ms = v.datum_cache_idle_ms;
+  if (set("--tls-cert")) config.tls.cert_file = v.tls.cert_file;
+  if (set("--tls-key")) config.tls.key_file = v.tls.key_file;
+  if (set("--tls-ca")) config.tls.ca_file = v.tls.ca_file;
+  if (set("--tls-client-cert")) config.tls.require_client_cert = f.tls_client_cert == "required";
+  if (set("--etcd-cacert")) config.etcd_tls.ca_file = v.etcd_tls.ca_file;
+  if (set("--etcd-cert")) config.etcd_tls.cert_file = v.etcd_tls.cert_file;
+  if (set("--etcd-key")) config.etcd_tls.key_file = v.etcd_tls.key_file;
   return config;
 }
 

@@ -104,9 +104,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   grpc::experimental::TlsServerCredentialsOptions options(Provider(files));
   options.watch_identity_key_cert_pairs();
   if (!files.ca_file.empty()) options.watch_root_certs();
-  options.set_cert_request_type(files.require_client_cert
-                                    ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                                    : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  // Not required but a CA given: a client may still prove who it is, and a
+  // certificate it sends must chain to the CA.
+  options.set_cert_request_type(
+      files.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+      : files.ca_file.empty()   ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   return grpc::experimental::TlsServerCredentials(options);
 }
 

@@ -22,6 +22,60 @@ std::string RegistryConfig::DefaultDataDir() {
   return "./cairn-data/registry";
 }
 
+namespace {
+
+// Reads a `tls:`-style mapping into `files`; unknown keys are errors.
+// `server`: client_cert is allowed (a client always sends its pair if given).
+// Throws YAML::Exception on a value of the wrong type (caught by the caller).
+absl::Status LoadTlsFiles(const YAML::Node& node, const std::string& where, bool server,
+                          TlsFiles* files) {
+  if (node.IsNull()) return absl::OkStatus();
+  if (!node.IsMap()) return absl::InvalidArgumentError(absl::StrCat(where, ": expected a mapping"));
+  for (const auto& entry : node) {
+    std::string key = entry.first.as<std::string>("");
+    if (key == "cert") {
+      files->cert_file = entry.second.as<std::string>();
+    } else if (key == "key") {
+      files->key_file = entry.second.as<std::string>();
+    } else if (key == "ca") {
+      files->ca_file = entry.second.as<std::string>();
+    } else if (key == "refresh_interval_s") {
+      files->refresh_interval_s = entry.second.as<uint32_t>();
+    } else if (key == "client_cert" && server) {
+      auto mode = ParseClientCertMode(entry.second.as<std::string>());
+      if (!mode.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".client_cert: ", mode.status().message()));
+      }
+      files->require_client_cert = *mode;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": unknown key '", key, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+TlsFiles ServerTlsFiles(const RegistryConfig& config) {
+  TlsFiles files = config.tls;
+  if (files.ca_file.empty()) files.require_client_cert = false;
+  return files;
+}
+
+std::string TlsModeText(const TlsFiles& f) {
+  if (!f.enabled()) return "plaintext";
+  if (f.ca_file.empty()) return "TLS";
+  return f.require_client_cert ? "mTLS (client certificates required)"
+                               : "TLS (client certificates optional)";
+}
+
+absl::StatusOr<bool> ParseClientCertMode(const std::string& mode) {
+  if (mode == "required") return true;
+  if (mode == "optional") return false;
+  return absl::InvalidArgumentError(absl::StrCat("'", mode, "' is not one of required, optional"));
+}
+
 absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, RegistryConfig base) {
   // yaml-cpp reports errors by exception; configuration loading is the one
   // place we accept that, and it stays inside this function.
@@ -77,6 +131,18 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
   };
   for (const auto& entry : root) {
     std::string key = entry.first.as<std::string>("");
+    if (key == "tls" || key == "etcd_tls") {
+      absl::Status s;
+      try {
+        s = LoadTlsFiles(entry.second, absl::StrCat("config ", path, ": ", key), key == "tls",
+                         key == "tls" ? &c.tls : &c.etcd_tls);
+      } catch (const YAML::Exception& e) {
+        s = absl::InvalidArgumentError(
+            absl::StrCat("config ", path, ": bad value in '", key, "': ", e.what()));
+      }
+      if (!s.ok()) return s;
+      continue;
+    }
     auto it = setters.find(key);
     if (it == setters.end()) {
       return absl::InvalidArgumentError(absl::StrCat("config ", path, ": unknown key '", key, "'"));
@@ -148,6 +214,16 @@ absl::Status ValidateRegistryConfig(const RegistryConfig& c) {
   }
   if (c.replicas == 0 || c.lease_ttl_s < 2) {
     return absl::InvalidArgumentError("replicas must be positive and lease_ttl_s at least 2");
+  }
+  if (c.tls.enabled()) {
+    if (auto s = ValidateTlsFiles(ServerTlsFiles(c), /*server=*/true); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("tls: ", s.message()));
+    }
+  }
+  if (c.etcd_tls.enabled()) {
+    if (auto s = ValidateTlsFiles(c.etcd_tls, /*server=*/false); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("etcd_tls: ", s.message()));
+    }
   }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
   bool level_ok = false;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_tls.h"
 
 namespace cairn {
 
@@ -82,13 +83,33 @@ struct RegistryConfig {
   // Session role: a cached datum nobody read for about this long is dropped.
   uint32_t datum_cache_idle_ms = 600000;
 
+  // TLS of every gRPC port this process serves (standalone API; cluster
+  // session, data and meta servers) and of its channels to cluster peers.
+  // YAML `tls: {cert, key, ca, client_cert: required|optional,
+  // refresh_interval_s}`. Off while no file is named. With a CA, clients must
+  // present a certificate chaining to it unless client_cert is "optional".
+  TlsFiles tls;
+  // TLS to etcd (URLs become https): YAML `etcd_tls: {cert, key, ca}`.
+  TlsFiles etcd_tls;
+
   static std::string DefaultDataDir();
 };
 
 // Reads a YAML file over `base`. Errors name the file and the key.
 absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, RegistryConfig base);
 
-// Checks ranges and addresses.
+// The server side of config.tls: client certificates are asked for only when
+// a CA is named (required by default, or optional).
+TlsFiles ServerTlsFiles(const RegistryConfig& config);
+
+// "plaintext", "TLS", "mTLS (client certificates required)" or "TLS (client
+// certificates optional)", for logs.
+std::string TlsModeText(const TlsFiles& server_files);
+
+// "required" -> true, "optional" -> false (TlsFiles::require_client_cert).
+absl::StatusOr<bool> ParseClientCertMode(const std::string& mode);
+
+// Checks ranges and addresses, and that the TLS files exist and match.
 absl::Status ValidateRegistryConfig(const RegistryConfig& config);
 
 }  // namespace cairn

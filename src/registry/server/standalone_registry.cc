@@ -146,9 +146,14 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
       r.apps.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  auto credentials = MakeServerCredentials(ServerTlsFiles(config));
+  if (!credentials.ok()) {
+    r.loop.Stop();
+    return absl::InvalidArgumentError(absl::StrCat("tls: ", credentials.status().message()));
+  }
   grpc::ServerBuilder builder;
   int selected_port = 0;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &selected_port);
+  builder.AddListeningPort(config.listen, *credentials, &selected_port);
   builder.RegisterService(r.service.get());
   ConfigureRegistryServer(builder);
   r.grpc_server = builder.BuildAndStart();
@@ -173,8 +178,9 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   }
   r.admin_address = absl::StrCat(admin_hp->first, ":", r.admin->port());
 
-  spdlog::info("cairn registry (standalone) serving gRPC on {} and admin HTTP on {}; data in {}",
-               r.grpc_address, r.admin_address, config.data_dir);
+  spdlog::info(
+      "cairn registry (standalone) serving gRPC on {} ({}) and admin HTTP on {}; data in {}",
+      r.grpc_address, TlsModeText(ServerTlsFiles(config)), r.admin_address, config.data_dir);
   std::unique_ptr<StandaloneRegistry> registry(new StandaloneRegistry(std::move(impl)));
   if (!config.ready_file.empty()) {
     auto s = WriteReadyFile(config.ready_file, registry->grpc_address(), registry->admin_address());
