@@ -60,6 +60,10 @@ RegistryMetrics::RegistryMetrics(std::shared_ptr<prometheus::Registry> r)
                                    {{"result", "refused"}})),
       bad_messages(MakeCounter(*r, "cairn_registry_errors_total", "Errors by kind",
                                {{"kind", "bad_message"}})),
+      denied(prometheus::BuildCounter()
+                 .Name("cairn_registry_denied_total")
+                 .Help("Requests refused by the authorization policy, by operation and rule")
+                 .Register(*r)),
       registry_(std::move(r)) {}
 
 std::string RegistryMetrics::Serialize() const {

@@ -42,6 +42,9 @@ class RegistryMetrics {
   prometheus::Counter& requests_ok;
   prometheus::Counter& requests_refused;
   prometheus::Counter& bad_messages;
+  // cairn_registry_denied_total{op,rule}: requests the authorization policy
+  // refused, by operation and deciding rule (registry/auth).
+  prometheus::Family<prometheus::Counter>& denied;
 
  private:
   explicit RegistryMetrics(std::shared_ptr<prometheus::Registry> registry);
