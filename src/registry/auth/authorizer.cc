@@ -32,8 +32,17 @@ void Authorizer::Replace(Policy policy) {
 absl::Status Authorizer::Check(const Identity& identity, const Action& action) {
   Decision decision = current()->Evaluate(identity, action);
   if (decision.allowed) return absl::OkStatus();
+  return Refuse(identity, action.op, decision);
+}
+
+absl::Status Authorizer::Deny(const Identity& identity, Op op, std::string_view rule,
+                              std::string reason) {
+  return Refuse(identity, op, Decision{false, std::string(rule), std::move(reason)});
+}
+
+absl::Status Authorizer::Refuse(const Identity& identity, Op op, const Decision& decision) {
   if (denied_ != nullptr) {
-    denied_->Add({{"op", std::string(OpName(action.op))}, {"rule", decision.rule}}).Increment();
+    denied_->Add({{"op", std::string(OpName(op))}, {"rule", decision.rule}}).Increment();
   }
   bool log = false;
   bool first_overflow = false;

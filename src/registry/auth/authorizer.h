@@ -29,6 +29,11 @@ class Authorizer {
   // OK, or PERMISSION_DENIED whose message names the rule and the identity.
   absl::Status Check(const Identity& identity, const Action& action);
 
+  // A refusal decided outside the policy's rules (e.g. taking over another
+  // identity's registration): counted and logged like a policy denial under
+  // `rule`; returns PERMISSION_DENIED with `reason`.
+  absl::Status Deny(const Identity& identity, Op op, std::string_view rule, std::string reason);
+
   // True when the current policy makes `identity` an admin.
   bool IsAdmin(const Identity& identity) const;
 
@@ -36,6 +41,8 @@ class Authorizer {
   std::shared_ptr<const Policy> current() const;
 
  private:
+  absl::Status Refuse(const Identity& identity, Op op, const Decision& decision);
+
   prometheus::Family<prometheus::Counter>* const denied_;
   mutable std::mutex mu_;
   std::shared_ptr<const Policy> policy_;  // guarded by mu_

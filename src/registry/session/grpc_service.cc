@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "common/grpc_status.h"
+#include "common/grpc_tls.h"
 #include "registry/session/client_stream.h"
 
 namespace cairn {
@@ -17,13 +18,17 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
                              public std::enable_shared_from_this<SessionReactor> {
  public:
   SessionReactor(EventLoop& loop, SessionServer& session, GrpcServiceOptions options,
-                 std::string peer)
-      : loop_(loop), session_(session), options_(options), peer_(std::move(peer)) {}
+                 std::string peer, Identity identity)
+      : loop_(loop),
+        session_(session),
+        options_(options),
+        peer_(std::move(peer)),
+        identity_(std::move(identity)) {}
 
   void Begin() {
     self_ = shared_from_this();
     loop_.Post([this, keep = self_] {
-      connection_id_ = session_.OnConnect(peer_, keep);
+      connection_id_ = session_.OnConnect(peer_, keep, identity_);
       std::lock_guard lock(mu_);
       if (!done_ && !close_requested_) StartRead(&incoming_);
     });
@@ -191,6 +196,7 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
   SessionServer& session_;
   const GrpcServiceOptions options_;
   const std::string peer_;
+  const Identity identity_;                 // what the client's certificate proved
   std::atomic<uint64_t> connection_id_{0};  // set on the loop before the first read
   std::shared_ptr<SessionReactor> self_;
 
@@ -206,6 +212,32 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
   bool done_ = false;
   grpc::Status close_status_;
 };
+
+// The identity the caller of `context` proved (anonymous without TLS).
+Identity CallerOf(grpc::CallbackServerContext* context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  return auth ? PeerIdentity(*auth) : Identity{};
+}
+
+// OK without an authorizer (TLS off) or when the policy allows the caller
+// `op` on `data_id`. Runs on gRPC's thread: the authorizer is thread-safe.
+absl::Status AuthorizeCall(SessionServer& session, grpc::CallbackServerContext* context,
+                           auth::Op op, std::string_view data_id) {
+  auth::Authorizer* authorizer = session.authorizer();
+  if (authorizer == nullptr) return absl::OkStatus();
+  std::vector<std::string_view> apps;
+  if (data_id.starts_with("app:")) apps.push_back(data_id.substr(4));
+  return authorizer->Check(CallerOf(context), auth::Action{op, data_id, std::move(apps)});
+}
+
+// Finishes the call with `denied` if it is not OK; returns whether it did.
+bool FinishIfDenied(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor** reactor,
+                    const absl::Status& denied) {
+  if (denied.ok()) return false;
+  *reactor = context->DefaultReactor();
+  (*reactor)->Finish(ToGrpcStatus(denied));
+  return true;
+}
 
 template <typename Request, typename Fn>
 grpc::ServerUnaryReactor* RunOnLoop(EventLoop& loop, grpc::CallbackServerContext* context,
@@ -250,7 +282,8 @@ GrpcRegistryService::GrpcRegistryService(EventLoop& loop, SessionServer& session
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GrpcRegistryService::Session(
     grpc::CallbackServerContext* context) {
-  auto reactor = std::make_shared<SessionReactor>(loop_, session_, options_, context->peer());
+  auto reactor = std::make_shared<SessionReactor>(loop_, session_, options_, context->peer(),
+                                                  CallerOf(context));
   reactor->Begin();
   return reactor.get();
 }
@@ -258,6 +291,10 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GrpcRegistryService
 grpc::ServerUnaryReactor* GrpcRegistryService::ListDataInfos(
     grpc::CallbackServerContext* context, const pb::ListDataInfosRequest* request,
     pb::ListDataInfosResponse* response) {
+  grpc::ServerUnaryReactor* denied = nullptr;
+  if (FinishIfDenied(context, &denied, AuthorizeCall(session_, context, auth::Op::kQuery, ""))) {
+    return denied;
+  }
   return RunAsyncOnLoop(loop_, context, request, response, [this, request](auto reply) {
     session_.ListDataInfosAsync(*request,
                                 [reply](pb::ListDataInfosResponse r) { reply(std::move(r)); });
@@ -267,6 +304,12 @@ grpc::ServerUnaryReactor* GrpcRegistryService::ListDataInfos(
 grpc::ServerUnaryReactor* GrpcRegistryService::Describe(grpc::CallbackServerContext* context,
                                                         const pb::DescribeRequest* request,
                                                         pb::DescribeResponse* response) {
+  grpc::ServerUnaryReactor* denied = nullptr;
+  if (FinishIfDenied(
+          context, &denied,
+          AuthorizeCall(session_, context, auth::Op::kQuery, request->key().data_id()))) {
+    return denied;
+  }
   return RunAsyncOnLoop(loop_, context, request, response, [this, request](auto reply) {
     session_.DescribeAsync(*request, std::move(reply));
   });
@@ -275,6 +318,10 @@ grpc::ServerUnaryReactor* GrpcRegistryService::Describe(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* GrpcRegistryService::QueryByClient(
     grpc::CallbackServerContext* context, const pb::QueryByClientRequest* request,
     pb::QueryByClientResponse* response) {
+  grpc::ServerUnaryReactor* denied = nullptr;
+  if (FinishIfDenied(context, &denied, AuthorizeCall(session_, context, auth::Op::kQuery, ""))) {
+    return denied;
+  }
   return RunOnLoop(loop_, context, request, [this, request, response] {
     *response = session_.QueryByClient(*request);
     return absl::OkStatus();
@@ -304,6 +351,13 @@ grpc::ServerUnaryReactor* AppQuery(EventLoop& loop, AppQueries* apps,
 grpc::ServerUnaryReactor* GrpcRegistryService::GetRevision(grpc::CallbackServerContext* context,
                                                            const pb::GetRevisionRequest* request,
                                                            pb::GetRevisionResponse* response) {
+  // Resolving a revision is part of subscribing to app-level data.
+  grpc::ServerUnaryReactor* denied = nullptr;
+  if (FinishIfDenied(context, &denied,
+                     AuthorizeCall(session_, context, auth::Op::kSubscribe,
+                                   "revision:" + request->revision()))) {
+    return denied;
+  }
   return AppQuery(
       loop_, apps_, context, request, response,
       [](AppQueries& apps, const auto& r, auto reply) { apps.QueryRevision(r, std::move(reply)); });
@@ -312,6 +366,10 @@ grpc::ServerUnaryReactor* GrpcRegistryService::GetRevision(grpc::CallbackServerC
 grpc::ServerUnaryReactor* GrpcRegistryService::ListApps(grpc::CallbackServerContext* context,
                                                         const pb::ListAppsRequest* request,
                                                         pb::ListAppsResponse* response) {
+  grpc::ServerUnaryReactor* denied = nullptr;
+  if (FinishIfDenied(context, &denied, AuthorizeCall(session_, context, auth::Op::kQuery, ""))) {
+    return denied;
+  }
   return AppQuery(
       loop_, apps_, context, request, response,
       [](AppQueries& apps, const auto& r, auto reply) { apps.QueryApps(r, std::move(reply)); });
@@ -320,6 +378,12 @@ grpc::ServerUnaryReactor* GrpcRegistryService::ListApps(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* GrpcRegistryService::DescribeApp(grpc::CallbackServerContext* context,
                                                            const pb::DescribeAppRequest* request,
                                                            pb::DescribeAppResponse* response) {
+  grpc::ServerUnaryReactor* denied = nullptr;
+  if (FinishIfDenied(
+          context, &denied,
+          AuthorizeCall(session_, context, auth::Op::kQuery, "app:" + request->app_name()))) {
+    return denied;
+  }
   return AppQuery(
       loop_, apps_, context, request, response,
       [](AppQueries& apps, const auto& r, auto reply) { apps.QueryApp(r, std::move(reply)); });
@@ -328,6 +392,12 @@ grpc::ServerUnaryReactor* GrpcRegistryService::DescribeApp(grpc::CallbackServerC
 grpc::ServerUnaryReactor* GrpcRegistryService::DescribeInterface(
     grpc::CallbackServerContext* context, const pb::DescribeInterfaceRequest* request,
     pb::DescribeInterfaceResponse* response) {
+  grpc::ServerUnaryReactor* denied = nullptr;
+  if (FinishIfDenied(
+          context, &denied,
+          AuthorizeCall(session_, context, auth::Op::kQuery, request->key().data_id()))) {
+    return denied;
+  }
   return AppQuery(loop_, apps_, context, request, response,
                   [](AppQueries& apps, const auto& r, auto reply) {
                     apps.QueryInterface(r, std::move(reply));

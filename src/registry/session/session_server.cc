@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "registry/app/app_model.h"
 
 namespace cairn {
 
@@ -22,11 +23,13 @@ SessionServer::~SessionServer() { *alive_ = false; }
 
 void SessionServer::Start() { SweepKeepalives(); }
 
-uint64_t SessionServer::OnConnect(std::string peer, std::shared_ptr<ClientStream> stream) {
+uint64_t SessionServer::OnConnect(std::string peer, std::shared_ptr<ClientStream> stream,
+                                  Identity identity) {
   uint64_t id = next_connection_id_++;
   Connection& conn = connections_[id];
   conn.id = id;
   conn.peer = std::move(peer);
+  conn.identity = std::move(identity);
   conn.keepalive_timeout = options_.keepalive_timeout;
   conn.last_seen = SteadyNow();
   conn.stream = std::move(stream);
@@ -201,6 +204,40 @@ absl::Status SessionServer::LimitReached(const Connection& conn) const {
                    " registrations; the limit is ", options_.max_registrations_per_client));
 }
 
+namespace {
+
+// The app an "app:<APP>" dataId (an app-level record) names, else empty.
+std::string_view AppOfDataId(std::string_view data_id) {
+  if (!data_id.starts_with(app::kAppDataIdPrefix)) return {};
+  return data_id.substr(app::kAppDataIdPrefix.size());
+}
+
+}  // namespace
+
+absl::Status SessionServer::Authorize(const Connection& conn, const auth::Action& action) {
+  if (authorizer_ == nullptr) return absl::OkStatus();
+  return authorizer_->Check(conn.identity, action);
+}
+
+absl::Status SessionServer::AuthorizeTakeover(const Connection& conn, uint64_t owner_connection_id,
+                                              auth::Op op, std::string_view data_id,
+                                              const std::string& registration_id) {
+  if (authorizer_ == nullptr || owner_connection_id == conn.id) return absl::OkStatus();
+  auto owner = connections_.find(owner_connection_id);
+  if (owner == connections_.end()) return absl::OkStatus();
+  const Identity& holder = owner->second.identity;
+  if (holder.Name() == conn.identity.Name() &&
+      holder.authenticated == conn.identity.authenticated) {
+    return absl::OkStatus();  // the same workload on a new stream (a reconnect)
+  }
+  if (authorizer_->IsAdmin(conn.identity)) return absl::OkStatus();
+  return authorizer_->Deny(
+      conn.identity, op, "registration-owner",
+      absl::StrCat(std::string(auth::OpName(op)), " of '", std::string(data_id), "' by ",
+                   conn.identity.Name(), " denied by rule 'registration-owner': registration id ",
+                   registration_id, " is held by another identity (", holder.Name(), ")"));
+}
+
 void SessionServer::HandlePublish(Connection& conn, const ReplyTo& to, const pb::Publish& publish) {
   if (auto s = ValidatePublish(publish); !s.ok()) {
     Reply(conn, to, s);
@@ -218,6 +255,26 @@ void SessionServer::HandlePublish(Connection& conn, const ReplyTo& to, const pb:
                                                 existing->second.record->data_info_id())));
     return;
   }
+  record->app_name = publish.app_name().empty() ? conn.app_name : publish.app_name();
+  if (authorizer_ != nullptr) {
+    // A record that names no app is the caller's: stamped with the app its
+    // certificate names, so that no record escapes the own-app rule.
+    if (record->app_name.empty()) record->app_name = conn.identity.app;
+    auth::Action action{auth::Op::kPublish, publish.key().data_id(), {}};
+    if (std::string_view app = AppOfDataId(action.data_id); !app.empty()) {
+      action.claimed_apps.push_back(app);
+    }
+    if (!record->app_name.empty()) action.claimed_apps.push_back(record->app_name);
+    absl::Status allowed = Authorize(conn, action);
+    if (allowed.ok() && existing != publishers_.end()) {
+      allowed = AuthorizeTakeover(conn, existing->second.connection_id, auth::Op::kPublish,
+                                  action.data_id, reg_id);
+    }
+    if (!allowed.ok()) {
+      Reply(conn, to, allowed);
+      return;
+    }
+  }
   bool known_here = existing != publishers_.end() && existing->second.connection_id == conn.id;
   if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
     Reply(conn, to, LimitReached(conn));
@@ -225,7 +282,6 @@ void SessionServer::HandlePublish(Connection& conn, const ReplyTo& to, const pb:
   }
   record->registration_id = reg_id;
   record->data.assign(publish.data().begin(), publish.data().end());
-  record->app_name = publish.app_name().empty() ? conn.app_name : publish.app_name();
   record->zone = !publish.zone().empty() ? publish.zone()
                  : !conn.zone.empty()    ? conn.zone
                                          : std::string(kDefaultZone);
@@ -282,6 +338,22 @@ void SessionServer::HandleSubscribe(Connection& conn, uint64_t request_id,
     return;
   }
   const std::string& reg_id = subscribe.registration_id();
+  if (authorizer_ != nullptr) {
+    auth::Action action{auth::Op::kSubscribe, subscribe.key().data_id(), {}};
+    if (std::string_view app = AppOfDataId(action.data_id); !app.empty()) {
+      action.claimed_apps.push_back(app);
+    }
+    absl::Status allowed = Authorize(conn, action);
+    if (auto owner = subscriber_owner_.find(reg_id);
+        allowed.ok() && owner != subscriber_owner_.end()) {
+      allowed =
+          AuthorizeTakeover(conn, owner->second, auth::Op::kSubscribe, action.data_id, reg_id);
+    }
+    if (!allowed.ok()) {
+      Reply(conn, to, allowed);
+      return;
+    }
+  }
   bool known_here = conn.subscribers.count(reg_id) > 0;
   if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
     Reply(conn, to, LimitReached(conn));
@@ -310,6 +382,25 @@ void SessionServer::HandleRegisterRevision(Connection& conn, uint64_t request_id
     Reply(conn, to,
           absl::UnimplementedError("this server does not support application-level discovery"));
     return;
+  }
+  if (authorizer_ != nullptr) {
+    // A revision is its app's record, and says which interfaces the app
+    // serves: each of them must be publishable by the caller for that app,
+    // or a revision could make the app a provider of an interface the
+    // policy keeps from it.
+    const pb::RevisionMeta& meta = request.revision();
+    std::string app_data_id = std::string(app::kAppDataIdPrefix) + meta.app_name();
+    absl::Status allowed =
+        Authorize(conn, auth::Action{auth::Op::kPublish, app_data_id, {meta.app_name()}});
+    for (int i = 0; allowed.ok() && i < meta.interfaces_size(); ++i) {
+      allowed = Authorize(
+          conn,
+          auth::Action{auth::Op::kPublish, meta.interfaces(i).key().data_id(), {meta.app_name()}});
+    }
+    if (!allowed.ok()) {
+      Reply(conn, to, allowed);
+      return;
+    }
   }
   uint64_t conn_id = conn.id;
   revisions_->RegisterRevision(request.revision(), [this, conn_id, to](absl::Status s) {

@@ -18,7 +18,9 @@
 #include <unordered_map>
 
 #include "common/event_loop.h"
+#include "common/identity.h"
 #include "registry/app/revision_service.h"
+#include "registry/auth/authorizer.h"
 #include "registry/data/data_service.h"
 #include "registry/data/datum_id_pool.h"
 #include "registry/metrics.h"
@@ -54,6 +56,14 @@ class SessionServer final : private PushEngine::Transport {
   // UNIMPLEMENTED. REQUIRES: service outlives the server; call before Start.
   void SetRevisionService(RevisionService* service) { revisions_ = service; }
 
+  // Checks every publish, subscribe and revision (and the queries of the
+  // gRPC service) against `authorizer`'s policy, with the identity each
+  // stream's client certificate proved. Null (the default, TLS off): every
+  // request is allowed. REQUIRES: authorizer outlives the server; call
+  // before Start.
+  void SetAuthorizer(auth::Authorizer* authorizer) { authorizer_ = authorizer; }
+  auth::Authorizer* authorizer() const { return authorizer_; }
+
   // The registry is stopping and its data role stops with it. Ends every
   // stream now (UNAVAILABLE: clients reconnect elsewhere or later), so that
   // the gRPC server's shutdown does not wait out its deadline for streams
@@ -86,8 +96,10 @@ class SessionServer final : private PushEngine::Transport {
   // Most inner messages one Batch may hold (registry.proto, "Batch").
   static constexpr int kMaxBatchMessages = 1000;
 
-  // A new stream. Returns its connection id.
-  uint64_t OnConnect(std::string peer, std::shared_ptr<ClientStream> stream);
+  // A new stream, from a client that proved `identity` (anonymous without
+  // TLS). Returns its connection id.
+  uint64_t OnConnect(std::string peer, std::shared_ptr<ClientStream> stream,
+                     Identity identity = {});
   // One message from the stream. Calls stream->MessageHandled() when done.
   void OnMessage(uint64_t connection_id, pb::ClientMessage message);
   // The stream ended (client closed, cancelled, or broke). Idempotent.
@@ -132,6 +144,7 @@ class SessionServer final : private PushEngine::Transport {
   struct Connection {
     uint64_t id = 0;
     std::string peer;
+    Identity identity;  // what its certificate proved (registry/auth)
     bool said_hello = false;
     uint64_t stream_epoch = 0;  // Hello.stream_epoch
     std::string client_id;
@@ -190,6 +203,13 @@ class SessionServer final : private PushEngine::Transport {
   static void Link(Connection& conn, PublisherEntry& entry);
   static void Unlink(Connection& conn, PublisherEntry& entry);
   absl::Status LimitReached(const Connection& conn) const;
+  // OK when no authorizer is set or the policy allows `action` for conn's
+  // identity; else PERMISSION_DENIED (counted and logged by the authorizer).
+  absl::Status Authorize(const Connection& conn, const auth::Action& action);
+  // A registration id held by another stream may be taken over only by the
+  // same identity (a reconnecting client) or an admin.
+  absl::Status AuthorizeTakeover(const Connection& conn, uint64_t owner_connection_id, auth::Op op,
+                                 std::string_view data_id, const std::string& registration_id);
   void SweepKeepalives();
   // Ends the warm-up once every awaited client is back; updates its metrics.
   void WarmupProgress();
@@ -207,6 +227,7 @@ class SessionServer final : private PushEngine::Transport {
   SessionOptions options_;
   PushEngine push_;
   RevisionService* revisions_ = nullptr;
+  auth::Authorizer* authorizer_ = nullptr;
   DatumLister lister_;
   // Cleared by the destructor: query replies that come later are dropped.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
