@@ -41,6 +41,7 @@ struct ClusterStats {
   LocalCounter& timeouts;
   LocalCounter& overflows;  // circuit breaker tripped
   LocalCounter& ejections;
+  LocalCounter& tls_failures;  // upstream TLS handshakes or identities refused
   LocalGauge& active_connections;
   LocalHistogram& latency;  // seconds, request start to response end
 };
@@ -64,6 +65,8 @@ class ClusterWorker : private ConnectionPool::Observer {
   // nullptr when the cluster has no host.
   upstream::HostPtr ChooseHost(const upstream::LbContext& ctx);
   ConnectionPool& PoolFor(const upstream::HostPtr& host);
+  // Upstream TLS of this cluster (config.tls), set before the first request.
+  void SetTls(std::shared_ptr<TlsContextSource> tls) { tls_ = std::move(tls); }
 
   // Passive health: the outcome of one request (or connect) to a host.
   void ReportResult(const upstream::HostPtr& host, bool success);
@@ -83,6 +86,7 @@ class ClusterWorker : private ConnectionPool::Observer {
 
  private:
   void OnConnectionCountChanged(int delta) override;
+  void OnTlsFailure(const std::string& reason) override;
 
   Worker& worker_;
   const ClusterConfig& config_;
@@ -94,6 +98,7 @@ class ClusterWorker : private ConnectionPool::Observer {
   // By address: a host that leaves and comes back (a new Host object) gets
   // its old pool, and no pointer is ever reused as a key.
   std::unordered_map<std::string, std::unique_ptr<ConnectionPool>> pools_;
+  std::shared_ptr<TlsContextSource> tls_;
   uint32_t active_requests_ = 0;
   uint32_t active_retries_ = 0;
 };

@@ -103,6 +103,26 @@ absl::Status ClusterManager::Init() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The value of the `app` query parameter of an endpoint URL, or empty.
+std::string EndpointApp(std::string_view url) {
+  size_t query = url.find('?');
+  if (query == std::string_view::npos) return "";
+  std::string_view rest = url.substr(query + 1);
+  rest = rest.substr(0, rest.find('#'));
+  while (!rest.empty()) {
+    size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    if (pair.substr(0, 4) == "app=") return std::string(pair.substr(4));
+    if (amp == std::string_view::npos) break;
+    rest = rest.substr(amp + 1);
+  }
+  return "";
+}
+
+}  // namespace
+
 void ClusterManager::SetEndpoints(const std::string& cluster,
                                   const std::vector<std::string>& urls) {
   auto it = clusters_.find(cluster);
@@ -126,12 +146,21 @@ void ClusterManager::SetEndpoints(const std::string& cluster,
     }
     std::string key = address->ToString();
     if (!seen.insert(key).second) continue;
+    // The app the registry says serves this endpoint (its URL's app=): what
+    // an upstream's certificate must name under tls.verify_app.
+    upstream::Host::Metadata metadata;
+    if (std::string app = EndpointApp(url); !app.empty()) metadata["app"] = std::move(app);
     auto found = existing.find(key);
-    if (found != existing.end()) {
+    const std::string* old_app =
+        found != existing.end() ? found->second->FindMetadata("app") : nullptr;
+    bool same_app = found != existing.end() &&
+                    (old_app != nullptr ? metadata.contains("app") && metadata["app"] == *old_app
+                                        : !metadata.contains("app"));
+    if (same_app) {
       found->second->set_weight(weight);
       hosts.push_back(found->second);
     } else {
-      hosts.push_back(std::make_shared<upstream::Host>(*address, weight));
+      hosts.push_back(std::make_shared<upstream::Host>(*address, weight, "", std::move(metadata)));
     }
   }
   Publish(state, std::move(hosts));

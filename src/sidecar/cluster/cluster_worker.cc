@@ -33,6 +33,8 @@ ClusterStats::ClusterStats(LocalMetrics& r, const std::string& c)
                         "Requests refused by a circuit breaker", c)),
       ejections(Counter(r, "cairn_sidecar_upstream_ejections_total",
                         "Hosts ejected by outlier detection", c)),
+      tls_failures(Counter(r, "cairn_sidecar_upstream_tls_failures_total",
+                           "Upstream TLS handshakes failed or upstream identities refused", c)),
       active_connections(r.Gauge("cairn_sidecar_upstream_connections", "Open upstream connections",
                                  {{"cluster", c}})),
       latency(r.Histogram("cairn_sidecar_upstream_latency_seconds",
@@ -72,6 +74,21 @@ ConnectionPool& ClusterWorker::PoolFor(const upstream::HostPtr& host) {
     options.idle_timeout = std::chrono::milliseconds(config_.idle_timeout_ms);
     options.max_connections = config_.limits.max_connections;
     options.max_pending = config_.limits.max_pending;
+    if (tls_ != nullptr && config_.tls) {
+      options.tls = tls_;
+      options.tls_policy.expected_identity = config_.tls->expect_identity;
+      if (config_.tls->verify_app) {
+        // The registry's word for this endpoint first; else the configured
+        // app. Neither: an app nobody has, so the connection fails closed.
+        const std::string* app = host->FindMetadata("app");
+        options.tls_policy.expected_app = app != nullptr && !app->empty() ? *app
+                                          : !config_.tls->expect_app.empty()
+                                              ? config_.tls->expect_app
+                                              : "(unknown: the registry gave no app)";
+      } else {
+        options.tls_policy.expected_app = config_.tls->expect_app;
+      }
+    }
     auto endpoint = ToEndpoint(host->address());
     ConnectionPool::Observer* observer = this;
     pool = std::make_unique<ConnectionPool>(
@@ -81,6 +98,11 @@ ConnectionPool& ClusterWorker::PoolFor(const upstream::HostPtr& host) {
 }
 
 void ClusterWorker::OnConnectionCountChanged(int delta) { stats_.active_connections.Add(delta); }
+
+void ClusterWorker::OnTlsFailure(const std::string& reason) {
+  stats_.tls_failures.Increment();
+  spdlog::warn("cluster {}: upstream refused: {}", config_.name, reason);
+}
 
 void ClusterWorker::ReportResult(const upstream::HostPtr& host, bool success) {
   if (config_.outlier.consecutive_failures == 0 || health_ == nullptr) return;

@@ -67,6 +67,38 @@ class MapReader {
     if (!_s.ok()) return _s;        \
   } while (0)
 
+// `tls:` of a listener (server side) or a cluster (client side).
+absl::Status ParseTls(const YAML::Node& node, const std::string& path, bool listener,
+                      TlsConfig* tls) {
+  MapReader t(node, path);
+  t.Get("cert", &tls->cert);
+  t.Get("key", &tls->key);
+  t.Get("ca", &tls->ca);
+  if (listener) {
+    t.Get("require_client_cert", &tls->require_client_cert);
+  } else {
+    t.Get("verify_app", &tls->verify_app);
+    t.Get("expect_app", &tls->expect_app);
+    t.Get("expect_identity", &tls->expect_identity);
+  }
+  CAIRN_RETURN_IF_ERROR(t.Finish());
+  if (tls->cert.empty() != tls->key.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": cert and key go together"));
+  }
+  if (listener && tls->cert.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ".cert: required"));
+  }
+  if (tls->ca.empty() && (!listener || tls->require_client_cert)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ".ca: required",
+                     listener ? " with require_client_cert" : " (upstreams are verified)"));
+  }
+  if (!tls->expect_identity.empty() && tls->expect_identity.rfind("spiffe://", 0) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ".expect_identity: a spiffe:// id"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseRoute(const YAML::Node& node, const std::string& path, Route* route) {
   MapReader r(node, path);
   YAML::Node match = r.Child("match");
@@ -112,6 +144,7 @@ absl::Status ParseRoute(const YAML::Node& node, const std::string& path, Route* 
   }
   r.Get("timeout_ms", &route->timeout_ms);
   r.Get("hash_header", &route->hash_header);
+  r.Get("allow", &route->allow);
   YAML::Node retry = r.Child("retry");
   if (retry) {
     MapReader t(retry, r.Path("retry"));
@@ -183,6 +216,11 @@ absl::Status ParseCluster(const YAML::Node& node, const std::string& path, Clust
     }
     c->registry = source;
   }
+  if (YAML::Node tls = r.Child("tls")) {
+    TlsConfig config;
+    CAIRN_RETURN_IF_ERROR(ParseTls(tls, r.Path("tls"), false, &config));
+    c->tls = config;
+  }
   YAML::Node limits = r.Child("limits");
   {
     MapReader l(limits, r.Path("limits"));
@@ -227,6 +265,14 @@ absl::Status ParseCluster(const YAML::Node& node, const std::string& path, Clust
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": exactly one of endpoints and registry is required"));
   }
+  if (c->tls && (c->protocol == "tcp" || c->protocol == "bolt")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(r.Path("tls"), ": not supported on a ", c->protocol, " cluster yet"));
+  }
+  if (c->tls && c->health_check.type == "http") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        r.Path("health_check.type"), ": use tcp checks with tls (http checks are plaintext)"));
+  }
   if (!c->health_check.type.empty() && c->health_check.type != "tcp" &&
       c->health_check.type != "http") {
     return absl::InvalidArgumentError(
@@ -248,6 +294,12 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
   r.Get("publish_health_cluster", &l->publish_health_cluster);
   r.Get("http2_flush_delay_us", &l->http2_flush_delay_us);
   r.Get("http2_flush_batch", &l->http2_flush_batch);
+  r.Get("request_header_timeout_ms", &l->request_header_timeout_ms);
+  r.Get("idle_timeout_ms", &l->idle_timeout_ms);
+  r.Get("max_connections", &l->max_connections);
+  r.Get("http2_max_reset_burst", &l->http2_max_reset_burst);
+  r.Get("http2_resets_per_s", &l->http2_resets_per_s);
+  r.Get("http2_max_continuations", &l->http2_max_continuations);
   YAML::Node routes = r.Child("routes");
   if (routes && routes.IsSequence()) {
     for (size_t i = 0; i < routes.size(); ++i) {
@@ -265,6 +317,22 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
           ParseBoltRoute(bolt_routes[i], absl::StrCat(r.Path("bolt_routes"), "[", i, "]"), &route));
       l->bolt_routes.push_back(std::move(route));
     }
+  }
+  if (YAML::Node tls = r.Child("tls")) {
+    TlsConfig config;
+    CAIRN_RETURN_IF_ERROR(ParseTls(tls, r.Path("tls"), true, &config));
+    l->tls = config;
+  }
+  for (size_t i = 0; i < l->routes.size(); ++i) {
+    if (!l->routes[i].allow.empty() && (!l->tls || l->tls->ca.empty())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(r.Path("routes"), "[", i,
+                       "].allow: needs tls with ca on the listener (who is calling?)"));
+    }
+  }
+  if (l->tls && l->protocol == "auto" && !l->bolt_routes.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        r.Path("tls"), ": not supported on an auto listener with bolt_routes (use protocol bolt)"));
   }
   YAML::Node publish = r.Child("publish");
   if (publish) {
@@ -305,6 +373,12 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
     // A hold is meant to be far below a request's latency budget.
     return absl::InvalidArgumentError(
         absl::StrCat(r.Path("http2_flush_delay_us"), ": at most 10000"));
+  }
+  for (auto [key, value] : {std::pair{"request_header_timeout_ms", l->request_header_timeout_ms},
+                            std::pair{"idle_timeout_ms", l->idle_timeout_ms}}) {
+    if (value > 86'400'000) {
+      return absl::InvalidArgumentError(absl::StrCat(r.Path(key), ": at most 86400000 (a day)"));
+    }
   }
   static const std::set<std::string> kProtocols = {"auto", "http1", "http2", "tcp", "bolt"};
   if (kProtocols.count(l->protocol) == 0) {
@@ -419,6 +493,7 @@ absl::StatusOr<SidecarConfig> ParseSidecarConfig(const std::string& yaml_text) {
   MapReader r(root, "");
   r.Get("workers", &c.workers);
   r.Get("admin", &c.admin);
+  r.Get("admin_token_file", &c.admin_token_file);
   r.Get("registry_servers", &c.registry_servers);
   r.Get("access_log", &c.access_log);
   r.Get("drain_timeout_ms", &c.drain_timeout_ms);

@@ -38,6 +38,25 @@ struct DirectResponse {
   std::string body;
 };
 
+// TLS on a listener (terminates it) or a cluster (originates it). The files
+// are read again when they change (checked once a second) or on SIGHUP; new
+// handshakes use the new pair, open connections keep theirs.
+struct TlsConfig {
+  std::string cert;  // PEM chain; listener: required; cluster: optional (mTLS when set)
+  std::string key;   // PEM key of cert
+  std::string ca;    // PEM CA the peer must chain to; cluster: required
+  // Listener: a client without a certificate from `ca` fails the handshake
+  // (needs ca). Without it, a client certificate is optional (but verified
+  // when sent), and routes with `allow` refuse the ones without.
+  bool require_client_cert = false;
+  // Cluster: the upstream's certificate must name the app that serves the
+  // endpoint: the `app` the registry gave for it (the endpoint URL's app=
+  // parameter), else expect_app. No expected app known: the connection fails.
+  bool verify_app = false;
+  std::string expect_app;       // cluster: the app of static endpoints
+  std::string expect_identity;  // cluster: an exact SPIFFE id instead
+};
+
 struct Route {
   // Match (all given conditions must hold).
   std::string prefix = "/";  // path prefix (ignored when `path` is set)
@@ -51,6 +70,10 @@ struct Route {
   uint32_t timeout_ms = 15000;  // whole request, retries included; 0: none
   RetryPolicy retry;
   std::string hash_header;  // ring_hash key: this request header's value
+  // Callers allowed on this route, by SPIFFE id ("spiffe://td/app/x") or app
+  // name ("x"), matched against the client certificate of a TLS listener with
+  // `ca`. Others get 403. Empty (default): anyone who may connect.
+  std::vector<std::string> allow;
 };
 
 // Bolt (SOFARPC) routing. A request is matched by its service: the header
@@ -121,6 +144,7 @@ struct ListenerConfig {
   std::string tcp_cluster;               // protocol tcp
   std::optional<PublishConfig> publish;  // inbound: publish while the app is healthy
   std::string publish_health_cluster;    // the local app's cluster whose health gates publishing
+  std::optional<TlsConfig> tls;          // terminate TLS (ALPN: h2, http/1.1); default off
   // HTTP/2 downstream write batching. When a response is ready while other
   // streams of the same client connection are still waiting on upstreams, its
   // bytes wait up to http2_flush_delay_us (or until http2_flush_batch
@@ -130,6 +154,46 @@ struct ListenerConfig {
   // Default 100: see docs/benchmarks.md, "holding HTTP/2 flushes".
   uint32_t http2_flush_delay_us = 100;  // default 100; at most 10000
   uint32_t http2_flush_batch = 8;       // default 8
+
+  // Limits against slow, idle and abusive clients (HTTP listeners; 0 turns
+  // each off). docs/ARCHITECTURE.md, "Limits against hostile clients".
+  //
+  // A request head (request line and header fields; for HTTP/2 the client
+  // preface + SETTINGS, and each HEADERS block with its CONTINUATIONs) must
+  // be complete within this long from the connection's accept, or from the
+  // first byte of a later keep-alive request, however slowly it trickles in
+  // (slowloris). Then HTTP/1 gets 408 and HTTP/2 a GOAWAY, and the connection
+  // closes; counted in cairn_sidecar_downstream_timeouts_total{kind="header"}.
+  // Default 10000: HAProxy's documented `timeout http-request` value and
+  // Envoy's edge best-practice `request_headers_timeout`; nginx's
+  // client_header_timeout is 60 s, long enough that a few thousand
+  // slowloris connections hold a worker's file descriptors for a minute. A
+  // real client sends its head in one packet; 10 s covers a very slow link.
+  uint32_t request_header_timeout_ms = 10000;  // default 10000
+  // No request in flight, no head arriving and no byte received for this
+  // long: the connection closes (HTTP/2: GOAWAY first); counted with
+  // kind="idle". Default 300000 (5 min): longer than the idle timeouts of the
+  // usual client pools (Go 90 s, Node 4 s, OkHttp 5 min), so that the client,
+  // not the sidecar, closes an idle pooled connection and no request races a
+  // close; nginx uses 75 s, Envoy 1 h.
+  uint32_t idle_timeout_ms = 300000;  // default 300000
+  // Open connections of this listener (all workers together). A connection
+  // accepted beyond it is closed at once (counted in
+  // cairn_sidecar_downstream_connections_rejected_total); open ones are not
+  // affected. Default 10000: the process may hold 20,000 descriptors on a
+  // usual host, and each proxied connection can also hold one upstream.
+  uint32_t max_connections = 10000;  // default 10000
+  // HTTP/2 rapid reset (CVE-2023-44487): the resets a client may send, as a
+  // token bucket of http2_max_reset_burst tokens refilled at
+  // http2_resets_per_s; a client beyond it gets GOAWAY and the connection
+  // closes (the streams it reset never reach a cluster once it is cut).
+  // CONTINUATION flood: at most http2_max_continuations CONTINUATION frames
+  // per header block (the block is also bounded by max_request_header_bytes).
+  // Defaults 1000 / 33 / 8: nghttp2's, also what nginx and Envoy settled on
+  // in magnitude.
+  uint32_t http2_max_reset_burst = 1000;  // default 1000
+  uint32_t http2_resets_per_s = 33;       // default 33
+  uint32_t http2_max_continuations = 8;   // default 8
 };
 
 struct HealthCheckConfig {
@@ -178,6 +242,7 @@ struct ClusterConfig {
   // answer (checked once a second); 0: off.
   uint32_t heartbeat_interval_ms = 15000;
   CircuitBreakers limits;
+  std::optional<TlsConfig> tls;  // originate (m)TLS to the upstreams; default off
   HealthCheckConfig health_check;
   OutlierConfig outlier;
 };
@@ -209,14 +274,22 @@ struct AppConfig {
   // publishers gone).
   uint32_t mapping_refresh_ms = 5000;
   // The local registration API on the admin listener (POST /registry/publish,
-  // /registry/unpublish, GET /registry). It is unauthenticated like every
-  // admin endpoint: keep `admin` on 127.0.0.1.
+  // /registry/unpublish, GET /registry). Its mutating endpoints require the
+  // admin token when `admin_token_file` is set (see SidecarConfig); keep
+  // `admin` on 127.0.0.1 either way.
   bool local_api = true;
 };
 
 struct SidecarConfig {
   uint32_t workers = 0;  // 0: one per core
   std::string admin = "127.0.0.1:9901";
+  // A file holding the admin token (surrounding whitespace ignored; empty or
+  // unreadable: the sidecar does not start). When set, every admin endpoint
+  // that changes state (POST /registry/publish, POST /registry/unpublish)
+  // requires `Authorization: Bearer <token>` (compared in constant time;
+  // otherwise 401); read-only ones (GET /health, /metrics, /config,
+  // /registry, /clusters) stay open. Default empty: no token, as before.
+  std::string admin_token_file;
   std::vector<std::string> registry_servers = {"127.0.0.1:9600"};
   std::string access_log;            // file path; empty: off
   uint32_t drain_timeout_ms = 5000;  // SIGTERM: stop accepting, finish requests in flight

@@ -44,6 +44,13 @@ void ActiveStream::Start() {
     SendLocalReply(404, "no route matches this request\n");
     return;
   }
+  if (!route_->allow.empty() &&
+      !AllowListAdmits(route_->allow, manager_.connection_->peer_identity())) {
+    const Identity* peer = manager_.connection_->peer_identity();
+    SendLocalReply(403, absl::StrCat("caller ", peer != nullptr ? peer->Name() : "anonymous",
+                                     " is not allowed on this route\n"));
+    return;
+  }
   if (route_->direct_response) {
     SendLocalReply(route_->direct_response->status, route_->direct_response->body);
     return;
@@ -314,6 +321,12 @@ void ActiveStream::Complete() {
   manager_.StreamFinished(id_);
 }
 
+// " peer=<identity>" on TLS connections (who called), else nothing.
+std::string ActiveStream::PeerForLog() const {
+  const Identity* peer = manager_.connection_->peer_identity();
+  return peer != nullptr ? absl::StrCat(" peer=", peer->Name()) : std::string();
+}
+
 void ActiveStream::LogAccess() {
   AccessLog* log = manager_.context_.access_log;
   if (log == nullptr) return;
@@ -323,7 +336,8 @@ void ActiveStream::LogAccess() {
   log->Log(absl::StrCat(manager_.context_.name, " ", head_.method, " ", head_.authority, head_.path,
                         " ", status_, " ", response_bytes_, "B ", micros, "us ",
                         cluster_ != nullptr ? cluster_->config().name : "-", " ",
-                        host_ != nullptr ? host_->address_string() : "-", " attempts=", attempts_));
+                        host_ != nullptr ? host_->address_string() : "-", " attempts=", attempts_,
+                        PeerForLog()));
 }
 
 }  // namespace cairn::sidecar

@@ -58,6 +58,7 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, privat
   void OnTimeout() override;  // TimeoutNode
   void SendLocalReply(int status, std::string_view body);
   void Complete();
+  std::string PeerForLog() const;
   void LogAccess();
   void Report(bool success);  // passive health, once per attempt
 

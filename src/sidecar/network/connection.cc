@@ -8,7 +8,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstring>
 
 namespace cairn::sidecar {
 
@@ -49,6 +55,21 @@ std::string Connection::PeerAddress() const {
 
 void Connection::OnFdEvents(uint32_t events) {
   std::shared_ptr<State> state = state_;
+  if (tls_ != nullptr && tls_->handshaking) {
+    if (events & EPOLLOUT) writable_ = true;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
+    TlsHandshake();
+    return;
+  }
+  if (tls_ != nullptr && (events & EPOLLOUT) && tls_->read_wants_write) {
+    tls_->read_wants_write = false;
+    readable_ = true;
+  }
+  if (tls_ != nullptr && (events & EPOLLIN) && tls_->write_wants_read) {
+    tls_->write_wants_read = false;
+    writable_ = true;
+    events |= EPOLLOUT;
+  }
   if (events & EPOLLOUT) {
     writable_ = true;
     if (!pending_.empty()) FlushPending();
@@ -79,6 +100,14 @@ void Connection::StartReading() {
 void Connection::PauseReading() { reading_ = false; }
 
 void Connection::ReadReady() {
+  if (tls_ != nullptr) {
+    if (tls_->handshaking) {
+      TlsHandshake();
+    } else {
+      TlsReadReady();
+    }
+    return;
+  }
   std::shared_ptr<State> state = state_;
   // Bounded so one busy connection cannot starve the worker's others.
   for (int rounds = 0; rounds < 4; ++rounds) {
@@ -159,7 +188,13 @@ void Connection::FlushFromWorker() {
 
 void Connection::FlushPending() {
   size_t sent = 0;
-  while (sent < pending_.size() && writable_) {
+  if (tls_ != nullptr) {
+    if (tls_->handshaking) return;  // the handshake flushes when it finishes
+    std::shared_ptr<State> state = state_;
+    TlsFlushPending(&sent);
+    if (!state->open) return;
+  }
+  while (tls_ == nullptr && sent < pending_.size() && writable_) {
     ssize_t n = ::send(fd_, pending_.data() + sent, pending_.size() - sent, MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<size_t>(n);
@@ -195,6 +230,7 @@ void Connection::Close() {
   }
   if (!state_->open) return;
   state_->open = false;
+  ShutdownTls();
   worker_.Unwatch(fd_, watch_token_);
   ::close(fd_);
   pending_.clear();
@@ -216,6 +252,190 @@ void Connection::Fail(const std::error_code& ec) {
   if (!state_->open) return;
   Close();
   if (handler_ != nullptr) handler_->OnClose(ec);
+}
+
+// ---- TLS --------------------------------------------------------------------
+// OpenSSL reads and writes the (non-blocking) socket itself; its WANT_READ /
+// WANT_WRITE answers map onto the same edge-triggered flags as recv/send:
+// WANT_READ means the socket was drained (wait for the next EPOLLIN edge),
+// WANT_WRITE that the kernel buffer is full (wait for EPOLLOUT).
+
+absl::Status Connection::StartTls(std::shared_ptr<ssl_ctx_st> ctx, TlsPeerPolicy policy) {
+  if (!state_->open) return absl::FailedPreconditionError("connection closed");
+  ERR_clear_error();
+  SSL* ssl = SSL_new(ctx.get());  // takes its own reference to ctx
+  if (ssl == nullptr || SSL_set_fd(ssl, fd_) != 1) {
+    std::string error = TakeOpenSslError();
+    if (ssl != nullptr) SSL_free(ssl);
+    Close();
+    return absl::ResourceExhaustedError("TLS setup: " + error);
+  }
+  tls_ = std::make_unique<TlsState>();
+  tls_->ssl = ssl;
+  tls_->policy = std::move(policy);
+  if (SSL_is_server(ssl)) {
+    SSL_set_accept_state(ssl);
+  } else {
+    SSL_set_connect_state(ssl);
+    // A client speaks first: send the ClientHello now.
+    worker_.Post([this, state = state_] {
+      if (state->open && tls_ != nullptr && tls_->handshaking) TlsHandshake();
+    });
+  }
+  return absl::OkStatus();
+}
+
+const std::string& Connection::tls_error() const {
+  static const std::string kNone;
+  return tls_ != nullptr ? tls_->error : kNone;
+}
+
+void Connection::TlsHandshake() {
+  std::shared_ptr<State> state = state_;
+  ERR_clear_error();
+  int r = SSL_do_handshake(tls_->ssl);
+  if (r != 1) {
+    int err = SSL_get_error(tls_->ssl, r);
+    if (err == SSL_ERROR_WANT_READ) {
+      readable_ = false;
+      return;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+      writable_ = false;
+      return;
+    }
+    std::string reason = err == SSL_ERROR_SSL ? TakeOpenSslError()
+                         : errno != 0         ? std::string(std::strerror(errno))
+                                              : std::string("connection closed in the handshake");
+    long verify = SSL_get_verify_result(tls_->ssl);
+    if (verify != X509_V_OK) {
+      reason += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+    }
+    FailTls("TLS handshake failed: " + reason);
+    return;
+  }
+  tls_->handshaking = false;
+  tls_->peer = PeerIdentityOf(tls_->ssl);
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(tls_->ssl, &alpn, &alpn_len);
+  if (alpn != nullptr) tls_->alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
+  if (std::string why = CheckPeerPolicy(tls_->peer, tls_->policy); !why.empty()) {
+    FailTls(std::move(why));
+    return;
+  }
+  if (handler_ != nullptr) handler_->OnTlsReady();
+  if (!state->open) return;
+  if (!pending_.empty()) {
+    writable_ = true;  // a WANT_WRITE edge was consumed by the handshake
+    FlushPending();
+    if (!state->open) return;
+  }
+  // The handshake's last read may have pulled application data into
+  // OpenSSL's buffer: no new edge will announce it.
+  readable_ = true;
+  if (reading_) ReadReady();
+}
+
+void Connection::TlsReadReady() {
+  std::shared_ptr<State> state = state_;
+  char* buffer = worker_.read_buffer();
+  for (int rounds = 0; rounds < 4; ++rounds) {
+    if (!reading_) return;
+    size_t filled = 0;
+    int err = SSL_ERROR_NONE;
+    // Fill the scratch buffer from as many records as there are, so the
+    // handler sees one chunk, as it would from one recv().
+    while (filled < Worker::kReadBufferSize) {
+      ERR_clear_error();
+      int n = SSL_read(tls_->ssl, buffer + filled,
+                       static_cast<int>(std::min<size_t>(Worker::kReadBufferSize - filled,
+                                                         static_cast<size_t>(INT_MAX))));
+      if (n > 0) {
+        filled += static_cast<size_t>(n);
+        continue;
+      }
+      err = SSL_get_error(tls_->ssl, n);
+      break;
+    }
+    if (filled > 0 && handler_ != nullptr) {
+      handler_->OnRead(std::string_view(buffer, filled));
+      if (!state->open) return;
+    }
+    if (err == SSL_ERROR_NONE) continue;  // the buffer filled up: read on
+    if (!reading_) {
+      readable_ = true;  // paused: SSL_read answers the same again on resume
+      return;
+    }
+    switch (err) {
+      case SSL_ERROR_WANT_READ:
+        readable_ = false;
+        return;
+      case SSL_ERROR_WANT_WRITE:
+        readable_ = false;
+        writable_ = false;
+        tls_->read_wants_write = true;
+        return;
+      case SSL_ERROR_ZERO_RETURN:  // close_notify, or EOF (IGNORE_UNEXPECTED_EOF)
+        readable_ = false;
+        if (handler_ != nullptr && handler_->OnPeerHalfClosed()) {
+          if (state->open) reading_ = false;
+          return;
+        }
+        if (!state->open) return;
+        Fail(std::make_error_code(std::errc::connection_reset));
+        return;
+      default: {
+        std::string reason =
+            err == SSL_ERROR_SSL ? TakeOpenSslError() : std::string(std::strerror(errno));
+        FailTls("TLS read failed: " + reason);
+        return;
+      }
+    }
+  }
+  if (reading_) StartReading();
+}
+
+void Connection::TlsFlushPending(size_t* sent) {
+  while (*sent < pending_.size() && writable_) {
+    ERR_clear_error();
+    int n = SSL_write(tls_->ssl, pending_.data() + *sent,
+                      static_cast<int>(std::min<size_t>(pending_.size() - *sent, 1u << 30)));
+    if (n > 0) {
+      *sent += static_cast<size_t>(n);
+      continue;
+    }
+    int err = SSL_get_error(tls_->ssl, n);
+    if (err == SSL_ERROR_WANT_WRITE) {
+      writable_ = false;
+    } else if (err == SSL_ERROR_WANT_READ) {
+      writable_ = false;
+      tls_->write_wants_read = true;
+    } else {
+      std::string reason =
+          err == SSL_ERROR_SSL ? TakeOpenSslError() : std::string(std::strerror(errno));
+      FailTls("TLS write failed: " + reason);
+      return;
+    }
+  }
+}
+
+void Connection::FailTls(std::string reason) {
+  if (tls_ != nullptr) tls_->error = std::move(reason);
+  Fail(std::make_error_code(std::errc::permission_denied));
+}
+
+void Connection::ShutdownTls() {
+  if (tls_ == nullptr || tls_->ssl == nullptr) return;
+  // Best effort close_notify (one non-blocking write; never waits for the
+  // peer's). Not after a fatal error: OpenSSL refuses, and says so.
+  if (!tls_->handshaking && tls_->error.empty()) {
+    ERR_clear_error();
+    SSL_shutdown(tls_->ssl);
+  }
+  ERR_clear_error();
+  SSL_free(tls_->ssl);
+  tls_->ssl = nullptr;
 }
 
 }  // namespace cairn::sidecar

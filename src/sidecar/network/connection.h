@@ -7,6 +7,12 @@
 // when the handler ends (Worker::IoScope), otherwise on the next loop turn.
 // What the kernel does not take waits for the socket to become writable.
 //
+// TLS (optional, StartTls before the first read): the same interface carries
+// plaintext; the handshake runs on the same readiness events, queued writes
+// wait for it, and the handler hears OnTlsReady once it finished and the
+// peer passed its TlsPeerPolicy. A failed handshake or policy is an OnClose
+// with tls_error() saying why.
+//
 // Ownership: the owner (a proxy session) holds the Connection by unique_ptr
 // and may destroy it at any time on the worker thread, even inside a Handler
 // callback.
@@ -18,6 +24,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "sidecar/network/tls_context.h"
 #include "sidecar/network/worker.h"
 
 namespace cairn::sidecar {
@@ -38,6 +45,9 @@ class Connection : private Worker::FdHandler {
     // keep writing (the connection stops reading; close it when done), false
     // to treat it as a close (OnClose follows).
     virtual bool OnPeerHalfClosed() { return false; }
+    // TLS only: the handshake finished and the peer passed the policy;
+    // peer_identity() is set.
+    virtual void OnTlsReady() {}
   };
 
   // Takes ownership of fd (a connected TCP socket). handler may be null
@@ -48,6 +58,17 @@ class Connection : private Worker::FdHandler {
   Connection& operator=(const Connection&) = delete;
 
   void SetHandler(Handler* handler) { handler_ = handler; }
+  // Makes this a TLS connection (server or client side, by the context's
+  // method) that requires `policy` of the peer. Call before StartReading and
+  // before any Write. An error (out of memory) closes the connection.
+  absl::Status StartTls(std::shared_ptr<ssl_ctx_st> ctx, TlsPeerPolicy policy = {});
+  bool tls() const { return tls_ != nullptr; }
+  // Set once the handshake finished (anonymous before, and without TLS).
+  const Identity* peer_identity() const { return tls_ != nullptr ? &tls_->peer : nullptr; }
+  // The ALPN protocol agreed ("h2", "http/1.1"), empty without.
+  std::string_view alpn() const { return tls_ != nullptr ? tls_->alpn : std::string_view(); }
+  // Why the TLS handshake or the peer policy failed (empty if it did not).
+  const std::string& tls_error() const;
   // Counts this connection in its worker's downstream_connections() until it
   // closes (a client connection, as opposed to one to an upstream).
   void CountAsDownstream();
@@ -83,6 +104,24 @@ class Connection : private Worker::FdHandler {
   void FlushPending();
   void Fail(const std::error_code& ec);
   void ScheduleFlush();
+  // TLS halves of the above.
+  void TlsHandshake();
+  void TlsReadReady();
+  void TlsFlushPending(size_t* sent);
+  void FailTls(std::string reason);
+  void ShutdownTls();
+
+  // Present only on TLS connections: a plaintext one pays one pointer.
+  struct TlsState {
+    ssl_st* ssl = nullptr;
+    bool handshaking = true;
+    bool read_wants_write = false;  // SSL_read needs the socket writable
+    bool write_wants_read = false;  // SSL_write needs the socket readable
+    TlsPeerPolicy policy;
+    Identity peer;
+    std::string alpn;
+    std::string error;
+  };
 
   Worker& worker_;
   int fd_;
@@ -91,6 +130,7 @@ class Connection : private Worker::FdHandler {
   // Posted tasks hold a copy: a destroyed connection sets open=false first.
   std::shared_ptr<State> state_ = std::make_shared<State>();
   std::string pending_;  // queued, not yet given to the kernel
+  std::unique_ptr<TlsState> tls_;
   bool reading_ = false;
   bool readable_ = false;     // an edge arrived and the socket was not drained since
   bool peer_closed_ = false;  // RDHUP/HUP/ERR seen: read until recv() says 0 or fails

@@ -66,6 +66,7 @@ void ConnectionPool::MaybeConnect() {
     UpstreamConnection::Owner& owner = *this;
     auto conn =
         std::make_unique<UpstreamConnection>(worker_, owner, options_.protocol, options_.limits);
+    if (options_.tls != nullptr) conn->SetTls(options_.tls, options_.tls_policy);
     UpstreamConnection* raw = conn.get();
     connections_.push_back(std::move(conn));
     ++connecting_;
@@ -81,6 +82,7 @@ void ConnectionPool::OnConnected(UpstreamConnection& conn) {
 
 void ConnectionPool::OnConnectFailed(UpstreamConnection& conn, const std::string& reason) {
   --connecting_;
+  if (conn.tls_failed() && observer_ != nullptr) observer_->OnTlsFailure(reason);
   Destroy(conn);
   // One failed connect fails one waiting request: the others keep their own
   // connection attempts (HTTP/1) or get a new one.

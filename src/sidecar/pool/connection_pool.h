@@ -40,6 +40,9 @@ struct PoolOptions {
   uint32_t max_connections = 1024;
   uint32_t max_pending = 1024;
   CodecLimits limits;
+  // Originate TLS (null: plaintext), requiring `tls_policy` of the upstream.
+  std::shared_ptr<TlsContextSource> tls;
+  TlsPeerPolicy tls_policy;
 };
 
 class ConnectionPool : private UpstreamConnection::Owner {
@@ -50,6 +53,9 @@ class ConnectionPool : private UpstreamConnection::Owner {
     virtual ~Observer() = default;
     // An upstream connection opened or closed.
     virtual void OnConnectionCountChanged(int delta) = 0;
+    // A TLS handshake or the upstream's identity check failed (the request
+    // saw a connect failure).
+    virtual void OnTlsFailure(const std::string& reason) { (void)reason; }
   };
 
   ConnectionPool(Worker& worker, asio::ip::tcp::endpoint endpoint, PoolOptions options,

@@ -14,10 +14,14 @@ UpstreamConnection::UpstreamConnection(Worker& worker, Owner& owner, Protocol pr
                                         : NewHttp1ClientCodec(*this, limits);
 }
 
-UpstreamConnection::~UpstreamConnection() { *alive_ = false; }
+UpstreamConnection::~UpstreamConnection() {
+  *alive_ = false;
+  if (handshake_timer_ != 0) worker_.CancelTimer(handshake_timer_);
+}
 
 void UpstreamConnection::Connect(const asio::ip::tcp::endpoint& endpoint,
                                  std::chrono::milliseconds timeout) {
+  connect_timeout_ = timeout;
   connector_ = std::make_unique<Connector>(
       worker_, endpoint, timeout, [this](int fd, const std::string& error) {
         // The connector is done: free it on a later turn (we are inside it).
@@ -31,15 +35,48 @@ void UpstreamConnection::Connect(const asio::ip::tcp::endpoint& endpoint,
           owner_.OnConnectFailed(*this, error);
           return;
         }
-        connected_ = true;
         Connection::Handler* handler = this;
         connection_ = std::make_unique<Connection>(worker_, fd, handler);
+        if (tls_ == nullptr) {
+          BecomeConnected();
+          return;
+        }
+        if (auto status = connection_->StartTls(tls_->Current(), tls_policy_); !status.ok()) {
+          FailConnect(std::string(status.message()));
+          return;
+        }
         connection_->StartReading();
-        codec_->Flush(out_);  // HTTP/2: preface and SETTINGS
-        WriteOut();
-        idle_since_ = std::chrono::steady_clock::now();
-        owner_.OnConnected(*this);
+        // The handshake gets the connect timeout again (a peer that accepts
+        // and never answers must not hold the request).
+        handshake_timer_ = worker_.RunAfter(connect_timeout_, [this] {
+          handshake_timer_ = 0;
+          if (!connected_ && !closed_) FailConnect("TLS handshake timed out");
+        });
       });
+}
+
+void UpstreamConnection::BecomeConnected() {
+  connected_ = true;
+  if (handshake_timer_ != 0) {
+    worker_.CancelTimer(handshake_timer_);
+    handshake_timer_ = 0;
+  }
+  connection_->StartReading();
+  codec_->Flush(out_);  // HTTP/2: preface and SETTINGS
+  WriteOut();
+  idle_since_ = std::chrono::steady_clock::now();
+  owner_.OnConnected(*this);
+}
+
+void UpstreamConnection::OnTlsReady() { BecomeConnected(); }
+
+// Before OnConnected: a TLS handshake or the upstream's identity failed.
+void UpstreamConnection::FailConnect(const std::string& reason) {
+  if (closed_) return;
+  closed_ = true;
+  tls_failed_ = tls_ != nullptr;
+  if (connection_ != nullptr) connection_->Close();
+  owner_.OnConnectFailed(*this, reason);
 }
 
 bool UpstreamConnection::CanStartStream() const {
@@ -108,7 +145,13 @@ void UpstreamConnection::OnRead(std::string_view data) {
   }
 }
 
-void UpstreamConnection::OnClose(const std::error_code&) {
+void UpstreamConnection::OnClose(const std::error_code& ec) {
+  if (!connected_) {  // TLS: the handshake or the peer policy failed
+    std::string reason = connection_->tls_error();
+    if (reason.empty()) reason = "upstream closed in the TLS handshake: " + ec.message();
+    FailConnect(reason);
+    return;
+  }
   connection_.reset();
   std::shared_ptr<bool> alive = alive_;
   codec_->OnUpstreamClosed();  // ends a close-delimited body, resets the rest

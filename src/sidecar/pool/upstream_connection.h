@@ -52,6 +52,16 @@ class UpstreamConnection : private Connection::Handler, private ClientCodecCallb
   UpstreamConnection(Worker& worker, Owner& owner, Protocol protocol, const CodecLimits& limits);
   ~UpstreamConnection() override;
 
+  // Originate TLS on the connection (before Connect). The connection counts
+  // as connected only once the handshake finished and the upstream's
+  // certificate passed `policy`; a failure is an OnConnectFailed (so the
+  // request can go elsewhere), with tls_failed() true.
+  void SetTls(std::shared_ptr<TlsContextSource> tls, TlsPeerPolicy policy) {
+    tls_ = std::move(tls);
+    tls_policy_ = std::move(policy);
+  }
+  bool tls_failed() const { return tls_failed_; }
+
   // Starts connecting; Owner::OnConnected or OnConnectFailed follows.
   void Connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::milliseconds timeout);
 
@@ -91,6 +101,7 @@ class UpstreamConnection : private Connection::Handler, private ClientCodecCallb
   void OnRead(std::string_view data) override;
   void OnClose(const std::error_code& ec) override;
   void OnWriteDrained() override;
+  void OnTlsReady() override;
   // ClientCodecCallbacks
   void OnResponseHead(StreamId stream, ResponseHead&& head, bool end_stream) override;
   void OnResponseData(StreamId stream, std::string_view data, bool end_stream) override;
@@ -98,6 +109,8 @@ class UpstreamConnection : private Connection::Handler, private ClientCodecCallb
   void OnStreamReset(StreamId stream, ResetReason reason) override;
 
   void StreamDone(StreamId stream);
+  void BecomeConnected();
+  void FailConnect(const std::string& reason);
   void WriteOut();
   void CloseWithResets(ResetReason reason);
 
@@ -107,6 +120,11 @@ class UpstreamConnection : private Connection::Handler, private ClientCodecCallb
   std::unique_ptr<ClientCodec> codec_;
   std::unique_ptr<Connection> connection_;
   std::unique_ptr<Connector> connector_;
+  std::shared_ptr<TlsContextSource> tls_;  // null: plaintext
+  TlsPeerPolicy tls_policy_;
+  bool tls_failed_ = false;
+  Worker::TimerId handshake_timer_ = 0;
+  std::chrono::milliseconds connect_timeout_{1000};
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unordered_map<StreamId, UpstreamStreamCallbacks*> streams_;
   std::string out_;

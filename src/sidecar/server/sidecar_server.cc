@@ -26,9 +26,12 @@
 #include "sidecar/discovery/local_registry_api.h"
 #include "sidecar/http/connection_manager.h"
 #include "sidecar/network/connection_balancer.h"
+#include "sidecar/network/connection_limit.h"
 #include "sidecar/network/listener.h"
 #include "sidecar/proxy/tcp_proxy.h"
 #include "sidecar/registry/registry_link.h"
+#include "sidecar/server/admin_auth.h"
+#include "sidecar/server/sidecar_tls.h"
 
 namespace cairn::sidecar {
 namespace {
@@ -66,6 +69,11 @@ struct WorkerState {
 
 struct SidecarServer::Impl {
   SidecarConfig config;
+  // By listener: its max_connections (declared before the workers: slots in
+  // their queues are released into it), and the connections refused over it
+  // (by worker: the accepting worker counts).
+  std::vector<std::unique_ptr<ConnectionLimit>> connection_limits;
+  std::vector<std::vector<LocalCounter*>> rejected_connections;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   // What workers update on the request path: lock-free, per worker.
   std::unique_ptr<LocalMetrics> local_metrics = std::make_unique<LocalMetrics>();
@@ -87,7 +95,11 @@ struct SidecarServer::Impl {
   // Outbound clusters fed app-level (app.discovery: app); null otherwise.
   std::unique_ptr<discovery::AppClusterFeeds> app_feeds;
   std::vector<std::string> listener_addresses;
+  // admin_token_file's token; empty: the admin API asks for none.
+  std::string admin_token;
   std::unique_ptr<EventLoop::Timer> publish_timer;
+  SidecarTls tls;  // listener and cluster TLS contexts (none: all plaintext)
+  std::unique_ptr<EventLoop::Timer> tls_timer;
   std::atomic<bool> draining{false};
   bool stopped = false;
   // Threads that make blocking registry calls; joined at shutdown after the
@@ -101,32 +113,41 @@ struct SidecarServer::Impl {
   }
 
   absl::Status StartListeners();
-  void Accept(size_t worker_index, size_t listener_index, int fd);
-  void Sniff(size_t w, size_t l, int fd);
-  void StartHttp(size_t w, size_t l, std::unique_ptr<Connection> connection);
-  void StartBolt(size_t w, size_t l, std::unique_ptr<Connection> connection);
+  // `slot` (the listener's max_connections) is held by the session's
+  // on_finished closure: released once the connection is done.
+  void Accept(size_t worker_index, size_t listener_index, int fd, ConnectionLimit::Slot slot);
+  void Sniff(size_t w, size_t l, int fd, ConnectionLimit::Slot slot);
+  void StartHttp(size_t w, size_t l, std::unique_ptr<Connection> connection,
+                 ConnectionLimit::Slot slot);
+  void StartBolt(size_t w, size_t l, std::unique_ptr<Connection> connection,
+                 ConnectionLimit::Slot slot);
   void StartRegistry();
   void UpdatePublications();
+  void ReloadTls();
   void InstallAdmin();
   size_t OpenSessions();
 };
 
-void SidecarServer::Impl::Accept(size_t w, size_t l, int fd) {
+void SidecarServer::Impl::Accept(size_t w, size_t l, int fd, ConnectionLimit::Slot slot) {
   Worker& worker = *workers[w];
   WorkerState& state = *worker_states[w];
   const ListenerConfig& listener = config.listeners[l];
   if (listener.protocol == "auto" && !listener.bolt_routes.empty()) {
-    Sniff(w, l, fd);
+    Sniff(w, l, fd, std::move(slot));
     return;
   }
   auto connection = std::make_unique<Connection>(worker, fd, nullptr);
+  if (tls.listeners[l] != nullptr && !connection->StartTls(tls.listeners[l]->Current()).ok()) {
+    return;
+  }
   connection->CountAsDownstream();
   if (listener.protocol == "tcp") {
     ClusterWorker* cluster =
         clusters->worker_clusters(static_cast<int>(w)).Find(listener.tcp_cluster);
     if (cluster == nullptr) return;
     auto proxy = std::make_unique<TcpProxy>(
-        worker, std::move(connection), *cluster, [&worker, &state](TcpProxy* done) {
+        worker, std::move(connection), *cluster, [&worker, &state, slot](TcpProxy* done) {
+          (void)slot;  // held, not used: released with this closure
           worker.Post([&state, done] { state.tcp.erase(done); });
         });
     TcpProxy* raw = proxy.get();
@@ -135,19 +156,20 @@ void SidecarServer::Impl::Accept(size_t w, size_t l, int fd) {
     return;
   }
   if (listener.protocol == "bolt") {
-    StartBolt(w, l, std::move(connection));
+    StartBolt(w, l, std::move(connection), std::move(slot));
     return;
   }
-  StartHttp(w, l, std::move(connection));
+  StartHttp(w, l, std::move(connection), std::move(slot));
 }
 
 // Bolt or HTTP on one port: decided by the first byte, which the sniffer
 // peeks at (it stays in the socket for the manager that takes over).
-void SidecarServer::Impl::Sniff(size_t w, size_t l, int fd) {
+void SidecarServer::Impl::Sniff(size_t w, size_t l, int fd, ConnectionLimit::Slot slot) {
   WorkerState& state = *worker_states[w];
   auto sniffer = std::make_unique<bolt::ProtocolSniffer>(
       *workers[w], fd,
-      [this, w, l](bolt::ProtocolSniffer* done, int sniffed_fd, bolt::SniffedProtocol protocol) {
+      [this, w, l, slot](bolt::ProtocolSniffer* done, int sniffed_fd,
+                         bolt::SniffedProtocol protocol) {
         WorkerState& owner = *worker_states[w];
         auto it = owner.sniffers.find(done);
         if (it == owner.sniffers.end()) return;
@@ -159,9 +181,9 @@ void SidecarServer::Impl::Sniff(size_t w, size_t l, int fd) {
         auto connection = std::make_unique<Connection>(*workers[w], sniffed_fd, nullptr);
         connection->CountAsDownstream();
         if (protocol == bolt::SniffedProtocol::kBolt) {
-          StartBolt(w, l, std::move(connection));
+          StartBolt(w, l, std::move(connection), slot);
         } else {
-          StartHttp(w, l, std::move(connection));
+          StartHttp(w, l, std::move(connection), slot);
         }
       });
   bolt::ProtocolSniffer* raw = sniffer.get();
@@ -169,13 +191,15 @@ void SidecarServer::Impl::Sniff(size_t w, size_t l, int fd) {
   raw->Start();
 }
 
-void SidecarServer::Impl::StartHttp(size_t w, size_t l, std::unique_ptr<Connection> connection) {
+void SidecarServer::Impl::StartHttp(size_t w, size_t l, std::unique_ptr<Connection> connection,
+                                    ConnectionLimit::Slot slot) {
   Worker& worker = *workers[w];
   WorkerState& state = *worker_states[w];
   auto manager = std::make_unique<HttpConnectionManager>(
       worker, std::move(connection), *http_contexts[l],
       clusters->worker_clusters(static_cast<int>(w)),
-      [&worker, &state](HttpConnectionManager* done) {
+      [&worker, &state, slot](HttpConnectionManager* done) {
+        (void)slot;  // held, not used: released with this closure
         worker.Post([&state, done] { state.http.erase(done); });
       });
   HttpConnectionManager* raw = manager.get();
@@ -183,12 +207,14 @@ void SidecarServer::Impl::StartHttp(size_t w, size_t l, std::unique_ptr<Connecti
   raw->Start();
 }
 
-void SidecarServer::Impl::StartBolt(size_t w, size_t l, std::unique_ptr<Connection> connection) {
+void SidecarServer::Impl::StartBolt(size_t w, size_t l, std::unique_ptr<Connection> connection,
+                                    ConnectionLimit::Slot slot) {
   Worker& worker = *workers[w];
   WorkerState& state = *worker_states[w];
   auto manager = std::make_unique<bolt::BoltConnectionManager>(
       std::move(connection), *bolt_contexts[l], *state.bolt_context,
-      [&worker, &state](bolt::BoltConnectionManager* done) {
+      [&worker, &state, slot](bolt::BoltConnectionManager* done) {
+        (void)slot;  // held, not used: released with this closure
         worker.Post([&state, done] { state.bolt.erase(done); });
       });
   bolt::BoltConnectionManager* raw = manager.get();
@@ -206,11 +232,18 @@ absl::Status SidecarServer::Impl::StartListeners() {
     // Port 0: the first worker's socket picks the port; the others join it.
     for (size_t w = 0; w < workers.size(); ++w) {
       auto opened = Listener::Open(*workers[w], hp->first, port, [this, w, l](int fd) {
+        // Over max_connections: closed at accept; open connections go on.
+        ConnectionLimit::Slot slot = connection_limits[l]->TryAcquire();
+        if (slot == nullptr) {
+          ::close(fd);
+          rejected_connections[l][w]->Increment();
+          return;
+        }
         Worker& target = balancer->Pick(*workers[w]);
-        if (&target == workers[w].get()) return Accept(w, l, fd);
+        if (&target == workers[w].get()) return Accept(w, l, fd, std::move(slot));
         size_t t = static_cast<size_t>(target.index());
-        target.Post([this, t, l, fd] {
-          Accept(t, l, fd);
+        target.Post([this, t, l, fd, slot = std::move(slot)] {
+          Accept(t, l, fd, slot);
           balancer->Arrived(*workers[t]);
         });
       });
@@ -336,6 +369,13 @@ void SidecarServer::Impl::UpdatePublications() {
       control.RunAfter(std::chrono::milliseconds(1000), [this] { UpdatePublications(); });
 }
 
+// Certificates replaced on disk are used for new handshakes within a second.
+void SidecarServer::Impl::ReloadTls() {
+  if (draining.load()) return;
+  tls.ReloadChanged();
+  tls_timer = control.RunAfter(std::chrono::milliseconds(1000), [this] { ReloadTls(); });
+}
+
 void SidecarServer::Impl::InstallAdmin() {
   admin->Handle("GET", "/health", [this](const http::Request&) {
     http::Response response;
@@ -367,20 +407,31 @@ void SidecarServer::Impl::InstallAdmin() {
   // server starts (StartRegistry) and reset only after it stopped.
   if (config.app.local_api) {
     for (bool publish : {true, false}) {
-      admin->Handle("POST", publish ? "/registry/publish" : "/registry/unpublish",
-                    [this, publish](const http::Request& request) {
-                      if (registrar == nullptr || draining.load()) {
-                        http::Response response;
-                        response.status = registrar == nullptr ? 409 : 503;
-                        response.content_type = "application/json";
-                        response.body =
-                            registrar == nullptr
-                                ? "{\"error\":\"no listener publishes (listeners[].publish)\"}\n"
-                                : "{\"error\":\"draining\"}\n";
-                        return response;
-                      }
-                      return discovery::HandleLocalRegistration(*registrar, request, publish);
-                    });
+      admin->Handle(
+          "POST", publish ? "/registry/publish" : "/registry/unpublish",
+          [this, publish](const http::Request& request) {
+            if (!admin_token.empty() &&
+                !BearerTokenMatches(http::FindHeader(request, "authorization"), admin_token)) {
+              http::Response response;
+              response.status = 401;
+              response.content_type = "application/json";
+              response.headers.emplace_back("www-authenticate", "Bearer");
+              response.body =
+                  "{\"error\":\"this endpoint needs Authorization: Bearer <token> "
+                  "(admin_token_file)\"}\n";
+              return response;
+            }
+            if (registrar == nullptr || draining.load()) {
+              http::Response response;
+              response.status = registrar == nullptr ? 409 : 503;
+              response.content_type = "application/json";
+              response.body = registrar == nullptr
+                                  ? "{\"error\":\"no listener publishes (listeners[].publish)\"}\n"
+                                  : "{\"error\":\"draining\"}\n";
+              return response;
+            }
+            return discovery::HandleLocalRegistration(*registrar, request, publish);
+          });
     }
   }
   admin->Handle("GET", "/registry", [this](const http::Request&) {
@@ -466,6 +517,27 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
     context->limits.max_body_bytes = s.config.max_request_body_bytes;
     context->http2_flush_delay = std::chrono::microseconds(listener.http2_flush_delay_us);
     context->http2_flush_batch = listener.http2_flush_batch;
+    context->limits.http2_max_reset_burst = listener.http2_max_reset_burst;
+    context->limits.http2_resets_per_s = listener.http2_resets_per_s;
+    context->limits.http2_max_continuations = listener.http2_max_continuations;
+    context->request_header_timeout = std::chrono::milliseconds(listener.request_header_timeout_ms);
+    context->idle_timeout = std::chrono::milliseconds(listener.idle_timeout_ms);
+    s.connection_limits.push_back(std::make_unique<ConnectionLimit>(listener.max_connections));
+    s.rejected_connections.emplace_back();
+    for (uint32_t w = 0; w < worker_count; ++w) {
+      const MetricLabels labels = {{"listener", listener.name}};
+      context->header_timeouts.push_back(&s.local_metrics->Counter(
+          "cairn_sidecar_downstream_timeouts_total",
+          "Downstream connections closed by a listener timeout, by listener and kind",
+          {{"listener", listener.name}, {"kind", "header"}}));
+      context->idle_timeouts.push_back(&s.local_metrics->Counter(
+          "cairn_sidecar_downstream_timeouts_total",
+          "Downstream connections closed by a listener timeout, by listener and kind",
+          {{"listener", listener.name}, {"kind", "idle"}}));
+      s.rejected_connections.back().push_back(&s.local_metrics->Counter(
+          "cairn_sidecar_downstream_connections_rejected_total",
+          "Connections closed at accept because the listener had max_connections open", labels));
+    }
     s.http_contexts.push_back(std::move(context));
   }
   // Bolt: listeners with protocol bolt, or auto with Bolt routes.
@@ -480,6 +552,11 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
         listener.name, bolt::BoltRouteTable(listener.bolt_routes), bolt::BoltLimits{},
         s.access_log.get(), s.http_contexts[l]->downstream_requests,
         s.http_contexts[l]->downstream_connections});
+  }
+  if (auto tls = SidecarTls::Load(s.config); tls.ok()) {
+    s.tls = std::move(*tls);
+  } else {
+    return tls.status();
   }
   s.control.Start();
   for (auto& worker : s.workers) worker->Start();
@@ -507,6 +584,16 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
       });
     }
   }
+  // Upstream TLS, on each worker before any listener accepts.
+  for (size_t w = 0; w < s.workers.size() && !s.tls.clusters.empty(); ++w) {
+    WorkerClusters* clusters = &s.clusters->worker_clusters(static_cast<int>(w));
+    s.workers[w]->Post([clusters, sources = s.tls.clusters] {
+      for (const auto& [name, source] : sources) {
+        if (ClusterWorker* cluster = clusters->Find(name)) cluster->SetTls(source);
+      }
+    });
+  }
+  if (!s.tls.empty()) s.control.Post([&s] { s.ReloadTls(); });
   // Idle upstream connections are closed once a second.
   for (size_t w = 0; w < s.workers.size(); ++w) {
     auto* clusters = &s.clusters->worker_clusters(static_cast<int>(w));
@@ -533,6 +620,15 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
   admin_options.host = admin_hp->first;
   admin_options.port = admin_hp->second;
   s.admin = std::make_unique<http::AdminHttpServer>(admin_options);
+  if (!s.config.admin_token_file.empty()) {
+    auto token = LoadAdminToken(s.config.admin_token_file);
+    if (!token.ok()) {
+      std::unique_ptr<SidecarServer> failed(new SidecarServer(std::move(impl)));
+      failed->Shutdown();
+      return token.status();
+    }
+    s.admin_token = std::move(*token);
+  }
   s.InstallAdmin();
   s.StartRegistry();  // before the admin server: its handlers read registrar
   if (auto status = s.admin->Start(); !status.ok()) {
@@ -628,6 +724,7 @@ void SidecarServer::Shutdown() {
       s.app_feeds.reset();
       s.clusters->Shutdown();
       s.publish_timer.reset();
+      s.tls_timer.reset();
       done.set_value();
     });
     done.get_future().wait();
