@@ -68,6 +68,13 @@ struct CodecLimits {
   size_t max_headers = 100;
   size_t max_body_bytes = 64 * 1024 * 1024;  // per message, 0 = unlimited
   uint32_t max_concurrent_streams = 1024;    // HTTP/2
+  // HTTP/2 abuse caps (server side; ListenerConfig documents them). A peer
+  // that resets more streams than the token bucket allows (burst, refilled
+  // at resets_per_s) or splits one header block into more CONTINUATION
+  // frames than allowed gets GOAWAY. The defaults are nghttp2's own.
+  uint32_t http2_max_reset_burst = 1000;
+  uint32_t http2_resets_per_s = 33;
+  uint32_t http2_max_continuations = 8;
 };
 
 // ---------------------------------------------------------------- downstream
@@ -114,6 +121,12 @@ class ServerCodec {
   // "Connection: close", HTTP/1.0, after GOAWAY).
   virtual bool WantsClose() const = 0;
   virtual bool SupportsMultiplexing() const = 0;
+
+  // True while a request head has begun to arrive and is not complete (the
+  // request header timeout runs): HTTP/1, part of a request line or header
+  // section is buffered; HTTP/2, the client preface and SETTINGS are not
+  // both in yet, or a HEADERS block awaits its CONTINUATION.
+  virtual bool ReadingRequestHead() const { return false; }
 };
 
 // ---------------------------------------------------------------- upstream

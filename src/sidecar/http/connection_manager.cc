@@ -5,6 +5,7 @@
 #include "sidecar/codec/http1/http1_codec.h"
 #include "sidecar/codec/http2/http2_codec.h"
 #include "sidecar/http/active_stream.h"
+#include "sidecar/network/timeout_list.h"
 
 namespace cairn::sidecar {
 
@@ -46,6 +47,7 @@ void HttpConnectionManager::Start() {
     codec_->Flush(out_);
     Flush();
   }
+  UpdateTimeouts(false);
   connection_->StartReading();
 }
 
@@ -68,14 +70,18 @@ bool HttpConnectionManager::DetectProtocol(std::string_view data) {
 
 void HttpConnectionManager::OnRead(std::string_view data) {
   if (finished_) return;
+  std::shared_ptr<bool> alive = alive_;
+  if (!data.empty()) awaiting_first_bytes_ = false;
   if (codec_ == nullptr) {
-    if (!DetectProtocol(data)) return;
-    std::string buffered = std::move(detect_buffer_);
-    detect_buffer_.clear();
-    Feed(buffered);
-    return;
+    if (DetectProtocol(data)) {
+      std::string buffered = std::move(detect_buffer_);
+      detect_buffer_.clear();
+      Feed(buffered);
+    }
+  } else {
+    Feed(data);
   }
-  Feed(data);
+  if (*alive) UpdateTimeouts(true);
 }
 
 void HttpConnectionManager::Feed(std::string_view data) {
@@ -136,6 +142,7 @@ void HttpConnectionManager::OnStreamReset(StreamId id, ResetReason) {
   it->second->OnDownstreamReset();
   Bury(std::move(it->second));
   streams_.erase(it);
+  if (!in_ingress_) UpdateTimeouts(false);
 }
 
 void HttpConnectionManager::StartNextQueued() {
@@ -199,7 +206,10 @@ void HttpConnectionManager::StreamFinished(StreamId id) {
     return;
   }
   ResumeReading();  // a request body paused and then answered early
-  if (!in_ingress_) StartNextQueued();
+  if (!in_ingress_) {
+    StartNextQueued();
+    UpdateTimeouts(false);
+  }
 }
 
 void HttpConnectionManager::Bury(std::unique_ptr<ActiveStream> stream) {
@@ -299,6 +309,75 @@ void HttpConnectionManager::OnWriteDrained() {
     if (it != streams_.end()) it->second->OnDownstreamDrained();
     if (!*alive) return;
   }
+}
+
+void HttpConnectionManager::UpdateTimeouts(bool bytes_arrived) {
+  if (finished_) {
+    header_timeout_.Cancel();
+    idle_timeout_.Cancel();
+    return;
+  }
+  const bool reading_head =
+      awaiting_first_bytes_ || codec_ == nullptr || codec_->ReadingRequestHead();
+  const bool in_flight = !streams_.empty();
+  // HTTP/1 answers one request at a time: the next head's clock starts when
+  // the connection is free to read it (its response is what the client
+  // waits for meanwhile, bounded by the route timeout).
+  const bool head_clock = reading_head && (multiplexed() || !in_flight);
+  if (head_clock && context_.request_header_timeout.count() > 0) {
+    // Never re-armed while it runs: trickling bytes must not extend it.
+    if (!header_timeout_.armed()) {
+      worker_.Timeouts(context_.request_header_timeout).Add(&header_timeout_);
+    }
+  } else {
+    header_timeout_.Cancel();
+  }
+  if (!in_flight && !reading_head && context_.idle_timeout.count() > 0) {
+    if (bytes_arrived || !idle_timeout_.armed()) {
+      worker_.Timeouts(context_.idle_timeout).Add(&idle_timeout_);
+    }
+  } else {
+    idle_timeout_.Cancel();
+  }
+}
+
+void HttpConnectionManager::OnHeaderTimeout() {
+  if (finished_) return;
+  if (!context_.header_timeouts.empty()) context_.header_timeouts[worker_.index()]->Increment();
+  spdlog::debug("listener {}: {} did not complete a request head within {} ms", context_.name,
+                connection_->PeerAddress(), context_.request_header_timeout.count());
+  // HTTP/1: 408 only when a byte of the request came and no earlier response
+  // is owed (it would answer the wrong request); a silent connection just
+  // closes, as nginx and HAProxy do.
+  const bool answer_408 =
+      codec_ != nullptr && !multiplexed() && !awaiting_first_bytes_ && streams_.empty();
+  CloseForTimeout(
+      answer_408 ? "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                 : "");
+}
+
+void HttpConnectionManager::OnIdleTimeout() {
+  if (finished_) return;
+  if (!context_.idle_timeouts.empty()) context_.idle_timeouts[worker_.index()]->Increment();
+  spdlog::debug("listener {}: closing {} after {} ms idle", context_.name,
+                connection_->PeerAddress(), context_.idle_timeout.count());
+  CloseForTimeout("");
+}
+
+void HttpConnectionManager::CloseForTimeout(std::string_view response) {
+  header_timeout_.Cancel();
+  idle_timeout_.Cancel();
+  if (auto* h2 = dynamic_cast<Http2ServerCodec*>(codec_.get()); h2 != nullptr) {
+    h2->Shutdown(out_);  // GOAWAY: the client knows which streams were not processed
+  }
+  out_.append(response);
+  for (auto& [id, stream] : streams_) stream->OnDownstreamReset();
+  for (auto& [id, stream] : streams_) Bury(std::move(stream));
+  streams_.clear();
+  http1_queue_.clear();
+  finished_ = true;
+  WriteOut();
+  connection_->CloseAfterFlush();
 }
 
 }  // namespace cairn::sidecar

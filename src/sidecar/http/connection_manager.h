@@ -13,6 +13,17 @@
 // concurrently. Each request has the route's timeout and retries (connect
 // failure, 5xx, reset) while nothing of the response has been sent.
 //
+// Limits against slow or idle clients (timeouts of the listener context):
+//  - request header timeout: from accept, and from the first byte of each
+//    later request (HTTP/1 keep-alive) or HEADERS block (HTTP/2), the head
+//    must be complete within request_header_timeout, however slowly its bytes
+//    trickle in (slowloris). Then HTTP/1 gets 408 (when a byte of the request
+//    came), HTTP/2 a GOAWAY, and the connection closes. An HTTP/2 client's
+//    preface and SETTINGS count as the first head.
+//  - idle timeout: no request in flight, no head arriving, and no byte for
+//    idle_timeout: the connection closes (HTTP/2: after a GOAWAY).
+// Both ride the worker's TimeoutList of their duration (O(1) per re-arm).
+//
 // Ownership: created by the listener glue, which owns it and destroys it
 // after `on_finished` (posted, never inside its own callbacks).
 // Thread-safety: its worker's thread only.
@@ -29,6 +40,7 @@
 #include "sidecar/codec/codec.h"
 #include "sidecar/http/route_table.h"
 #include "sidecar/network/connection.h"
+#include "sidecar/network/timeout_list.h"
 #include "sidecar/stats/local_metrics.h"
 
 namespace cairn::sidecar {
@@ -57,6 +69,12 @@ struct HttpListenerContext {
   // leaves at the end of the loop turn that produced it.
   std::chrono::microseconds http2_flush_delay{0};
   uint32_t http2_flush_batch = 0;
+  // ListenerConfig::request_header_timeout_ms / idle_timeout_ms (0: off).
+  std::chrono::milliseconds request_header_timeout{0};
+  std::chrono::milliseconds idle_timeout{0};
+  // Connections closed by those timeouts, by worker index; empty: off.
+  std::vector<LocalCounter*> header_timeouts = {};
+  std::vector<LocalCounter*> idle_timeouts = {};
 };
 
 class ActiveStream;
@@ -137,7 +155,31 @@ class HttpConnectionManager : private Connection::Handler, private ServerCodecCa
   uint32_t held_responses_ = 0;
   bool finished_ = false;
   bool draining_ = false;
+  bool awaiting_first_bytes_ = true;  // nothing read yet on this connection
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+  // Arms or cancels the two timeouts after anything that changes whether a
+  // head is arriving or a request is in flight; `bytes_arrived` re-arms the
+  // idle timeout.
+  void UpdateTimeouts(bool bytes_arrived);
+  void OnHeaderTimeout();
+  void OnIdleTimeout();
+  // Sends what the peer is owed (`response`, and for HTTP/2 a GOAWAY),
+  // abandons every stream and closes once written.
+  void CloseForTimeout(std::string_view response);
+  class ConnectionTimeout final : public TimeoutNode {
+   public:
+    ConnectionTimeout(HttpConnectionManager& owner, void (HttpConnectionManager::*fire)())
+        : owner_(owner), fire_(fire) {}
+
+   private:
+    void OnTimeout() override { (owner_.*fire_)(); }
+    HttpConnectionManager& owner_;
+    void (HttpConnectionManager::*fire_)();
+  };
+  // Last members: destroyed (and so unlinked) first.
+  ConnectionTimeout header_timeout_{*this, &HttpConnectionManager::OnHeaderTimeout};
+  ConnectionTimeout idle_timeout_{*this, &HttpConnectionManager::OnIdleTimeout};
 };
 
 }  // namespace cairn::sidecar

@@ -395,7 +395,9 @@ TEST_F(ServerTest, HeaderCountLimitBoundary) {
 
 TEST_F(ServerTest, HeaderBytesLimitBoundary) {
   CodecLimits limits;
-  limits.max_header_bytes = 32;  // "Host" + "a" = 5, "X-Pad" = 5, value 22 -> 32
+  // "GET / HTTP/1.1" = 14 (the request line counts), "Host" + "a" = 5,
+  // "X-Pad" = 5, value 22 -> 46.
+  limits.max_header_bytes = 46;
   Reset(limits);
   ASSERT_TRUE(
       Feed("GET / HTTP/1.1\r\nHost: a\r\nX-Pad: " + std::string(22, 'v') + "\r\n\r\n").ok());
@@ -411,10 +413,70 @@ TEST_F(ServerTest, UnterminatedHugeHeadRejectedBeforeItEnds) {
   limits.max_header_bytes = 32;
   limits.max_headers = 3;
   Reset(limits);
-  // Raw cap: 32 + 4 * 3 + 8 KiB. No line end ever arrives.
-  EXPECT_TRUE(Feed("GET /" + std::string(8000, 'a')).ok());
+  // A request line may use max_header_bytes + its CRLF (34); no line end
+  // ever arrives: 414 as soon as it is longer, nothing buffered beyond.
+  EXPECT_TRUE(Feed("GET /" + std::string(29, 'a')).ok());
+  EXPECT_EQ(Feed("a").code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(out_, ErrorResponse("414 URI Too Long"));
+  EXPECT_TRUE(rec_.requests.empty());
+  // A header line that never ends: the raw cap (32 + 4 * 3 + 8 KiB), 431.
+  Reset(limits);
+  EXPECT_TRUE(Feed("GET / HTTP/1.1\r\nX-A: " + std::string(8000, 'a')).ok());
   EXPECT_EQ(Feed(std::string(1000, 'a')).code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(out_, ErrorResponse("431 Request Header Fields Too Large"));
+}
+
+// Issue 16: a 70,000-byte request-target was proxied because only header
+// fields counted towards max_header_bytes.
+TEST_F(ServerTest, RequestLineCountsTowardsHeaderBytes) {
+  Reset(CodecLimits{});  // max_header_bytes 64 KiB
+  const std::string huge = "GET /" + std::string(70000, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n";
+  EXPECT_EQ(Feed(huge).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(out_, ErrorResponse("414 URI Too Long"));
+  EXPECT_TRUE(rec_.requests.empty());
+  // The same, arriving a byte at a time: refused before the line ends.
+  Reset(CodecLimits{});
+  absl::Status status;
+  size_t fed = 0;
+  for (; fed < huge.size() && status.ok(); ++fed) status = Feed(huge.substr(fed, 1));
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_LE(fed, 64u * 1024 + 3);
+  EXPECT_TRUE(rec_.requests.empty());
+
+  CodecLimits limits;
+  limits.max_header_bytes = 100;
+  // A request line of exactly 100 bytes fits; then no field fits (431).
+  const std::string line100 = "GET /" + std::string(86, 'b') + " HTTP/1.1";
+  ASSERT_EQ(line100.size(), 100u);
+  Reset(limits);
+  EXPECT_EQ(Feed(line100 + "\r\nHost: a\r\n\r\n").code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(out_, ErrorResponse("431 Request Header Fields Too Large"));
+  // 101 bytes: 414.
+  Reset(limits);
+  EXPECT_EQ(Feed("GET /" + std::string(87, 'b') + " HTTP/1.1\r\nHost: a\r\n\r\n").code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(out_, ErrorResponse("414 URI Too Long"));
+  // 95 + "Host" + "a" = 100: accepted.
+  Reset(limits);
+  ASSERT_TRUE(Feed("GET /" + std::string(81, 'b') + " HTTP/1.1\r\nHost: a\r\n\r\n").ok());
+  EXPECT_EQ(rec_.requests.size(), 1u);
+}
+
+// The codec says when a request head is partly in (the sidecar's request
+// header timeout runs then), and not between requests or in a body.
+TEST_F(ServerTest, ReadingRequestHeadTracksPartialHeads) {
+  Reset(CodecLimits{});
+  EXPECT_FALSE(codec_->ReadingRequestHead());
+  ASSERT_TRUE(Feed("GE").ok());
+  EXPECT_TRUE(codec_->ReadingRequestHead());
+  ASSERT_TRUE(Feed("T / HTTP/1.1\r\nHost: a\r\n").ok());
+  EXPECT_TRUE(codec_->ReadingRequestHead());
+  ASSERT_TRUE(Feed("Content-Length: 4\r\n\r\nab").ok());
+  EXPECT_FALSE(codec_->ReadingRequestHead());  // in the body
+  ASSERT_TRUE(Feed("cd").ok());
+  EXPECT_FALSE(codec_->ReadingRequestHead());  // between requests
+  ASSERT_TRUE(Feed("GET /2 HTTP/1.1\r").ok());
+  EXPECT_TRUE(codec_->ReadingRequestHead());
 }
 
 TEST_F(ServerTest, ContentLengthBodyLimitBoundary) {

@@ -769,3 +769,100 @@ TEST(Http2CodecTest, FuzzSeedScenario) {
 
 }  // namespace
 }  // namespace cairn::sidecar
+
+// ---------------------------------------------------------------- limits (issue 16)
+
+namespace cairn::sidecar {
+namespace {
+
+// :method GET, :scheme http, :path /, :authority localhost (static table).
+const std::string kGetBlock = std::string("\x82\x86\x84\x01\x09", 5) + "localhost";
+// user-agent: a (literal without indexing, static name 58).
+const std::string kSmallField = std::string("\x0f\x2b\x01", 3) + "a";
+
+std::string HeadersWithContinuations(uint32_t stream, int continuations) {
+  std::string out = FrameBytes(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, stream, kGetBlock);
+  for (int i = 0; i < continuations; ++i) {
+    out += FrameBytes(NGHTTP2_CONTINUATION, i + 1 == continuations ? NGHTTP2_FLAG_END_HEADERS : 0,
+                      stream, kSmallField);
+  }
+  return out;
+}
+
+TEST(Http2LimitsTest, ReadingRequestHeadUntilSettingsAndDuringHeaderBlocks) {
+  ServerApp app;
+  auto server = NewHttp2ServerCodec(app, CodecLimits{});
+  std::string out;
+  EXPECT_TRUE(server->ReadingRequestHead());  // nothing yet
+  ASSERT_TRUE(server->OnIngress(kHttp2ClientPreface, out).ok());
+  EXPECT_TRUE(server->ReadingRequestHead());  // preface without SETTINGS
+  ASSERT_TRUE(server->OnIngress(FrameBytes(NGHTTP2_SETTINGS, 0, 0, ""), out).ok());
+  EXPECT_FALSE(server->ReadingRequestHead());
+  // HEADERS without END_HEADERS: a head is arriving until its CONTINUATION.
+  ASSERT_TRUE(
+      server->OnIngress(FrameBytes(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 1, kGetBlock), out)
+          .ok());
+  EXPECT_TRUE(server->ReadingRequestHead());
+  EXPECT_TRUE(app.order.empty());
+  ASSERT_TRUE(
+      server
+          ->OnIngress(FrameBytes(NGHTTP2_CONTINUATION, NGHTTP2_FLAG_END_HEADERS, 1, kSmallField),
+                      out)
+          .ok());
+  EXPECT_FALSE(server->ReadingRequestHead());
+  EXPECT_EQ(app.order.size(), 1u);
+}
+
+TEST(Http2LimitsTest, ContinuationCapIsConfigurable) {
+  for (uint32_t cap : {8u, 20u}) {
+    ServerApp app;
+    CodecLimits limits;
+    limits.http2_max_continuations = cap;
+    auto server = NewHttp2ServerCodec(app, limits);
+    std::string out;
+    absl::Status st = server->OnIngress(PrefaceAndSettings() + HeadersWithContinuations(1, 9), out);
+    const Frame* goaway = FindFrame(ParseFrames(out), NGHTTP2_GOAWAY, 0);
+    if (cap == 8) {
+      // Nine CONTINUATIONs of one small field each: only the cap can object.
+      EXPECT_FALSE(st.ok());
+      ASSERT_NE(goaway, nullptr);
+      EXPECT_NE(Be32(goaway->payload.substr(4)), 0u);
+      EXPECT_TRUE(app.order.empty());
+    } else {
+      EXPECT_TRUE(st.ok()) << st;
+      EXPECT_EQ(goaway, nullptr);
+      ASSERT_EQ(app.order.size(), 1u);
+    }
+  }
+}
+
+TEST(Http2LimitsTest, RapidResetGetsGoawayAfterTheBurst) {
+  for (uint32_t burst : {50u, 400u}) {
+    ServerApp app;
+    CodecLimits limits;
+    limits.http2_max_reset_burst = burst;
+    auto server = NewHttp2ServerCodec(app, limits);
+    std::string out;
+    std::string in = PrefaceAndSettings();
+    for (uint32_t i = 0, stream = 1; i < 300; ++i, stream += 2) {
+      in += FrameBytes(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, stream,
+                       kGetBlock);
+      in += FrameBytes(NGHTTP2_RST_STREAM, 0, stream, std::string("\0\0\0\x08", 4));
+    }
+    (void)server->OnIngress(in, out);
+    const Frame* goaway = FindFrame(ParseFrames(out), NGHTTP2_GOAWAY, 0);
+    if (burst == 50) {
+      // 300 resets against a bucket of 50 (refilled at 33/s): cut, and the
+      // GOAWAY names a last stream near the 50th.
+      ASSERT_NE(goaway, nullptr);
+      EXPECT_LE(Be32(goaway->payload) & 0x7fffffff, 2u * 60);
+      EXPECT_LE(app.order.size(), 60u);
+    } else {
+      EXPECT_EQ(goaway, nullptr);  // within the burst
+      EXPECT_EQ(app.order.size(), 300u);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cairn::sidecar

@@ -40,6 +40,7 @@ absl::Status ErrorStatus(int http_status, const char* detail) {
   std::string message = std::string("http1: ") + detail;
   switch (http_status) {
     case 413:
+    case 414:
     case 431:
       return absl::ResourceExhaustedError(message);
     case 501:
@@ -94,6 +95,7 @@ class Http1ServerCodec final : public ServerCodec {
   void Flush(std::string&) override {}
   bool WantsClose() const override { return closing_; }
   bool SupportsMultiplexing() const override { return false; }
+  bool ReadingRequestHead() const override { return !stop_reading_ && parser_.InHead(); }
 
  private:
   absl::Status OnHead(std::string& out);
@@ -382,8 +384,9 @@ absl::Status Http1ServerCodec::Fail(int http_status, const char* detail, std::st
   }
   closing_ = true;
   stop_reading_ = true;
-  const ResetReason reason = http_status == 413 || http_status == 431 ? ResetReason::kTooLarge
-                                                                      : ResetReason::kProtocolError;
+  const ResetReason reason = http_status == 413 || http_status == 414 || http_status == 431
+                                 ? ResetReason::kTooLarge
+                                 : ResetReason::kProtocolError;
   std::deque<PendingStream> dead;
   dead.swap(pending_);
   for (const PendingStream& s : dead) callbacks_.OnStreamReset(s.id, reason);

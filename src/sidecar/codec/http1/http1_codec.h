@@ -36,10 +36,10 @@
 //    other than the oldest one with a pending response are ignored (no
 //    bytes). After a request whose semantics close the connection (1.1 with
 //    "Connection: close", 1.0 without keep-alive) further input is discarded.
-//  - Errors: 400/413/431/501/505 with content-length: 0 and connection: close
+//  - Errors: 400/413/414/431/501/505 with content-length: 0 and connection: close
 //    is appended to `out`, OnIngress returns INVALID_ARGUMENT (400/505),
-//    RESOURCE_EXHAUSTED (413/431) or UNIMPLEMENTED (501), every pending
-//    stream gets OnStreamReset (kTooLarge for 413/431, else kProtocolError),
+//    RESOURCE_EXHAUSTED (413/414/431) or UNIMPLEMENTED (501), every pending
+//    stream gets OnStreamReset (kTooLarge for 413/414/431, else kProtocolError),
 //    and later calls return the same status. The error response is written
 //    only when it cannot be mistaken for the answer to an earlier request
 //    (no earlier response pending, the failing request's response not begun);

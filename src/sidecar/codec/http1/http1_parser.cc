@@ -124,7 +124,13 @@ ParseEvent Http1Parser::Next(std::string_view& input) {
     switch (state_) {
       case State::kStartLine: {
         if (reset_pending_) ResetMessage();
-        const LineStatus status = TakeLine(input, HeadBudget(), 431, line);
+        // The start line is part of the header budget (max_header_bytes,
+        // plus its CRLF): a huge request-target is refused (414) before it
+        // is buffered, never forwarded.
+        const size_t start_line_budget =
+            std::min(HeadBudget(), SaturatingAdd(limits_.max_header_bytes, 2));
+        const LineStatus status =
+            TakeLine(input, start_line_budget, kind_ == Kind::kRequest ? 414 : 431, line);
         if (status != LineStatus::kLine) {
           return status == LineStatus::kNeedMore ? ParseEvent::kNeedMore : ParseEvent::kError;
         }
@@ -138,6 +144,7 @@ ParseEvent Http1Parser::Next(std::string_view& input) {
         }
         const bool ok = kind_ == Kind::kRequest ? ParseRequestLine(line) : ParseStatusLine(line);
         if (!ok) return ParseEvent::kError;
+        field_bytes_ += line.size();  // what the fields may use is what is left
         state_ = State::kHeaderLine;
         continue;
       }

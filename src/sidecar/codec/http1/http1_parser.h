@@ -21,7 +21,11 @@
 // one trailer section); max_header_bytes counts the bytes of their names plus
 // (trimmed) values. To bound buffering before a head is complete, the raw
 // head (start line, separators, whitespace, CRLFs) may additionally use
-// 8 KiB + 4 bytes per allowed field; all of these give 431. max_body_bytes
+// 8 KiB + 4 bytes per allowed field; all of these give 431. The request line
+// (method, target, version) counts towards max_header_bytes too: a request
+// line longer than max_header_bytes gets 414 (URI Too Long) before its end
+// is even buffered, and a shorter one leaves that much less for the fields
+// (431). A response's status line is bounded the same way (431). max_body_bytes
 // (0 = unlimited) is checked against Content-Length before the body arrives
 // and against the running total of chunked / close-delimited bodies (413).
 //
@@ -70,7 +74,7 @@ struct ParsedHead {
 };
 
 struct ParseError {
-  int http_status = 0;      // 400, 413, 431, 501 or 505
+  int http_status = 0;      // 400, 413, 414, 431, 501 or 505
   const char* detail = "";  // static string
 };
 
@@ -106,6 +110,13 @@ class Http1Parser {
   bool InBodyUntilClose() const { return state_ == State::kBodyUntilClose; }
   // Ends a close-delimited body at EOF.
   void EndBodyAtEof();
+
+  // A message head has begun (a byte of its start line, empty lines before
+  // it aside, or the start line itself) and is not complete yet.
+  bool InHead() const {
+    return state_ == State::kHeaderLine ||
+           (state_ == State::kStartLine && !partial_is_line_ && !partial_.empty());
+  }
 
  private:
   enum class State : uint8_t {

@@ -39,6 +39,7 @@ class Http2ServerCodecImpl final : public Http2ServerCodec {
   void Flush(std::string& out) override { conn_.Flush(out); }
   bool WantsClose() const override { return conn_.WantsClose(); }
   bool SupportsMultiplexing() const override { return true; }
+  bool ReadingRequestHead() const override { return conn_.ReadingRequestHead(); }
 
   void ConsumeRequestData(StreamId stream, size_t bytes, std::string& out) override {
     conn_.Consume(stream, bytes, out);

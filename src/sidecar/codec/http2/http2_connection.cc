@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -51,6 +52,16 @@ Http2Connection::Http2Connection(ServerCodecCallbacks* server_callbacks,
   // Closed streams are kept only for RFC 7540 priority trees, which a proxy
   // does not honour; dropping them keeps memory proportional to open streams.
   nghttp2_option_set_no_closed_streams(opt, 1);
+  if (server()) {
+    // Rapid reset (CVE-2023-44487) and CONTINUATION floods (CVE-2024-27316
+    // family): nghttp2 answers a peer over these caps with GOAWAY.
+    // Ours (TakeResetToken) cuts first; nghttp2's stays as a backstop.
+    if (limits_.http2_max_reset_burst != 0) {
+      nghttp2_option_set_stream_reset_rate_limit(opt, uint64_t{limits_.http2_max_reset_burst} + 1,
+                                                 limits_.http2_resets_per_s);
+    }
+    nghttp2_option_set_max_continuations(opt, limits_.http2_max_continuations);
+  }
 
   int rv = server() ? nghttp2_session_server_new2(&session_, cbs, this, opt)
                     : nghttp2_session_client_new2(&session_, cbs, this, opt);
@@ -230,6 +241,10 @@ absl::Status Http2Connection::Ingress(std::string_view bytes, std::string& out) 
         SetConnError(absl::InvalidArgumentError("HTTP/2: bad client connection preface"));
       } else if (rv == NGHTTP2_ERR_FLOODED) {
         SetConnError(absl::ResourceExhaustedError("HTTP/2: peer flooded control frames"));
+      } else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+        SetConnError(absl::ResourceExhaustedError(
+            absl::StrCat("HTTP/2 CONTINUATION flood: more than ", limits_.http2_max_continuations,
+                         " CONTINUATION frames in one header block")));
       } else {
         SetConnError(absl::InvalidArgumentError(
             absl::StrCat("HTTP/2: ", nghttp2_strerror(static_cast<int>(rv)), " ", last_error_)));
@@ -244,6 +259,22 @@ absl::Status Http2Connection::Ingress(std::string_view bytes, std::string& out) 
     return conn_error_;
   }
   return absl::OkStatus();
+}
+
+bool Http2Connection::TakeResetToken() {
+  if (limits_.http2_max_reset_burst == 0) return true;  // off
+  const auto now = std::chrono::steady_clock::now();
+  if (reset_tokens_refilled_ == std::chrono::steady_clock::time_point{}) {
+    reset_tokens_ = limits_.http2_max_reset_burst;
+  } else {
+    const double elapsed = std::chrono::duration<double>(now - reset_tokens_refilled_).count();
+    reset_tokens_ = std::min<double>(limits_.http2_max_reset_burst,
+                                     reset_tokens_ + elapsed * limits_.http2_resets_per_s);
+  }
+  reset_tokens_refilled_ = now;
+  if (reset_tokens_ < 1) return false;
+  reset_tokens_ -= 1;
+  return true;
 }
 
 // ---------------------------------------------------------------- encoding

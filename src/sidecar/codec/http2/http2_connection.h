@@ -13,6 +13,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -88,6 +89,12 @@ class Http2Connection {
 
   bool WantsClose() const;
   bool CanStartStream() const;
+  // Server: the client's preface and first SETTINGS are not both in, or a
+  // HEADERS block is waiting for its CONTINUATION (ServerCodec's
+  // ReadingRequestHead).
+  bool ReadingRequestHead() const {
+    return !closed_ && (!peer_settings_received_ || header_block_stream_ != 0);
+  }
 
  private:
   bool server() const { return server_cb_ != nullptr; }
@@ -145,6 +152,13 @@ class Http2Connection {
   Http2Stream* opening_ = nullptr;    // client stream being started
   bool opening_failed_ = false;
 
+  // Server: the peer's RST_STREAM budget (CodecLimits::http2_max_reset_burst
+  // tokens, refilled at http2_resets_per_s). False: over it (rapid reset).
+  bool TakeResetToken();
+  double reset_tokens_ = 0;
+  std::chrono::steady_clock::time_point reset_tokens_refilled_{};  // epoch: never used
+  bool peer_settings_received_ = false;  // the peer's first (non-ACK) SETTINGS arrived
+  int32_t header_block_stream_ = 0;      // a HEADERS block is being received for it
   bool goaway_sent_ = false;
   bool goaway_received_ = false;
   bool closed_ = false;  // torn down: error, EOF, or nghttp2 failure

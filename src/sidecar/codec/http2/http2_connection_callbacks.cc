@@ -41,6 +41,8 @@ int Http2Connection::OnBeginHeaders(nghttp2_session* session, const nghttp2_fram
   Http2Connection* c = Self(user_data);
   if (c->destroying_ || frame->hd.type != NGHTTP2_HEADERS) return 0;
   int32_t id = frame->hd.stream_id;
+  // Until the block's last CONTINUATION (OnFrameRecv), or the stream closes.
+  c->header_block_stream_ = id;
   Http2Stream* s = nullptr;
   switch (frame->headers.cat) {
     case NGHTTP2_HCAT_REQUEST:
@@ -132,6 +134,12 @@ int Http2Connection::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* 
   Http2Connection* c = Self(user_data);
   if (c->destroying_) return 0;
   int32_t id = frame->hd.stream_id;
+  // Any complete frame ends a header block: CONTINUATION frames must follow
+  // their HEADERS with nothing in between (RFC 9113 6.10).
+  c->header_block_stream_ = 0;
+  if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+    c->peer_settings_received_ = true;
+  }
   switch (frame->hd.type) {
     case NGHTTP2_HEADERS: {
       auto* s = static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session, id));
@@ -152,6 +160,14 @@ int Http2Connection::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* 
       break;
     }
     case NGHTTP2_RST_STREAM: {
+      if (c->server() && !c->TakeResetToken()) {
+        // Rapid reset: stop reading this input at once (nghttp2's own limit
+        // only queues a GOAWAY and goes on surfacing the streams behind it).
+        c->SetConnError(absl::ResourceExhaustedError(
+            absl::StrCat("HTTP/2 rapid reset: more than ", c->limits_.http2_max_reset_burst,
+                         " stream resets (refilled at ", c->limits_.http2_resets_per_s, "/s)")));
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
       auto* s = static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session, id));
       if (s != nullptr) {
         s->peer_reset = true;
@@ -234,6 +250,7 @@ int Http2Connection::OnStreamClose(nghttp2_session*, int32_t id, uint32_t code, 
 }
 
 void Http2Connection::HandleStreamClose(int32_t id, uint32_t code) {
+  if (id == header_block_stream_) header_block_stream_ = 0;
   auto* s = static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session_, id));
   if (s == nullptr) return;
   // Detach first: the reset callback may call Encode* with this id.
