@@ -21,6 +21,7 @@
 #include "registry/cluster/cluster_view.h"
 #include "registry/cluster/remote_data_service.h"
 #include "registry/server/admin_routes.h"
+#include "registry/server/session_authz.h"
 #include "registry/server/standalone_registry.h"
 #include "registry/session/grpc_service.h"
 #include "registry/session/server_options.h"
@@ -43,6 +44,8 @@ struct SessionRole::Impl {
   std::unique_ptr<coord::PrefixWatcher> revision_watcher;
   std::unique_ptr<RemoteDataService> data;
   std::unique_ptr<ClusterAppDiscovery> apps;  // wraps data; what the session server talks to
+  // Outlives the session that checks with it.
+  SessionAuthz authz;
   std::unique_ptr<SessionServer> session;
   std::unique_ptr<GrpcRegistryService> service;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -121,6 +124,10 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   session_options.session_name = incarnation;
   r.session = std::make_unique<SessionServer>(r.loop, *r.apps, r.metrics, session_options);
   r.session->SetRevisionService(r.apps.get());
+  auto authz = SessionAuthzFrom(config, r.metrics);
+  if (!authz.ok()) return authz.status();
+  r.authz = std::move(*authz);
+  r.session->SetAuthorizer(r.authz.authorizer.get());
   // Listings cover the whole cluster, not only what this session fetched.
   r.session->SetDatumLister(
       [&r](const std::string& prefix, auto done) { r.data->ListCluster(prefix, std::move(done)); });

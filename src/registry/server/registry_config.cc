@@ -128,6 +128,7 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
       {"drain_timeout_ms", u32(&c.drain_timeout_ms)},
       {"anti_entropy_interval_ms", u32(&c.anti_entropy_interval_ms)},
       {"datum_cache_idle_ms", u32(&c.datum_cache_idle_ms)},
+      {"policy", str(&c.policy_file)},
   };
   for (const auto& entry : root) {
     std::string key = entry.first.as<std::string>("");
@@ -159,6 +160,13 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
 
 absl::Status ValidateRegistryConfig(const RegistryConfig& c) {
   if (c.listen.empty()) return absl::InvalidArgumentError("listen must not be empty");
+  if (!c.policy_file.empty() && c.tls.ca_file.empty()) {
+    // Without verified client certificates every caller is anonymous: a
+    // policy could only allow or deny everyone, which is never what its
+    // author meant. Refuse to start rather than enforce it wrongly.
+    return absl::InvalidArgumentError(
+        "policy needs client certificates: set tls (cert, key and ca) or drop the policy");
+  }
   if (c.slots == 0 || c.slots > 65536) {
     return absl::InvalidArgumentError("slots must be in [1, 65536]");
   }

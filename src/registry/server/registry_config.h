@@ -91,6 +91,11 @@ struct RegistryConfig {
   TlsFiles tls;
   // TLS to etcd (URLs become https): YAML `etcd_tls: {cert, key, ca}`.
   TlsFiles etcd_tls;
+  // Authorization policy file (docs/security.md, "Authorization"; example:
+  // config/policy.example.yaml). Needs client certificates (tls.ca). Empty:
+  // with client certificates, the built-in default policy; without, every
+  // request is allowed.
+  std::string policy_file;
 
   static std::string DefaultDataDir();
 };

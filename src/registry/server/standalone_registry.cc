@@ -19,6 +19,7 @@
 #include "registry/meta/meta_service.h"
 #include "registry/server/admin_routes.h"
 #include "registry/server/connected_clients.h"
+#include "registry/server/session_authz.h"
 #include "registry/session/grpc_service.h"
 #include "registry/session/server_options.h"
 #include "registry/session/session_server.h"
@@ -42,6 +43,7 @@ struct StandaloneRegistry::Impl {
   std::unique_ptr<LocalDataServer> data;
   std::unique_ptr<RevisionStore> revision_store;
   std::unique_ptr<AppDiscovery> apps;  // wraps data; what the session role talks to
+  SessionAuthz authz;                  // outlives the session that checks with it
   std::unique_ptr<SessionServer> session;
   std::unique_ptr<GrpcRegistryService> service;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -130,6 +132,10 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   r.apps = std::move(*apps);
   r.session = std::make_unique<SessionServer>(r.loop, *r.apps, r.metrics, session_options);
   r.session->SetRevisionService(r.apps.get());
+  auto authz = SessionAuthzFrom(config, r.metrics);
+  if (!authz.ok()) return authz.status();
+  r.authz = std::move(*authz);
+  r.session->SetAuthorizer(r.authz.authorizer.get());
   r.loop.Start();
   r.loop.Post([&r, previous = std::move(previous_clients)]() mutable {
     // Before the gRPC server starts: no stream can come before the warm-up.
