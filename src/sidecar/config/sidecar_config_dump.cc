@@ -118,6 +118,7 @@ std::string DumpSidecarConfig(const SidecarConfig& c) {
   out << YAML::BeginMap;
   out << YAML::Key << "workers" << YAML::Value << c.workers;
   out << YAML::Key << "admin" << YAML::Value << c.admin;
+  out << YAML::Key << "admin_token_file" << YAML::Value << c.admin_token_file;
   out << YAML::Key << "registry_servers" << YAML::Value << YAML::Flow << c.registry_servers;
   out << YAML::Key << "access_log" << YAML::Value << c.access_log;
   out << YAML::Key << "drain_timeout_ms" << YAML::Value << c.drain_timeout_ms;
@@ -139,6 +140,12 @@ std::string DumpSidecarConfig(const SidecarConfig& c) {
     if (!l.tcp_cluster.empty()) out << YAML::Key << "tcp_cluster" << YAML::Value << l.tcp_cluster;
     out << YAML::Key << "http2_flush_delay_us" << YAML::Value << l.http2_flush_delay_us;
     out << YAML::Key << "http2_flush_batch" << YAML::Value << l.http2_flush_batch;
+    out << YAML::Key << "request_header_timeout_ms" << YAML::Value << l.request_header_timeout_ms;
+    out << YAML::Key << "idle_timeout_ms" << YAML::Value << l.idle_timeout_ms;
+    out << YAML::Key << "max_connections" << YAML::Value << l.max_connections;
+    out << YAML::Key << "http2_max_reset_burst" << YAML::Value << l.http2_max_reset_burst;
+    out << YAML::Key << "http2_resets_per_s" << YAML::Value << l.http2_resets_per_s;
+    out << YAML::Key << "http2_max_continuations" << YAML::Value << l.http2_max_continuations;
     if (!l.routes.empty()) {
       out << YAML::Key << "routes" << YAML::Value << YAML::BeginSeq;
       for (const auto& r : l.routes) EmitRoute(out, r);
