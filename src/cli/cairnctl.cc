@@ -133,7 +133,9 @@ int main(int argc, char** argv) {
 
   cairn::cli::ClusterFlags cluster_flags, slots_flags;
   auto cluster_options = [](CLI::App* cmd, cairn::cli::ClusterFlags* f) {
-    cmd->add_option("--etcd", f->etcd, "etcd endpoints HOST:PORT[,HOST:PORT...]")->required();
+    cmd->add_option("--etcd", f->etcd,
+                    "etcd endpoints [https://]HOST:PORT[,...] (TLS: --cacert --cert --key)")
+        ->required();
     cmd->add_option("--cluster", f->cluster, "cluster name")->capture_default_str();
     cmd->add_option("--timeout", f->timeout_seconds, "etcd request timeout in seconds")
         ->check(CLI::PositiveNumber)

@@ -13,8 +13,15 @@
 namespace cairn::cli {
 namespace {
 
-absl::StatusOr<std::unique_ptr<coord::EtcdClient>> Connect(const ClusterFlags& flags) {
+// --cacert/--cert/--key (GlobalFlags::tls) name etcd's TLS here.
+absl::StatusOr<std::unique_ptr<coord::EtcdClient>> Connect(const GlobalFlags& global,
+                                                           const ClusterFlags& flags) {
   coord::EtcdOptions options;
+  if (global.tls.enabled()) {
+    auto credentials = MakeChannelCredentials(global.tls);
+    if (!credentials.ok()) return credentials.status();
+    options.credentials = std::move(*credentials);
+  }
   options.endpoints = absl::StrSplit(flags.etcd, ',', absl::SkipEmpty());
   options.request_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(flags.timeout_seconds * 1000));
@@ -24,7 +31,7 @@ absl::StatusOr<std::unique_ptr<coord::EtcdClient>> Connect(const ClusterFlags& f
 }  // namespace
 
 int RunClusterMembers(const GlobalFlags& global, const ClusterFlags& flags) {
-  auto client = Connect(flags);
+  auto client = Connect(global, flags);
   if (!client.ok()) return ReportError(client.status());
   cluster::ClusterKeys keys(flags.cluster);
   auto members = (*client)->GetPrefix(keys.Members());
@@ -62,7 +69,7 @@ int RunClusterMembers(const GlobalFlags& global, const ClusterFlags& flags) {
 }
 
 int RunSlots(const GlobalFlags& global, const ClusterFlags& flags) {
-  auto client = Connect(flags);
+  auto client = Connect(global, flags);
   if (!client.ok()) return ReportError(client.status());
   cluster::ClusterKeys keys(flags.cluster);
   auto stored = (*client)->Get(keys.SlotTable());

@@ -22,11 +22,11 @@
 #include "absl/strings/str_split.h"
 #include "cmd/stop_signals.h"
 #include "coord/etcd_client.h"
+#include "registry/auth/policy_reloader.h"
 #include "registry/cluster/data_role.h"
 #include "registry/cluster/meta_role.h"
 #include "registry/cluster/session_role.h"
 #include "registry/server/registry_config.h"
-#include "registry/auth/policy_reloader.h"
 #include "registry/server/standalone_registry.h"
 
 namespace {
@@ -65,7 +65,8 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
   cmd.add_option("--log-level", v.log_level, "trace|debug|info|warn|error (default info)");
   cmd.add_option("--role", v.roles,
                  "standalone (default), or cluster roles: meta,data,session (any subset)");
-  cmd.add_option("--etcd", v.etcd, "cluster mode: etcd endpoints HOST:PORT[,HOST:PORT...]");
+  cmd.add_option("--etcd", v.etcd,
+                 "cluster mode: etcd endpoints [https://]HOST:PORT[,...] (TLS: --etcd-cacert)");
   cmd.add_option("--cluster", v.cluster, "cluster mode: cluster name (default cairn)");
   cmd.add_option("--node-id", v.node_id, "cluster mode: this server's id (default: --listen)");
   cmd.add_option("--replicas", v.replicas, "cluster mode: copies per slot (default 2)");
@@ -227,8 +228,25 @@ int RunCluster(cairn::RegistryConfig config) {
   };
   if (config.node_id.empty()) config.node_id = config.listen;
   sigset_t stop_signals = BlockServerSignals();
+  if (config.tls.enabled()) {
+    // Peers dial each other with the same files: they must verify each other.
+    if (auto s = cairn::ValidateTlsFiles(config.tls, /*server=*/false); !s.ok()) {
+      spdlog::error("cannot start the registry: tls (cluster peers need a CA): {}",
+                    std::string(s.message()));
+      return 2;
+    }
+  }
   cairn::coord::EtcdOptions etcd;
   etcd.endpoints = absl::StrSplit(config.etcd, ',', absl::SkipEmpty());
+  if (config.etcd_tls.enabled()) {
+    auto credentials = cairn::MakeChannelCredentials(config.etcd_tls);
+    if (!credentials.ok()) {
+      spdlog::error("cannot start the registry: etcd_tls: {}",
+                    std::string(credentials.status().message()));
+      return 2;
+    }
+    etcd.credentials = std::move(*credentials);
+  }
   auto client = cairn::coord::EtcdClient::Create(etcd);
   if (!client.ok()) {
     spdlog::error("cannot start the registry: {}", client.status().ToString());
@@ -266,6 +284,7 @@ int RunCluster(cairn::RegistryConfig config) {
     options.rebuild_timeout = std::chrono::milliseconds(config.rebuild_timeout_ms);
     options.drain_timeout = std::chrono::milliseconds(config.drain_timeout_ms);
     options.revision_gc_after = std::chrono::milliseconds(config.revision_gc_after_ms);
+    options.tls = cairn::ServerTlsFiles(config);
     auto started = cairn::cluster::DataRole::Start(**client, options);
     if (!started.ok()) {
       spdlog::error("cannot start the data role: {}", started.status().ToString());

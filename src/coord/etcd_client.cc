@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "coord/etcd_stubs.h"
 
 namespace cairn::coord {
@@ -105,20 +106,31 @@ std::string PrefixRangeEnd(const std::string& prefix) {
 
 absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(const EtcdOptions& options) {
   if (options.endpoints.empty()) return absl::InvalidArgumentError("etcd: no endpoints");
+  std::vector<std::string> endpoints;
+  for (absl::string_view endpoint : options.endpoints) {
+    if (absl::ConsumePrefix(&endpoint, "https://") && options.credentials == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "etcd: ", endpoint, " is https but no etcd TLS files are given (its CA at least)"));
+    }
+    absl::ConsumePrefix(&endpoint, "http://");
+    while (absl::ConsumeSuffix(&endpoint, "/")) {
+    }
+    endpoints.emplace_back(endpoint);
+  }
   if (options.request_timeout.count() <= 0) {
     return absl::InvalidArgumentError("etcd: request_timeout must be positive");
   }
   std::string target;
-  if (options.endpoints.size() == 1) {
-    target = options.endpoints[0];
+  if (endpoints.size() == 1) {
+    target = endpoints[0];
   } else {
-    for (const auto& endpoint : options.endpoints) {
+    for (const auto& endpoint : endpoints) {
       if (!IsIpv4Endpoint(endpoint)) {
         return absl::InvalidArgumentError(
             absl::StrCat("etcd: with several endpoints each must be IPv4:PORT, got ", endpoint));
       }
     }
-    target = absl::StrCat("ipv4:", absl::StrJoin(options.endpoints, ","));
+    target = absl::StrCat("ipv4:", absl::StrJoin(endpoints, ","));
   }
   grpc::ChannelArguments args;
   // gRPC's default backoff grows to 120 s: far too slow to notice that etcd
@@ -131,7 +143,8 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(const EtcdOptions
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
   auto stubs = std::make_unique<Stubs>();
-  stubs->channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  stubs->channel = grpc::CreateCustomChannel(
+      target, options.credentials ? options.credentials : grpc::InsecureChannelCredentials(), args);
   stubs->kv = etcdserverpb::KV::NewStub(stubs->channel);
   stubs->lease = etcdserverpb::Lease::NewStub(stubs->channel);
   stubs->watch = etcdserverpb::Watch::NewStub(stubs->channel);

@@ -35,12 +35,21 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+namespace grpc {
+class ChannelCredentials;
+}  // namespace grpc
+
 namespace cairn::coord {
 
 struct EtcdOptions {
   // host:port of the etcd members. Several endpoints must be IPv4 literals
   // ("127.0.0.1:2379"); the channel then fails over between them in order.
+  // An http:// or https:// prefix is accepted (as etcdctl takes them);
+  // https:// needs `credentials`.
   std::vector<std::string> endpoints;
+  // TLS to etcd (cairn::MakeChannelCredentials of the etcd CA and, when etcd
+  // runs with --client-cert-auth, a client pair); null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
   // Upper bound for every unary call.
   std::chrono::milliseconds request_timeout{3000};
   std::chrono::milliseconds max_reconnect_backoff{1000};

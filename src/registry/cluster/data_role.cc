@@ -87,6 +87,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
   std::string address;
   AsyncCalls calls;
   std::map<std::string, std::unique_ptr<cpb::DataNode::Stub>> peers;          // by address
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials;                 // null: plaintext
   std::map<std::string, std::vector<std::shared_ptr<WatchStream>>> watchers;  // by session
   std::map<std::string, SteadyTime> disconnected_since;  // sessions owning data, not watching
   std::vector<cpb::DatumVersion> pending_notices;
@@ -742,7 +743,7 @@ struct DataRole::Impl final : public cpb::DataNode::CallbackService, public Data
     const std::string& addr = member->second.address();
     auto& stub = peers[addr];
     if (stub == nullptr) {
-      stub = cpb::DataNode::NewStub(NewPeerChannel(addr));
+      stub = cpb::DataNode::NewStub(NewPeerChannel(addr, peer_credentials));
     }
     return stub.get();
   }
@@ -764,14 +765,25 @@ absl::StatusOr<std::unique_ptr<DataRole>> DataRole::Start(coord::EtcdClient& cli
   if (options.slot_count == 0) return absl::InvalidArgumentError("slot count must be > 0");
   auto hp = SplitHostPort(options.listen);
   if (!hp.ok()) return hp.status();
+  TlsFiles server_tls = options.tls;
+  if (server_tls.ca_file.empty()) server_tls.require_client_cert = false;
+  auto server_credentials = MakeServerCredentials(server_tls);
+  if (!server_credentials.ok()) return server_credentials.status();
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
+  if (options.tls.enabled()) {
+    auto made = MakeChannelCredentials(options.tls);
+    if (!made.ok()) return made.status();
+    peer_credentials = std::move(*made);
+  }
   auto impl = std::make_shared<Impl>(client, std::move(options));
   Impl& r = *impl;
+  r.peer_credentials = std::move(peer_credentials);
   r.store.AddListener(&r);
   r.loop.Start();
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(r.options.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(r.options.listen, *server_credentials, &port);
   builder.RegisterService(&r);
   builder.SetMaxReceiveMessageSize(256 << 20);
   ConfigurePeerServer(builder);

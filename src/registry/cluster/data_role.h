@@ -28,6 +28,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_tls.h"
 #include "coord/etcd_client.h"
 
 namespace cairn::cluster {
@@ -44,6 +45,10 @@ struct DataRoleOptions {
   // App revisions in etcd that no instance has used for this long are
   // deleted by the leader of their app's slot (RevisionCollector).
   std::chrono::milliseconds revision_gc_after{600000};
+  // TLS of the DataNode server (ServerTlsFiles: client certificates required
+  // once a CA is named) and of the channels to other data servers, which
+  // present cert_file. Off while no file is named.
+  TlsFiles tls;
 };
 
 class DataRole {

@@ -12,6 +12,10 @@
 //     for ever without pings: the session would hear no change notice and
 //     the data server would think the session still watches. Both ends ping
 //     every 2 s and give the connection up after 2 s without an answer.
+//
+// TLS: with `credentials` from MakeChannelCredentials(config.tls) a peer
+// presents this server's certificate and must present one chaining to the
+// same CA (its server requires client certificates); null means plaintext.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -23,7 +27,9 @@ namespace cairn::cluster {
 
 inline constexpr int kPeerKeepaliveMs = 2000;
 
-inline std::shared_ptr<grpc::Channel> NewPeerChannel(const std::string& address) {
+inline std::shared_ptr<grpc::Channel> NewPeerChannel(
+    const std::string& address,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials = nullptr) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
@@ -32,7 +38,8 @@ inline std::shared_ptr<grpc::Channel> NewPeerChannel(const std::string& address)
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kPeerKeepaliveMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(
+      address, credentials ? credentials : grpc::InsecureChannelCredentials(), args);
 }
 
 // The data server's side: accept the sessions' pings, and ping them too.

@@ -167,7 +167,7 @@ v1::DataNode::Stub* RemoteDataService::StubFor(const std::string& leader_id) {
   if (peer == nullptr) {
     peer = std::make_unique<Peer>();
     peer->address = address;
-    peer->stub = v1::DataNode::NewStub(NewPeerChannel(address));
+    peer->stub = v1::DataNode::NewStub(NewPeerChannel(address, options_.peer_credentials));
   }
   return peer->stub.get();
 }

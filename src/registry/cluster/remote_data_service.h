@@ -56,6 +56,8 @@ struct RemoteDataOptions {
   std::chrono::milliseconds datum_cache_idle{600000};
   // Set to the number of cached datums, if given. Must outlive the service.
   prometheus::Gauge* cached_datums = nullptr;
+  // Of the channels to data servers (peer_channel.h); null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
 };
 
 class RemoteDataService final : public DataService {

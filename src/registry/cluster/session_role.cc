@@ -111,6 +111,13 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   data_options.anti_entropy_interval = std::chrono::milliseconds(config.anti_entropy_interval_ms);
   data_options.datum_cache_idle = std::chrono::milliseconds(config.datum_cache_idle_ms);
   data_options.cached_datums = &r.metrics.cached_datums;
+  if (config.tls.enabled()) {
+    auto peer_credentials = MakeChannelCredentials(config.tls);
+    if (!peer_credentials.ok()) return peer_credentials.status();
+    data_options.peer_credentials = std::move(*peer_credentials);
+  }
+  auto server_credentials = MakeServerCredentials(ServerTlsFiles(config));
+  if (!server_credentials.ok()) return server_credentials.status();
   r.data = std::make_unique<RemoteDataService>(r.loop, data_options);
   auto kv = coord::OpenEtcdKvStore(client, r.keys.Kv());
   if (!kv.ok()) return kv.status();
@@ -160,7 +167,7 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int selected_port = 0;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &selected_port);
+  builder.AddListeningPort(config.listen, *server_credentials, &selected_port);
   builder.RegisterService(r.service.get());
   ConfigureRegistryServer(builder);
   r.grpc_server = builder.BuildAndStart();
