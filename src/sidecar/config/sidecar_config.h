@@ -155,8 +155,10 @@ struct ListenerConfig {
   uint32_t http2_flush_delay_us = 100;  // default 100; at most 10000
   uint32_t http2_flush_batch = 8;       // default 8
 
-  // Limits against slow, idle and abusive clients (HTTP listeners; 0 turns
-  // each off). docs/ARCHITECTURE.md, "Limits against hostile clients".
+  // Limits against slow, idle and abusive clients (HTTP listeners, and
+  // max_connections for every protocol; 0 turns each off, except
+  // http2_max_continuations, where 0 allows none). docs/ARCHITECTURE.md,
+  // "Limits against hostile clients".
   //
   // A request head (request line and header fields; for HTTP/2 the client
   // preface + SETTINGS, and each HEADERS block with its CONTINUATIONs) must
@@ -189,8 +191,10 @@ struct ListenerConfig {
   // closes (the streams it reset never reach a cluster once it is cut).
   // CONTINUATION flood: at most http2_max_continuations CONTINUATION frames
   // per header block (the block is also bounded by max_request_header_bytes).
-  // Defaults 1000 / 33 / 8: nghttp2's, also what nginx and Envoy settled on
-  // in magnitude.
+  // Defaults 1000 / 33 / 8: nghttp2's own (the HTTP/2 library of Apache
+  // httpd, and of Envoy for years). The reset cap is checked by the sidecar, which stops
+  // reading the connection at once: nghttp2's check only queues a GOAWAY and
+  // goes on surfacing the streams behind it in the same read.
   uint32_t http2_max_reset_burst = 1000;  // default 1000
   uint32_t http2_resets_per_s = 33;       // default 33
   uint32_t http2_max_continuations = 8;   // default 8
