@@ -26,13 +26,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   sigset_t stop_signals = cairn::BlockStopSignals();
+  // SIGHUP: read the TLS files again (blocked in every thread too).
+  sigset_t wait_signals = stop_signals;
+  sigaddset(&wait_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &wait_signals, nullptr);
   auto sidecar = cairn::sidecar::SidecarServer::Start(std::move(*config), ready_file);
   if (!sidecar.ok()) {
     spdlog::error("cannot start the sidecar: {}", sidecar.status().ToString());
     return 1;
   }
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  while (sigwait(&wait_signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    spdlog::info("received SIGHUP: reloading TLS certificates");
+    (*sidecar)->ReloadTls();
+  }
   spdlog::info("received {}: draining", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   (*sidecar)->Drain();
   return 0;

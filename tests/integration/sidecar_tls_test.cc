@@ -300,5 +300,88 @@ TEST_F(SidecarTlsTest, CertificatesRotatedUnderTrafficWithoutFailedRequests) {
   EXPECT_EQ(Curl({Url("/")}), "b\n");
 }
 
+// SIGHUP reads the files again at once (no wait for the mtime poll).
+TEST_F(SidecarTlsTest, SighupReloadsTheCertificates) {
+  StartOutbound();
+  b_->process()->Signal(SIGHUP);
+  EXPECT_TRUE(b_->process()->WaitForOutput("received SIGHUP", seconds(5))) << b_->Log();
+  EXPECT_TRUE(b_->process()->WaitForOutput("TLS certificate reloaded", seconds(5))) << b_->Log();
+  EXPECT_EQ(Curl({Url("/")}), "b\n");
+}
+
+// verify_app with registry endpoints: the app comes from the registry's
+// app-level record. An impostor registers as app-b but holds app-c's
+// certificate: the outbound side refuses it and every request ends at the
+// real app-b.
+TEST(SidecarTlsRegistryTest, ImpostorRegisteredUnderAnotherAppsNameIsRefused) {
+  TempDir dir;
+  std::string certs = dir.File("certs");
+  ASSERT_EQ(MakeDevCerts(certs, {"sidecar-app-a", "sidecar-app-b", "sidecar-app-c"}), "");
+  RegistryProcess registry;
+  ASSERT_TRUE(registry.Start()) << registry.Log();
+  BackendProcess backend_b("b"), backend_c("c");
+  ASSERT_TRUE(backend_b.Start());
+  ASSERT_TRUE(backend_c.Start());
+  auto inbound = [&](const std::string& cert, const BackendProcess& backend) {
+    return "workers: 1\nadmin: 127.0.0.1:0\nregistry_servers: [\"" + registry.grpc_address() +
+           R"("]
+app: { name: app-b, discovery: app }
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    tls: { cert: )" +
+           certs + "/" + cert + ".crt, key: " + certs + "/" + cert + ".key, ca: " + certs +
+           R"(/ca.crt, require_client_cert: true }
+    publish:
+      interfaces: [{ data_id: "com.shop.Cart:1.0" }]
+    routes:
+      - cluster: local
+clusters:
+  - name: local
+    endpoints: [")" +
+           backend.address() + "\"]\n";
+  };
+  SidecarProcess b(inbound("sidecar-app-b", backend_b));
+  ASSERT_TRUE(b.Start()) << b.Log();
+  SidecarProcess c(inbound("sidecar-app-c", backend_c));
+  ASSERT_TRUE(c.Start()) << c.Log();
+  SidecarProcess a("workers: 1\nadmin: 127.0.0.1:0\nregistry_servers: [\"" +
+                   registry.grpc_address() + R"("]
+app: { name: app-a, discovery: app, mapping_refresh_ms: 300 }
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - cluster: cart
+        retry: { attempts: 2 }
+clusters:
+  - name: cart
+    registry: { data_id: "com.shop.Cart:1.0" }
+    outlier: { consecutive_failures: 0 }
+    tls: { cert: )" +
+                   certs + "/sidecar-app-a.crt, key: " + certs +
+                   "/sidecar-app-a.key, ca: " + certs + "/ca.crt, verify_app: true }\n");
+  ASSERT_TRUE(a.Start()) << a.Log();
+  std::string url = "http://" + a.listener("http") + "/";
+  // Both instances are known once the impostor has been refused once.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        Curl({url});
+        return a.Log().find("expected app 'app-b'") != std::string::npos;
+      },
+      seconds(20)))
+      << a.Log();
+  std::string out, expected;
+  for (int i = 0; i < 20; ++i) {
+    out += Curl({url});
+    expected += "b\n";
+  }
+  EXPECT_EQ(out, expected) << a.Log();
+  EXPECT_NE(a.Log().find("peer certificate names spiffe://cairn.local/app/app-c"),
+            std::string::npos)
+      << a.Log();
+  for (auto* s : {&a, &b, &c}) EXPECT_EQ(s->Stop(SIGTERM), 0) << s->Log();
+}
+
 }  // namespace
 }  // namespace cairn::testing

@@ -179,6 +179,27 @@ const RegistryRevision* AppClusterFeeds::Revision(const std::string& id) {
   return &revisions_.emplace(id, std::move(*fetched)).first->second;
 }
 
+namespace {
+
+// The URL with `app=<app>` as its first query parameter: the app whose
+// app-level record listed the endpoint, which an upstream's certificate must
+// name under tls.verify_app (the cluster reads the first app= it finds, so a
+// publisher's own app= parameter cannot override the registry's word).
+std::string WithApp(std::string_view url, const std::string& app) {
+  size_t query = url.find('?');
+  if (query == std::string_view::npos) {
+    size_t fragment = url.find('#');
+    std::string_view base = url.substr(0, fragment);
+    std::string out = std::string(base) + "?app=" + app;
+    if (fragment != std::string_view::npos) out += url.substr(fragment);
+    return out;
+  }
+  return std::string(url.substr(0, query + 1)) + "app=" + app + "&" +
+         std::string(url.substr(query + 1));
+}
+
+}  // namespace
+
 bool AppClusterFeeds::FromApps(const ClusterState& cluster, std::vector<std::string>* urls,
                                uint32_t* interface_level) {
   std::map<std::string, std::string, std::less<>> by_endpoint;  // endpoint key -> URL
@@ -194,14 +215,14 @@ bool AppClusterFeeds::FromApps(const ClusterState& cluster, std::vector<std::str
         for (const auto& interface : revision->interfaces) {
           if (interface.id != cluster.id) continue;
           for (auto& url : RenderInterfaceUrls(entry.data, interface.params)) {
-            rendered.push_back(std::move(url));
+            rendered.push_back(WithApp(url, app));
           }
         }
       } else if (entry.interface_id == cluster.id) {
         // Interface-level URLs first: they win over a rendered one with the
         // same endpoint, as in the registry's derived interface data.
         for (const auto& url : entry.data) {
-          by_endpoint.emplace(std::string(EndpointKey(url)), url);
+          by_endpoint.emplace(std::string(EndpointKey(url)), WithApp(url, app));
           ++*interface_level;
         }
       }

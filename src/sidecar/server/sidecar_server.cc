@@ -656,6 +656,11 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
   return std::unique_ptr<SidecarServer>(new SidecarServer(std::move(impl)));
 }
 
+void SidecarServer::ReloadTls() {
+  Impl* s = impl_.get();
+  s->control.Post([s] { s->tls.ReloadAll(); });
+}
+
 void SidecarServer::Drain() {
   Impl& s = *impl_;
   if (s.stopped || s.draining.exchange(true)) return;

@@ -31,6 +31,9 @@ class SidecarServer {
   // Withdraws publications, stops accepting and waits up to the drain
   // timeout for open requests. Then Shutdown().
   void Drain();
+  // Reads every TLS certificate, key and CA file again now (SIGHUP); new
+  // handshakes use them, open connections keep theirs. Any thread.
+  void ReloadTls();
   void Shutdown();
 
   struct Impl;

@@ -79,4 +79,19 @@ void SidecarTls::ReloadChanged() {
   for (auto& [name, source] : clusters) reload("cluster " + name, *source);
 }
 
+void SidecarTls::ReloadAll() {
+  auto reload = [](const std::string& what, TlsContextSource& source) {
+    if (auto status = source.Reload(); !status.ok()) {
+      spdlog::warn("{}: cannot reload TLS files (keeping the previous ones): {}", what,
+                   status.ToString());
+    } else {
+      spdlog::info("{}: TLS certificate reloaded from {}", what, source.files().cert);
+    }
+  };
+  for (size_t l = 0; l < listeners.size(); ++l) {
+    if (listeners[l] != nullptr) reload(absl::StrCat("listener ", l), *listeners[l]);
+  }
+  for (auto& [name, source] : clusters) reload("cluster " + name, *source);
+}
+
 }  // namespace cairn::sidecar

@@ -27,6 +27,8 @@ struct SidecarTls {
   // Re-reads every context whose files changed; logs what it did (a failed
   // reload keeps the previous pair and says why).
   void ReloadChanged();
+  // Re-reads every context, changed or not (SIGHUP).
+  void ReloadAll();
 };
 
 }  // namespace cairn::sidecar
