@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace cairn::testing {
 
@@ -15,11 +16,33 @@ ClusterHarness::~ClusterHarness() {
   members_.clear();  // reaps
 }
 
+void ClusterHarness::UseTls(std::string certs_dir) {
+  certs_dir_ = std::move(certs_dir);
+  etcd_.UseTls({certs_dir_ + "/etcd.crt", certs_dir_ + "/etcd.key", certs_dir_ + "/ca.crt",
+                certs_dir_ + "/registry.crt", certs_dir_ + "/registry.key"});
+}
+
+TlsFiles ClusterHarness::ClientTls(const std::string& name) const {
+  TlsFiles files;
+  if (certs_dir_.empty()) return files;
+  files.ca_file = certs_dir_ + "/ca.crt";
+  if (!name.empty()) {
+    files.cert_file = certs_dir_ + "/" + name + ".crt";
+    files.key_file = certs_dir_ + "/" + name + ".key";
+  }
+  return files;
+}
+
 bool ClusterHarness::StartEtcd() { return etcd_.Start(); }
 
 absl::StatusOr<std::unique_ptr<coord::EtcdClient>> ClusterHarness::ConnectEtcd() const {
   coord::EtcdOptions options;
-  options.endpoints = {etcd_.endpoint()};
+  options.endpoints = {tls() ? etcd_.url() : etcd_.endpoint()};
+  if (tls()) {
+    auto credentials = MakeChannelCredentials(ClientTls("registry"));
+    if (!credentials.ok()) return credentials.status();
+    options.credentials = std::move(*credentials);
+  }
   return coord::EtcdClient::Create(options);
 }
 
@@ -40,7 +63,7 @@ ClusterHarness::Member* ClusterHarness::Start(const std::string& role, const std
                            "--role",
                            role,
                            "--etcd",
-                           etcd_.endpoint(),
+                           tls() ? etcd_.url() : etcd_.endpoint(),
                            "--node-id",
                            id,
                            "--listen",
@@ -69,6 +92,20 @@ ClusterHarness::Member* ClusterHarness::Start(const std::string& role, const std
   if (std::find(extra_flags.begin(), extra_flags.end(), "--datum-cache-idle-ms") ==
       extra_flags.end()) {
     argv.insert(argv.end(), {"--datum-cache-idle-ms", "1000"});
+  }
+  if (tls()) {
+    MemberTls files;
+    if (auto own = member_tls_.find(id); own != member_tls_.end()) files = own->second;
+    auto or_default = [](const std::string& value, const std::string& fallback) {
+      return value.empty() ? fallback : value;
+    };
+    const std::string cert = or_default(files.cert_file, certs_dir_ + "/registry.crt");
+    const std::string key = or_default(files.key_file, certs_dir_ + "/registry.key");
+    const std::string ca = certs_dir_ + "/ca.crt";
+    argv.insert(argv.end(),
+                {"--tls-cert", cert, "--tls-key", key, "--tls-ca", or_default(files.ca_file, ca),
+                 "--etcd-cacert", ca, "--etcd-cert", or_default(files.etcd_cert_file, cert),
+                 "--etcd-key", or_default(files.etcd_key_file, key)});
   }
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   auto member = std::make_unique<Member>();
@@ -125,6 +162,13 @@ std::vector<std::string> ClusterHarness::SessionAddresses() {
     }
   }
   return out;
+}
+
+std::string ClusterHarness::MemberLog(const std::string& id) const {
+  std::ifstream in(dir_.File("log-" + id));
+  std::stringstream out;
+  out << in.rdbuf();
+  return out.str();
 }
 
 std::string ClusterHarness::Logs() const {

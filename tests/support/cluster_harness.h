@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/grpc_tls.h"
 #include "coord/etcd_client.h"
 #include "etcd_process.h"
 #include "process.h"
@@ -51,6 +52,28 @@ class ClusterHarness {
   };
   void Place(const std::string& id, Placement placement) { placements_[id] = std::move(placement); }
 
+  // TLS everywhere, with certificates made by scripts/dev-certs in
+  // `certs_dir` (ca.crt, etcd.*, registry.*): etcd serves https and requires
+  // client certificates; every member serves its gRPC ports with
+  // registry.crt (client certificates required), dials its peers with it and
+  // reaches etcd with it. Call before StartEtcd().
+  void UseTls(std::string certs_dir);
+  bool tls() const { return !certs_dir_.empty(); }
+  // Under UseTls(): member `id` uses these files instead (e.g. a pair from
+  // another CA). Empty fields keep the harness's: registry.crt/.key, ca.crt,
+  // and for etcd the member's own pair. Call before Start(id).
+  struct MemberTls {
+    std::string cert_file{};
+    std::string key_file{};
+    std::string ca_file{};
+    std::string etcd_cert_file{};
+    std::string etcd_key_file{};
+  };
+  void UseMemberTls(const std::string& id, MemberTls tls) { member_tls_[id] = std::move(tls); }
+  // Under UseTls(): client TLS files with the pair NAME.crt/.key of
+  // certs_dir (no pair when `name` is empty). Without TLS: none.
+  TlsFiles ClientTls(const std::string& name) const;
+
   // Starts etcd. Must be called first.
   bool StartEtcd();
   // Starts one member and waits for its ready file. Extra flags are appended.
@@ -75,6 +98,8 @@ class ClusterHarness {
   double Metric(const std::string& id, const std::string& name);
   // Every member's log, for failure messages.
   std::string Logs() const;
+  // The log of member `id` (all its starts, also one that never got ready).
+  std::string MemberLog(const std::string& id) const;
 
  private:
   uint32_t slots_;
@@ -83,6 +108,8 @@ class ClusterHarness {
   EtcdProcess etcd_;
   std::vector<std::unique_ptr<Member>> members_;
   std::map<std::string, Placement> placements_;
+  std::string certs_dir_;  // empty: plaintext
+  std::map<std::string, MemberTls> member_tls_;
 };
 
 }  // namespace cairn::testing

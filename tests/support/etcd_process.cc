@@ -114,7 +114,7 @@ bool EtcdProcess::Running() {
 }
 
 bool EtcdProcess::Launch() {
-  const std::string client = "http://" + host_ + ":" + std::to_string(client_port_);
+  const std::string client = url();
   const std::string peer = "http://" + host_ + ":" + std::to_string(peer_port_);
   std::vector<std::string> argv = command_prefix_;
   argv.insert(argv.end(), {"/usr/bin/etcd", "--name=test", "--data-dir=" + dir_.File("data"),
@@ -122,15 +122,32 @@ bool EtcdProcess::Launch() {
                            "--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
                            "--initial-cluster=test=" + peer, "--logger=zap", "--log-outputs=stderr",
                            "--log-level=warn"});
+  if (tls()) {
+    argv.insert(argv.end(), {"--cert-file=" + tls_.cert_file, "--key-file=" + tls_.key_file});
+    if (!tls_.client_ca_file.empty()) {
+      argv.insert(argv.end(), {"--trusted-ca-file=" + tls_.client_ca_file, "--client-cert-auth"});
+    }
+  }
   pid_ = SpawnTiedToParent(argv, dir_.File("log-" + std::to_string(starts_++)));
   if (pid_ <= 0) return false;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!Running()) return false;
-    if (HealthCheck(host_, client_port_)) return true;
+    if (tls() ? HealthCheckTls() : HealthCheck(host_, client_port_)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+bool EtcdProcess::HealthCheckTls() const {
+  std::vector<std::string> argv = {"/usr/bin/curl", "-s", "--max-time", "2"};
+  if (!tls_.client_ca_file.empty()) argv.insert(argv.end(), {"--cacert", tls_.client_ca_file});
+  if (!tls_.client_cert_file.empty()) {
+    argv.insert(argv.end(), {"--cert", tls_.client_cert_file, "--key", tls_.client_key_file});
+  }
+  argv.push_back(url() + "/health");
+  auto [code, output] = RunCommand(argv, std::chrono::seconds(5));
+  return code == 0 && output.find("\"health\":\"true\"") != std::string::npos;
 }
 
 void EtcdProcess::Place(std::vector<std::string> command_prefix, std::string host) {

@@ -42,6 +42,22 @@ class EtcdProcess {
   // and signals reach etcd itself.
   void Place(std::vector<std::string> command_prefix, std::string host);
 
+  // Serves clients over TLS only (https:// URLs) with `cert_file`/`key_file`,
+  // and with `client_ca_file` requires client certificates chaining to it
+  // (--client-cert-auth). Health checks then use curl, trusting
+  // client_ca_file (also the CA of cert_file here) and presenting
+  // `client_cert_file`/`client_key_file`. Call before Start(); Restart()
+  // keeps it.
+  struct Tls {
+    std::string cert_file;
+    std::string key_file;
+    std::string client_ca_file;
+    std::string client_cert_file;
+    std::string client_key_file;
+  };
+  void UseTls(Tls tls) { tls_ = std::move(tls); }
+  bool tls() const { return !tls_.cert_file.empty(); }
+
   // Picks free ports, starts etcd and waits (up to 20 s) until its /health
   // says true. Retries with new ports if they were taken meanwhile.
   bool Start();
@@ -57,16 +73,20 @@ class EtcdProcess {
 
   // "HOST:PORT" of the client (gRPC) listener (HOST 127.0.0.1 unless Place()d).
   std::string endpoint() const { return host_ + ":" + std::to_string(client_port_); }
+  // endpoint() with its scheme: "https://HOST:PORT" under UseTls().
+  std::string url() const { return (tls() ? "https://" : "http://") + endpoint(); }
   pid_t pid() const { return pid_; }
   std::string Log() const;
 
  private:
   bool Launch();
   bool Healthy() const;
+  bool HealthCheckTls() const;
 
   TempDir dir_;
   std::vector<std::string> command_prefix_;
   std::string host_ = "127.0.0.1";
+  Tls tls_;
   pid_t pid_ = -1;
   uint16_t client_port_ = 0;
   uint16_t peer_port_ = 0;

@@ -793,6 +793,22 @@ absl::StatusOr<std::unique_ptr<DataRole>> DataRole::Start(coord::EtcdClient& cli
     return absl::UnavailableError(absl::StrCat("data role: cannot listen on ", r.options.listen));
   }
   r.address = absl::StrCat(hp->first, ":", port);
+  if (r.peer_credentials) {
+    // Sessions and other data servers reach this one only if its certificate
+    // chains to the CA and names its address. Check that as they would,
+    // before joining: a member no peer can reach would get slots nobody can
+    // use.
+    auto probe = NewPeerChannel(r.address, r.peer_credentials);
+    if (!probe->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) {
+      r.server->Shutdown(std::chrono::system_clock::now());
+      r.server->Wait();
+      r.loop.Stop();
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data role: a TLS connection to its own address ", r.address, " fails: its certificate (",
+          r.options.tls.cert_file, ") must chain to the CA (", r.options.tls.ca_file,
+          ") and name that address; not joining the cluster"));
+    }
+  }
 
   r.cluster_view = std::make_unique<ClusterView>(
       client, r.keys, r.loop, [&r](const ClusterSnapshot& snapshot) { r.OnView(snapshot); });
