@@ -5,7 +5,9 @@
 // with the real data role behind it, wrapped by application-level discovery
 // (so register_revision and app-instance publishes reach the real index). Whatever the bytes, the
 // server must not crash, must answer every request that carries an id, and must release the read
-// window once per message.
+// window once per message. A batch (registry.proto: 1..1000 publishes and unregisters) is
+// answered by one ResultBatch with a Result per inner message that has an id, and none of its
+// own; a refused batch by one Result for its own id. The seeds come from make_client_message_seeds.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -27,13 +29,31 @@ class CountingStream : public cairn::ClientStream {
  public:
   bool Send(cairn::pb::ServerMessage&& message, bool) override {
     if (message.has_result()) ++results;
+    if (message.has_result_batch()) {
+      ++batches;
+      results += message.result_batch().results_size();
+    }
     return true;
   }
   void Close(const absl::Status&) override {}
   void MessageHandled() override { ++handled; }
   int results = 0;
+  int batches = 0;
   int handled = 0;
 };
+
+// The Results a well-formed batch `message` is owed under the documented
+// rules, or -1 if the batch must be refused as a whole.
+int BatchAnswers(const cairn::pb::ClientMessage& message) {
+  const auto& inner = message.batch().messages();
+  if (inner.empty() || inner.size() > 1000) return -1;
+  int answers = 0;
+  for (const cairn::pb::ClientMessage& m : inner) {
+    if (!m.has_publish() && !m.has_unregister()) return -1;
+    answers += m.request_id() != 0 ? 1 : 0;
+  }
+  return answers;
+}
 
 }  // namespace
 
@@ -59,6 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   int messages = 0;
   int expected_results = 0;
+  int expected_batches = 0;
   size_t pos = 0;
   while (pos < size) {
     size_t len = data[pos++];
@@ -72,7 +93,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       bool quiet_kind =
           message.body_case() == message.kPushAck || message.body_case() == message.kPing;
       bool answers = message.request_id() != 0 && (!quiet_kind || malformed);
-      expected_results += answers ? 1 : 0;
+      int batch_answers = message.has_batch() && !malformed ? BatchAnswers(message) : -1;
+      if (batch_answers >= 0) {
+        expected_results += batch_answers;
+        expected_batches += batch_answers > 0 ? 1 : 0;
+      } else {
+        expected_results += answers ? 1 : 0;
+      }
       session.OnMessage(conn, std::move(message));
       loop.PollForTest();
     }
@@ -80,6 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   Check(stream->handled == messages);
   Check(stream->results == expected_results);
+  Check(stream->batches == expected_batches);
   session.OnDisconnect(conn, "fuzz done");
   loop.PollForTest();
   Check(session.publisher_count() == 0);
