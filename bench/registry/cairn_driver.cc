@@ -29,6 +29,7 @@
 #include "anchor_servers.h"
 #include "cairn/registry/v1/registry.grpc.pb.h"
 #include "client/session_stream.h"
+#include "common/grpc_tls.h"
 #include "driver.h"
 
 namespace cairn::bench {
@@ -37,13 +38,36 @@ namespace pb = ::cairn::registry::v1;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-std::shared_ptr<grpc::Channel> NewDedicatedChannel(const std::string& target) {
+std::shared_ptr<grpc::Channel> NewDedicatedChannel(
+    const std::string& target, std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(target, std::move(credentials), args);
 }
 
 namespace {
+
+// The channel credentials of the running Cairn system: insecure, or over
+// mTLS (SystemOptions::tls_dir) the workloads' identity and the admin's.
+// Written by CairnSystem::Start on the main thread before any connection or
+// floor measurement exists, read afterwards.
+struct CairnCredentials {
+  std::shared_ptr<grpc::ChannelCredentials> session = grpc::InsecureChannelCredentials();
+  std::shared_ptr<grpc::ChannelCredentials> admin = grpc::InsecureChannelCredentials();
+};
+CairnCredentials& Credentials() {
+  static CairnCredentials credentials;
+  return credentials;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientCredentials(
+    const std::string& dir, const std::string& name) {
+  TlsFiles files;
+  files.cert_file = dir + "/" + name + ".crt";
+  files.key_file = dir + "/" + name + ".key";
+  files.ca_file = dir + "/ca.crt";
+  return MakeChannelCredentials(files);
+}
 
 class CairnSystem;
 
@@ -57,7 +81,7 @@ class CairnConnection final : public Connection, private client_internal::Stream
   CairnConnection(CairnSystem* system, const std::string& target, std::string client_id)
       : system_(system),
         client_id_(std::move(client_id)),
-        channel_(NewDedicatedChannel(target)),
+        channel_(NewDedicatedChannel(target, Credentials().session)),
         stub_(pb::Registry::NewStub(channel_)) {}
   ~CairnConnection() override;
 
@@ -131,6 +155,18 @@ class CairnSystem final : public System {
         std::to_string(std::max<int64_t>(options_.max_registrations_per_connection, 1000)),
         "--log-level",
         "warn"};
+    Credentials() = CairnCredentials{};
+    if (!options_.tls_dir.empty()) {
+      const std::string& d = options_.tls_dir;
+      argv.insert(argv.end(), {"--tls-cert", d + "/registry.crt", "--tls-key", d + "/registry.key",
+                               "--tls-ca", d + "/ca.crt"});
+      auto session = ClientCredentials(d, "bench");
+      if (!session.ok()) return session.status();
+      auto admin = ClientCredentials(d, "cairnctl");
+      if (!admin.ok()) return admin.status();
+      Credentials().session = *session;
+      Credentials().admin = *admin;
+    }
     auto process = ServerProcess::Start(argv, dir_->File("log"));
     if (!process.ok()) return process.status();
     process_ = std::move(*process);
@@ -162,7 +198,7 @@ class CairnSystem final : public System {
   }
 
   absl::StatusOr<int64_t> CountInstances(const std::vector<std::string>& services) override {
-    auto channel = NewDedicatedChannel(address_);
+    auto channel = NewDedicatedChannel(address_, Credentials().admin);
     auto stub = pb::Registry::NewStub(channel);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + seconds(60));
@@ -441,7 +477,7 @@ UnaryFloor MeasureUnaryFloor(const std::string& cairn_address, int threads, mill
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
-      auto channel = NewDedicatedChannel(cairn_address);
+      auto channel = NewDedicatedChannel(cairn_address, Credentials().admin);
       auto stub = pb::Registry::NewStub(channel);
       channel->WaitForConnected(std::chrono::system_clock::now() + seconds(10));
       pb::ListDataInfosRequest request;

@@ -82,6 +82,13 @@ struct SystemOptions {
   std::string zk_heap = "2g";  // ZooKeeper's -Xmx
   // Deadline of any one request (a Publish that has no answer by then fails).
   std::chrono::seconds request_timeout{60};
+  // Cairn only: a directory made by scripts/dev-certs (ca.crt, registry.*,
+  // cairnctl.*, bench.*). Set: the registry serves mTLS (client certs
+  // required, the built-in default policy), the workloads' sessions present
+  // bench.crt (app "bench", the app their Hello names) and the admin-only
+  // queries (instance counts, the gRPC floor) present cairnctl.crt. Empty:
+  // plaintext.
+  std::string tls_dir;
 };
 
 // One system: its server process and a way to connect to it.

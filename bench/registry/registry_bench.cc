@@ -364,6 +364,10 @@ int main(int argc, char** argv) {
   app.add_option("--systems", systems_text, "comma-separated: cairn,etcd,zookeeper");
   app.add_option("--workloads", workloads_text, "comma-separated: register,hold,push,fanout,storm");
   app.add_option("--zk-heap", zk_heap, "ZooKeeper's JVM -Xmx (default 2g)");
+  std::string tls_dir;
+  app.add_option("--tls-dir", tls_dir,
+                 "cairn over mTLS: certificates from scripts/dev-certs DIR ... bench (needs "
+                 "registry, cairnctl and bench)");
   app.add_option("--time-limit-s", time_limit_s,
                  "stop everything and fail after this long (default 7200, quick 150)");
   auto size_flags = SizeFlags();
@@ -394,6 +398,7 @@ int main(int argc, char** argv) {
                         ? std::filesystem::canonical("/proc/self/exe").parent_path().string()
                         : bin_dir;
   options.zk_heap = zk_heap;
+  options.tls_dir = tls_dir;
   // Cairn caps registrations per stream: allow the largest any workload makes.
   options.max_registrations_per_connection =
       1000 + std::max({sizes.hold_instances / std::max(sizes.hold_connections, 1),
