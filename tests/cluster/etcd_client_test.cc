@@ -61,6 +61,24 @@ TEST(EtcdClientCreateTest, RejectsBadOptions) {
   EtcdOptions options;
   options.endpoints = {"localhost:1", "127.0.0.1:2"};
   EXPECT_EQ(EtcdClient::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+  // https:// wants TLS credentials; http:// and a trailing '/' are accepted
+  // (the scheme is stripped, so several IPv4 endpoints still qualify).
+  options.endpoints = {"https://127.0.0.1:2379"};
+  auto https = EtcdClient::Create(options);
+  ASSERT_FALSE(https.ok());
+  EXPECT_NE(https.status().message().find("is https but no etcd TLS files"), std::string::npos);
+  options.endpoints = {"http://127.0.0.1:1/", "http://127.0.0.1:2"};
+  EXPECT_TRUE(EtcdClient::Create(options).ok());
+  options.endpoints = {"http://localhost:1", "127.0.0.1:2"};
+  EXPECT_FALSE(EtcdClient::Create(options).ok());
+}
+
+TEST_F(EtcdClientTest, HttpUrlOfAPlaintextEtcdWorks) {
+  EtcdOptions options;
+  options.endpoints = {"http://" + etcd_.endpoint() + "/"};
+  auto client = EtcdClient::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_TRUE((*client)->Put("/t/url", "1").ok());
 }
 
 TEST_F(EtcdClientTest, PutGetPrefixDelete) {
