@@ -378,11 +378,6 @@ void SessionServer::HandleSubscribe(Connection& conn, uint64_t request_id,
 void SessionServer::HandleRegisterRevision(Connection& conn, uint64_t request_id,
                                            const pb::RegisterRevision& request) {
   const ReplyTo to{request_id, nullptr, /*registration=*/true};
-  if (revisions_ == nullptr) {
-    Reply(conn, to,
-          absl::UnimplementedError("this server does not support application-level discovery"));
-    return;
-  }
   if (authorizer_ != nullptr) {
     // A revision is its app's record, and says which interfaces the app
     // serves: each of them must be publishable by the caller for that app,
@@ -401,6 +396,11 @@ void SessionServer::HandleRegisterRevision(Connection& conn, uint64_t request_id
       Reply(conn, to, allowed);
       return;
     }
+  }
+  if (revisions_ == nullptr) {
+    Reply(conn, to,
+          absl::UnimplementedError("this server does not support application-level discovery"));
+    return;
   }
   uint64_t conn_id = conn.id;
   revisions_->RegisterRevision(request.revision(), [this, conn_id, to](absl::Status s) {
