@@ -38,6 +38,11 @@
 //                            server (including waiting for a connection)
 //   closeTimeout             2000: how long close() waits for the server to end the stream
 //   channelOptions           extra @grpc/grpc-js channel options
+//   tls                      { ca, cert, key }: PEM file paths (or Buffers). TLS to the
+//                            registry: ca is required (the registry's certificate must chain
+//                            to it and name the address dialled); cert + key are this app's
+//                            identity, required when the registry has a CA (mTLS). Files are
+//                            read again for each new channel. Default: plaintext.
 //
 // Mesh mode (option `sidecar`): no stream to the registry. register and
 // unRegister go to the local Cairn sidecar's registration API, which

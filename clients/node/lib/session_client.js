@@ -34,6 +34,7 @@
 // synchronously from the stream's data handler (a listener may call
 // subscribe/unSubscribe/register/unRegister).
 
+const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const crypto = require('crypto');
@@ -101,6 +102,49 @@ function parseServers(servers) {
   return out;
 }
 
+// options.tls: { ca, cert, key }, each a PEM file path or a Buffer. `ca` is
+// required (the server's certificate must chain to it and name the address
+// dialled); `cert` and `key` come together (mTLS: the registry requires
+// them when it has a CA). Files are read when a channel is made, so a
+// rotated client certificate is used for the next new channel. Throws a
+// TypeError naming what is wrong.
+function parseTls(tls) {
+  if (tls === undefined || tls === null) return null;
+  if (typeof tls !== 'object') throw new TypeError('[CairnRegistry] options.tls must be { ca, cert, key }');
+  for (const name of Object.keys(tls)) {
+    if (![ 'ca', 'cert', 'key' ].includes(name)) {
+      throw new TypeError(`[CairnRegistry] options.tls: unknown key '${name}' (ca, cert, key)`);
+    }
+  }
+  const source = name => {
+    const value = tls[name];
+    if (value === undefined || value === null || value === '') return null;
+    if (Buffer.isBuffer(value)) return value;
+    if (typeof value !== 'string') {
+      throw new TypeError(`[CairnRegistry] options.tls.${name} must be a file path or a Buffer`);
+    }
+    return value;
+  };
+  const out = { ca: source('ca'), cert: source('cert'), key: source('key') };
+  if (!out.ca) throw new TypeError('[CairnRegistry] options.tls.ca is required (the CA of the registry certificate)');
+  if (!out.cert !== !out.key) throw new TypeError('[CairnRegistry] options.tls.cert and options.tls.key come together');
+  readTls(out); // fail at construction on an unreadable file, not on each reconnect
+  return out;
+}
+
+function readTls(tls) {
+  const read = (name) => {
+    const value = tls[name];
+    if (!value || Buffer.isBuffer(value)) return value;
+    try {
+      return fs.readFileSync(value);
+    } catch (err) {
+      throw new TypeError(`[CairnRegistry] options.tls.${name}: cannot read '${value}': ${err.code || err.message}`);
+    }
+  };
+  return { ca: read('ca'), cert: read('cert'), key: read('key') };
+}
+
 function positiveMs(options, name) {
   const value = options[name];
   if (!Number.isFinite(value) || value < 0) {
@@ -143,6 +187,7 @@ class CairnSessionClient extends Base {
       throw new TypeError('[CairnRegistry] options.scope must be one of ' + Object.keys(SCOPES).join(', '));
     }
     this._opts = opts;
+    this._tls = parseTls(opts.tls);
     this._logger = opts.logger || console;
     this._clientId = opts.clientId ||
       `sofa-node-${os.hostname()}-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
@@ -458,7 +503,14 @@ class CairnSessionClient extends Base {
   _channel(index) {
     if (!this._channels[index]) {
       const opts = this._opts;
-      this._channels[index] = new this._Service(this._servers[index], grpc.credentials.createInsecure(),
+      let credentials = grpc.credentials.createInsecure();
+      if (this._tls) {
+        // Throws if a file became unreadable (mid-rotation?): _connect counts
+        // that as a failed stream, and the next attempt reads them again.
+        const files = readTls(this._tls);
+        credentials = grpc.credentials.createSsl(files.ca, files.key || null, files.cert || null);
+      }
+      this._channels[index] = new this._Service(this._servers[index], credentials,
         Object.assign({
           'grpc.max_receive_message_length': 64 * 1024 * 1024,
           // The channel's own reconnect backoff must not outlast ours, or a
