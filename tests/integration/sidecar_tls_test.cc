@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "bolt_test_client.h"
 #include "dev_certs.h"
 #include "process.h"
 
@@ -381,6 +382,66 @@ clusters:
             std::string::npos)
       << a.Log();
   for (auto* s : {&a, &b, &c}) EXPECT_EQ(s->Stop(SIGTERM), 0) << s->Log();
+}
+
+// Bolt over mTLS: a Bolt client -> sidecar A (bolt listener) -> mTLS ->
+// sidecar B (bolt listener with TLS) -> Bolt provider; and a B that is the
+// wrong app is refused (the call fails, nothing reaches its provider).
+TEST(SidecarTlsBoltTest, BoltCallsOverMtls) {
+  TempDir dir;
+  std::string certs = dir.File("certs");
+  ASSERT_EQ(MakeDevCerts(certs, {"sidecar-app-a", "sidecar-app-b"}), "");
+  BackendProcess provider("p", "cairn_test_bolt_backend");
+  ASSERT_TRUE(provider.Start());
+  SidecarProcess b(
+      "workers: 1\nadmin: 127.0.0.1:0\nlisteners:\n  - name: bolt\n"
+      "    address: 127.0.0.1:0\n    protocol: bolt\n    tls: { cert: " +
+      certs + "/sidecar-app-b.crt, key: " + certs + "/sidecar-app-b.key, ca: " + certs +
+      R"(/ca.crt, require_client_cert: true }
+    bolt_routes:
+      - cluster: local
+clusters:
+  - name: local
+    protocol: bolt
+    endpoints: [")" +
+      provider.address() + "\"]\n");
+  ASSERT_TRUE(b.Start()) << b.Log();
+  auto outbound = [&](const std::string& app) {
+    return "workers: 1\nadmin: 127.0.0.1:0\nlisteners:\n  - name: bolt\n"
+           "    address: 127.0.0.1:0\n    protocol: bolt\n    bolt_routes:\n"
+           "      - cluster: b\n        retry: { attempts: 0 }\nclusters:\n  - name: b\n"
+           "    protocol: bolt\n    endpoints: [\"" +
+           b.listener("bolt") + "\"]\n    tls: { cert: " + certs +
+           "/sidecar-app-a.crt, key: " + certs + "/sidecar-app-a.key, ca: " + certs +
+           "/ca.crt, verify_app: true, expect_app: " + app + " }\n";
+  };
+  SidecarProcess a(outbound("app-b"));
+  ASSERT_TRUE(a.Start()) << a.Log();
+  BoltClient client;
+  ASSERT_TRUE(client.Connect(a.listener("bolt")));
+  for (uint32_t id = 1; id <= 5; ++id) {
+    BoltCall call;
+    call.id = id;
+    ASSERT_TRUE(client.Call(call));
+    auto reply = client.Read(seconds(10));
+    ASSERT_TRUE(reply.has_value()) << a.Log() << b.Log();
+    EXPECT_EQ(reply->request_id, id);
+    EXPECT_EQ(reply->status, BoltStatus::kSuccess) << a.Log();
+    EXPECT_EQ(reply->content, "hello");
+  }
+  // The same B expected to be app-c: refused, the call gets an error.
+  SidecarProcess wrong(outbound("app-c"));
+  ASSERT_TRUE(wrong.Start()) << wrong.Log();
+  BoltClient refused;
+  ASSERT_TRUE(refused.Connect(wrong.listener("bolt")));
+  BoltCall call;
+  call.id = 9;
+  ASSERT_TRUE(refused.Call(call));
+  auto reply = refused.Read(seconds(10));
+  ASSERT_TRUE(reply.has_value()) << wrong.Log();
+  EXPECT_NE(reply->status, BoltStatus::kSuccess);
+  EXPECT_NE(wrong.Log().find("expected app 'app-c'"), std::string::npos) << wrong.Log();
+  for (auto* s : {&a, &wrong, &b}) EXPECT_EQ(s->Stop(SIGTERM), 0) << s->Log();
 }
 
 }  // namespace

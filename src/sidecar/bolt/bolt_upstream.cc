@@ -3,6 +3,8 @@
 #include <span>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "absl/container/flat_hash_set.h"
 #include "sidecar/codec/bolt/bolt_encoder.h"
 
@@ -18,6 +20,7 @@ BoltUpstreamConnection::BoltUpstreamConnection(Worker& worker, Owner& owner,
 
 BoltUpstreamConnection::~BoltUpstreamConnection() {
   closed_ = true;
+  if (handshake_timer_ != 0) worker_.CancelTimer(handshake_timer_);
   connector_.reset();
   connection_.reset();
 }
@@ -25,12 +28,26 @@ BoltUpstreamConnection::~BoltUpstreamConnection() {
 void BoltUpstreamConnection::Connect(const asio::ip::tcp::endpoint& endpoint,
                                      std::chrono::milliseconds timeout) {
   connector_ = std::make_unique<Connector>(
-      worker_, endpoint, timeout, [this](int fd, const std::string& error) {
+      worker_, endpoint, timeout, [this, timeout](int fd, const std::string& error) {
         // The connector is inside its own callback: destroy it later.
         worker_.Post([doomed = std::shared_ptr<Connector>(std::move(connector_))] {});
         if (fd >= 0) {
           Connection::Handler* handler = this;  // a private base: convert here
           connection_ = std::make_unique<Connection>(worker_, fd, handler);
+          if (connection_->open() && tls_ != nullptr) {
+            if (auto s = connection_->StartTls(tls_->Current(), tls_policy_); !s.ok()) {
+              FailConnect(std::string(s.message()));
+              return;
+            }
+            handshaking_ = true;
+            connection_->StartReading();
+            // The handshake gets the connect timeout again.
+            handshake_timer_ = worker_.RunAfter(timeout, [this] {
+              handshake_timer_ = 0;
+              if (handshaking_) FailConnect("TLS handshake timed out");
+            });
+            return;
+          }
           if (connection_->open()) {
             quiet_since_ = busy_since_ = Clock::now();
             connection_->StartReading();
@@ -90,7 +107,32 @@ void BoltUpstreamConnection::HandleFrame(const BoltFrameView& frame) {
   callbacks->OnUpstreamResponse(frame);
 }
 
+void BoltUpstreamConnection::OnTlsReady() {
+  handshaking_ = false;
+  if (handshake_timer_ != 0) {
+    worker_.CancelTimer(handshake_timer_);
+    handshake_timer_ = 0;
+  }
+  quiet_since_ = busy_since_ = Clock::now();
+  owner_.OnConnected(*this);
+}
+
+// Before OnConnected: the TLS handshake or the upstream's identity failed.
+void BoltUpstreamConnection::FailConnect(const std::string& reason) {
+  if (closed_) return;
+  closed_ = true;
+  handshaking_ = false;
+  tls_failed_ = true;
+  if (connection_ != nullptr) connection_->Close();
+  owner_.OnConnectFailed(*this, reason);
+}
+
 void BoltUpstreamConnection::OnClose(const std::error_code& ec) {
+  if (handshaking_) {
+    std::string reason = connection_->tls_error();
+    FailConnect(reason.empty() ? "upstream closed in the TLS handshake: " + ec.message() : reason);
+    return;
+  }
   CloseWithFailures(ec ? "the upstream connection closed: " + ec.message()
                        : std::string("the upstream connection closed"));
 }
@@ -149,6 +191,7 @@ bool BoltHostPool::Wait(BoltPoolCallbacks* client) {
   if (current_ == nullptr) {
     BoltUpstreamConnection::Owner& owner = *this;  // a private base: convert here
     current_ = std::make_unique<BoltUpstreamConnection>(worker_, owner, options_.limits);
+    if (options_.tls != nullptr) current_->SetTls(options_.tls, options_.tls_policy);
     current_->Connect(endpoint_, options_.connect_timeout);  // reports on a later turn
   }
   return true;
@@ -175,6 +218,10 @@ void BoltHostPool::OnConnected(BoltUpstreamConnection& conn) {
 }
 
 void BoltHostPool::OnConnectFailed(BoltUpstreamConnection& conn, const std::string& reason) {
+  if (conn.tls_failed()) {
+    cluster_.stats().tls_failures.Increment();
+    spdlog::warn("cluster {}: upstream refused: {}", cluster_.config().name, reason);
+  }
   Retire(conn);
   // Every waiting request waited for this one connect. Retries that pick
   // this host again wait for a new connection (in waiting_).
@@ -228,6 +275,8 @@ BoltHostPool& BoltUpstreams::PoolFor(ClusterWorker& cluster, const upstream::Hos
     options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
     options.heartbeat_interval = std::chrono::milliseconds(config.heartbeat_interval_ms);
     options.max_pending = config.limits.max_pending;
+    options.tls = cluster.tls();
+    if (options.tls != nullptr) options.tls_policy = cluster.TlsPolicyFor(host);
     // Addresses were validated when the host set was built.
     auto endpoint = ToEndpoint(host->address());
     pool = std::make_unique<BoltHostPool>(

@@ -82,8 +82,16 @@ class BoltUpstreamConnection : private Connection::Handler {
   BoltUpstreamConnection(const BoltUpstreamConnection&) = delete;
   BoltUpstreamConnection& operator=(const BoltUpstreamConnection&) = delete;
 
+  // Originate TLS (before Connect): connected only once the handshake
+  // finished and the upstream passed `policy`; a failure is an
+  // OnConnectFailed with tls_failed() true.
+  void SetTls(std::shared_ptr<TlsContextSource> tls, TlsPeerPolicy policy) {
+    tls_ = std::move(tls);
+    tls_policy_ = std::move(policy);
+  }
+  bool tls_failed() const { return tls_failed_; }
   void Connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::milliseconds timeout);
-  bool connected() const { return connection_ != nullptr && !closed_; }
+  bool connected() const { return connection_ != nullptr && !closed_ && !handshaking_; }
 
   // Writes `frame` (one whole request frame, as the decoder returned it)
   // under a fresh requestId. With callbacks (a two-way request) the response
@@ -106,6 +114,8 @@ class BoltUpstreamConnection : private Connection::Handler {
   // Connection::Handler
   void OnRead(std::string_view data) override;
   void OnClose(const std::error_code& ec) override;
+  void OnTlsReady() override;
+  void FailConnect(const std::string& reason);
 
   void HandleFrame(const BoltFrameView& frame);
 
@@ -114,6 +124,11 @@ class BoltUpstreamConnection : private Connection::Handler {
   BoltDecoder decoder_;
   std::unique_ptr<Connector> connector_;
   std::unique_ptr<Connection> connection_;
+  std::shared_ptr<TlsContextSource> tls_;  // null: plaintext
+  TlsPeerPolicy tls_policy_;
+  bool handshaking_ = false;
+  bool tls_failed_ = false;
+  Worker::TimerId handshake_timer_ = 0;
   BoltPendingMap<BoltUpstreamCallbacks> pending_;
   std::string out_;
   bool closed_ = false;
@@ -132,6 +147,8 @@ struct BoltPoolOptions {
   std::chrono::milliseconds heartbeat_interval{15000};  // 0: off
   uint32_t max_pending = 1024;                          // requests waiting for the connect
   BoltLimits limits;
+  std::shared_ptr<TlsContextSource> tls;  // null: plaintext
+  TlsPeerPolicy tls_policy;
 };
 
 // The connection of one worker to one host.

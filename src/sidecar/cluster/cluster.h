@@ -67,6 +67,10 @@ class ClusterWorker : private ConnectionPool::Observer {
   ConnectionPool& PoolFor(const upstream::HostPtr& host);
   // Upstream TLS of this cluster (config.tls), set before the first request.
   void SetTls(std::shared_ptr<TlsContextSource> tls) { tls_ = std::move(tls); }
+  // Null: plaintext upstreams.
+  const std::shared_ptr<TlsContextSource>& tls() const { return tls_; }
+  // What `host`'s certificate must name (config.tls: verify_app, expect_*).
+  TlsPeerPolicy TlsPolicyFor(const upstream::HostPtr& host) const;
 
   // Passive health: the outcome of one request (or connect) to a host.
   void ReportResult(const upstream::HostPtr& host, bool success);

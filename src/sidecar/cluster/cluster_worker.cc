@@ -76,18 +76,7 @@ ConnectionPool& ClusterWorker::PoolFor(const upstream::HostPtr& host) {
     options.max_pending = config_.limits.max_pending;
     if (tls_ != nullptr && config_.tls) {
       options.tls = tls_;
-      options.tls_policy.expected_identity = config_.tls->expect_identity;
-      if (config_.tls->verify_app) {
-        // The registry's word for this endpoint first; else the configured
-        // app. Neither: an app nobody has, so the connection fails closed.
-        const std::string* app = host->FindMetadata("app");
-        options.tls_policy.expected_app = app != nullptr && !app->empty() ? *app
-                                          : !config_.tls->expect_app.empty()
-                                              ? config_.tls->expect_app
-                                              : "(unknown: the registry gave no app)";
-      } else {
-        options.tls_policy.expected_app = config_.tls->expect_app;
-      }
+      options.tls_policy = TlsPolicyFor(host);
     }
     auto endpoint = ToEndpoint(host->address());
     ConnectionPool::Observer* observer = this;
@@ -95,6 +84,24 @@ ConnectionPool& ClusterWorker::PoolFor(const upstream::HostPtr& host) {
         worker_, endpoint.ok() ? *endpoint : asio::ip::tcp::endpoint(), options, observer);
   }
   return *pool;
+}
+
+TlsPeerPolicy ClusterWorker::TlsPolicyFor(const upstream::HostPtr& host) const {
+  TlsPeerPolicy policy;
+  if (!config_.tls) return policy;
+  policy.expected_identity = config_.tls->expect_identity;
+  policy.expected_app = config_.tls->expect_app;
+  if (config_.tls->verify_app) {
+    // The registry's word for this endpoint first; else the configured app.
+    // Neither: an app nobody has, so the connection fails closed.
+    const std::string* app = host->FindMetadata("app");
+    if (app != nullptr && !app->empty()) {
+      policy.expected_app = *app;
+    } else if (policy.expected_app.empty()) {
+      policy.expected_app = "(unknown: the registry gave no app)";
+    }
+  }
+  return policy;
 }
 
 void ClusterWorker::OnConnectionCountChanged(int delta) { stats_.active_connections.Add(delta); }

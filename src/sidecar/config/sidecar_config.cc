@@ -265,7 +265,7 @@ absl::Status ParseCluster(const YAML::Node& node, const std::string& path, Clust
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": exactly one of endpoints and registry is required"));
   }
-  if (c->tls && (c->protocol == "tcp" || c->protocol == "bolt")) {
+  if (c->tls && c->protocol == "tcp") {
     return absl::InvalidArgumentError(
         absl::StrCat(r.Path("tls"), ": not supported on a ", c->protocol, " cluster yet"));
   }
