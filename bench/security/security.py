@@ -16,6 +16,7 @@ ports, h2load summaries and latency logs, records, medians' percentile).
   security.py record WORKLOAD SYSTEM METRIC VALUE UNIT [NOTE]
   security.py report RESULTS.jsonl [--json FILE]
                                             tables, the issue's goals, optional JSON array
+  security.py selftest                      table tests of the parsers (ctest)
 
 Records are {"workload", "system", "metric", "value", "unit"} (+ "note", and
 "round" for a per-round figure). A system that could not be measured gets
@@ -43,7 +44,7 @@ def negotiated(text):
     def field(name):
         m = re.search(r"^" + re.escape(name) + r": (.+)$", text, re.M)
         return m.group(1).strip() if m else "?"
-    group = field("Server Temp Key").split()[0]
+    group = (field("Server Temp Key").split() or ["?"])[0]
     return field("TLS Protocol"), field("Cipher"), group, field("Application protocol")
 
 
@@ -114,6 +115,125 @@ def cmd_parse_register(json_file, workload, round_no):
         rec(workload, "cairn", "latency_p99_ms", get["register_latency_p99_ms"], "ms"),
         rec(workload, "cairn", "errors", get["errors"], "count"),
     ], round_no))
+
+
+# ---------------------------------------------------------------- self-test
+
+H2LOAD_OK = """starting benchmark...
+TLS Protocol: TLSv1.3
+Cipher: TLS_AES_128_GCM_SHA256
+Server Temp Key: X25519 253 bits
+Application protocol: h2
+finished in 250.00ms, 800.00 req/s, 100KB/s
+requests: 200 total, 200 started, 200 done, 200 succeeded, 0 failed, 0 errored, 0 timeout
+status codes: 200 2xx, 0 3xx, 0 4xx, 0 5xx
+"""
+
+
+def cmd_selftest():
+    """Table tests of the parsers on good, mismatched and broken tool output.
+
+    Run by ctest (security_bench_parsers); exits non-zero on the first wrong
+    answer. No network, no server.
+    """
+    import contextlib
+    import io
+    import tempfile
+
+    def run(fn, *args):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            fn(*args)
+        return [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
+
+    def metric(records, name):
+        return next((r for r in records if r["metric"] == name), None)
+
+    problems = []
+
+    def expect(what, ok):
+        if not ok:
+            problems.append(what)
+
+    with tempfile.TemporaryDirectory() as d:
+        def f(name, text):
+            path = os.path.join(d, name)
+            with open(path, "w") as out:
+                out.write(text)
+            return path
+
+        pin = ("TLSv1.3", "TLS_AES_128_GCM_SHA256", "X25519", "h2")
+        tls_cases = [  # (h2load output, tls_pinned expected)
+            (H2LOAD_OK, 1),
+            (H2LOAD_OK.replace("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"), 0),
+            (H2LOAD_OK.replace("X25519 253 bits", "ECDH, prime256v1, 256 bits"), 0),
+            (H2LOAD_OK.replace("TLSv1.3", "TLSv1.2"), 0),
+            (H2LOAD_OK.replace("Application protocol: h2", "Application protocol: http/1.1"), 0),
+            ("", 0),  # h2load printed nothing (did not connect)
+            ("TLS Protocol:\nCipher\n", 0),  # truncated lines
+            ("Server Temp Key: \n", 0),  # empty value
+            ("Server Temp Key:   \n", 0),  # blank value
+        ]
+        for i, (text, want) in enumerate(tls_cases):
+            r = run(cmd_tls_check, f(f"tls{i}", text), "https", "x", *pin)
+            expect(f"tls-check case {i}: want tls_pinned {want}, got {r}",
+                   len(r) == 1 and r[0]["metric"] == "tls_pinned" and r[0]["value"] == want)
+
+        good = f("burst_ok", H2LOAD_OK)
+        r = run(cmd_parse_handshakes, "https", "x", "2", "1", good, good)
+        hs = metric(r, "handshakes_per_s")
+        expect(f"two bursts of 200 in 250 ms: want 800/s, got {r}", hs and hs["value"] == 800.0)
+        pw = metric(r, "handshakes_per_s_per_worker")
+        expect(f"per worker: want 400/s, got {r}", pw and pw["value"] == 400.0)
+        expect("round tag", hs and hs.get("round") == 1)
+        r = run(cmd_parse_handshakes, "https", "x", "2", "1", good, f("burst_bad", "garbage\n"))
+        expect(f"a broken burst counts as an error: {r}",
+               metric(r, "handshake_errors") and metric(r, "handshake_errors")["value"] == 1
+               and metric(r, "handshakes_per_s")["value"] == 800.0)
+        for name, text in (("none", ""), ("zero", H2LOAD_OK.replace("200 succeeded", "0 succeeded"))):
+            r = run(cmd_parse_handshakes, "https", "x", "2", "1", f(name, text))
+            expect(f"no handshake ({name}): want handshakes_failed, got {r}",
+                   len(r) == 1 and r[0]["metric"] == "handshakes_failed")
+        slow = f("burst_s", H2LOAD_OK.replace("250.00ms", "2.00s"))
+        r = run(cmd_parse_handshakes, "https", "x", "2", "1", slow)
+        expect(f"seconds unit: want 100/s, got {r}", metric(r, "handshakes_per_s")["value"] == 100.0)
+
+        reg = [{"workload": "register", "system": "cairn", "metric": m, "value": v, "unit": "u"}
+               for m, v in (("registrations_per_s", 1234.5), ("register_latency_p50_ms", 1.0),
+                            ("register_latency_p99_ms", 2.0), ("instances", 2000), ("errors", 0))]
+        r = run(cmd_parse_register, f("reg.json", json.dumps(reg)), "register_tls", "2")
+        expect(f"register: want req_per_s 1234.5, got {r}",
+               metric(r, "req_per_s") and metric(r, "req_per_s")["value"] == 1234.5
+               and metric(r, "latency_p99_ms")["value"] == 2.0)
+        bad_reg = [dict(x, value=3) if x["metric"] == "errors" else x for x in reg]
+        for name, text in (("missing", None), ("notjson", "{"), ("errors", json.dumps(bad_reg)),
+                           ("empty", "[]")):
+            path = os.path.join(d, "absent.json") if text is None else f(name, text)
+            r = run(cmd_parse_register, path, "register_tls", "1")
+            expect(f"register {name}: want failed, got {r}", len(r) == 1 and r[0]["metric"] == "failed")
+
+        results = f("results.jsonl", "\n".join(json.dumps(x) for x in [
+            rec("mtls_mesh", "cairn", "req_per_s", 90.0, "req/s") | {"round": 1},
+            rec("mtls_mesh", "cairn", "req_per_s", 80.0, "req/s") | {"round": 2},
+            rec("mtls_mesh", "cairn", "req_per_s", 100.0, "req/s") | {"round": 3},
+            rec("plaintext_mesh", "cairn", "req_per_s", 100.0, "req/s") | {"round": 1},
+            rec("mtls_mesh", "cairn", "errors", 2, "count") | {"round": 1},
+            rec("mtls_mesh", "cairn", "errors", 3, "count") | {"round": 2},
+        ]) + "\n")
+        get, _, _, _, _ = summarize(load(results))
+        expect(f"median of 90/80/100 is 90: {get}", get[("mtls_mesh", "cairn", "req_per_s")] == 90.0)
+        expect(f"errors are summed: {get}", get[("mtls_mesh", "cairn", "errors")] == 5)
+        out = os.path.join(d, "report.json")
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            cmd_report(results, out)
+        cost = [x for x in json.load(open(out)) if x["metric"] == "req_per_s_cost_vs_plaintext_mesh"]
+        expect(f"mesh cost 10%: {cost}", len(cost) == 1 and abs(cost[0]["value"] - 0.1) < 1e-9)
+        expect("report names the goal", "goal: <= 15%" in printed.getvalue())
+
+    for p in problems:
+        print("selftest: " + p, file=sys.stderr)
+    print(f"selftest: {'FAILED' if problems else 'passed'}", file=sys.stderr)
+    sys.exit(1 if problems else 0)
 
 
 # ---------------------------------------------------------------- report
@@ -271,6 +391,8 @@ def main(argv):
             json_out = args[i + 1]
             args = args[:i] + args[i + 2:]
         return cmd_report(args[0], json_out)
+    if cmd == "selftest":
+        return cmd_selftest()
     fn = {"ports": bench.cmd_ports, "parse-h2load": cmd_parse_h2load, "tls-check": cmd_tls_check,
           "parse-handshakes": cmd_parse_handshakes, "parse-register": cmd_parse_register,
           "record": bench.cmd_record}.get(cmd)
