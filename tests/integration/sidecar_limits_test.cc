@@ -527,8 +527,21 @@ TEST_F(SidecarLimitsTest, IdleConnectionsAreClosedBusyOnesAreNot) {
   EXPECT_EQ(r.data.rfind("HTTP/1.1 200", 0), 0u);  // its one response came first
   close(idle);
   close(busy);
+  // HTTP/2: a connection with no stream and no byte gets GOAWAY(NO_ERROR)
+  // and is closed; before the timeout it is open.
+  int h2 = Connect(At("http"));
+  ASSERT_GE(h2, 0);
+  ASSERT_TRUE(SendAll(h2, std::string(kPreface) + Frame(kSettings, 0, 0, "")));
+  ReadResult early = ReadUntilClose(h2, milliseconds(500));
+  EXPECT_FALSE(early.closed);
+  ReadResult late = ReadUntilClose(h2, seconds(3));
+  close(h2);
+  EXPECT_TRUE(late.closed);
+  auto goaway = FindGoaway(early.data + late.data);
+  ASSERT_TRUE(goaway.has_value());
+  EXPECT_EQ(goaway->error, 0u);
   EXPECT_GE(
-      MetricSum(sidecar_->admin(), "cairn_sidecar_downstream_timeouts_total", "kind=\"idle\""), 1);
+      MetricSum(sidecar_->admin(), "cairn_sidecar_downstream_timeouts_total", "kind=\"idle\""), 2);
 }
 
 TEST_F(SidecarLimitsTest, ConnectionsOverMaxConnectionsAreClosedAtAccept) {
