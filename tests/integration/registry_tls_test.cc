@@ -298,6 +298,27 @@ TEST_F(RegistryTlsTest, ServerWithoutCaServesTlsWithoutClientCertificates) {
   EXPECT_EQ(ocode, 4) << ooutput;
 }
 
+TEST_F(RegistryTlsTest, OptionalClientCertificatesAreVerifiedWhenSent) {
+  StartServer(certs_->path(), {"--tls-client-cert", "optional"});
+  EXPECT_NE(server_->Log().find("TLS (client certificates optional)"), std::string::npos)
+      << server_->Log();
+  // No certificate: the connection is accepted; the caller is anonymous, so
+  // what it may do is authorization's answer (the default lets anonymous
+  // callers query nothing), not a failed handshake.
+  auto [code, output] =
+      RunCommand(Ctl({"list", "--timeout", "5", "--cacert", certs_->File("ca.crt")}), seconds(20));
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_NE(output.find("PERMISSION_DENIED"), std::string::npos) << output;
+  // A certificate from another CA is still refused.
+  std::string other = certs_->File("other");
+  auto [ocode, ooutput] =
+      RunCommand(Ctl({"list", "--timeout", "2", "--cacert", certs_->File("ca.crt"), "--cert",
+                      other + "/cairnctl.crt", "--key", other + "/cairnctl.key"}),
+                 seconds(20));
+  EXPECT_EQ(ocode, 4) << ooutput;
+  ExpectStillServing();
+}
+
 // ---- The `tls:` and `etcd_tls:` config keys.
 
 std::string WriteConfig(const TempDir& dir, const std::string& text) {
