@@ -293,7 +293,8 @@ std::optional<Goaway> FindGoaway(std::string_view bytes, int* response_heads = n
 
 class SidecarLimitsTest : public ::testing::Test {
  protected:
-  void StartSidecar(const std::string& listeners, const std::string& top = "") {
+  void StartSidecar(const std::string& listeners, const std::string& top = "",
+                    const std::string& more_clusters = "") {
     std::string config = R"(
 workers: 2
 admin: 127.0.0.1:0
@@ -303,7 +304,7 @@ clusters:
   - name: app
     endpoints: [")" + backend_.address() +
                          R"("]
-)";
+)" + more_clusters;
     sidecar_ = std::make_unique<SidecarProcess>(config);
     ASSERT_TRUE(sidecar_->Start()) << sidecar_->Log();
   }
@@ -481,6 +482,34 @@ TEST_F(SidecarLimitsTest, KeepAliveNextRequestAndHttp2PrefaceHaveTheirOwnHeaderT
   EXPECT_TRUE(r.closed);
   EXPECT_TRUE(FindGoaway(r.data).has_value());
   EXPECT_EQ(backend_.requests(), 1);
+}
+
+// An `auto` listener with Bolt routes sniffs the first byte before any codec
+// exists: a client that sends nothing is closed by the same timeout.
+TEST_F(SidecarLimitsTest, SilentClientOfAMixedBoltHttpListenerIsClosed) {
+  StartSidecar(R"(  - name: mixed
+    address: 127.0.0.1:0
+    request_header_timeout_ms: 1000
+    bolt_routes:
+      - cluster: bolt_app
+    routes:
+      - cluster: app
+)",
+               "", R"(  - name: bolt_app
+    protocol: bolt
+    endpoints: ["127.0.0.1:9"]
+)");
+  int silent = Connect(At("mixed"));
+  ASSERT_GE(silent, 0);
+  auto start = Clock::now();
+  ReadResult r = ReadUntilClose(silent, seconds(5));
+  double after = std::chrono::duration<double>(Clock::now() - start).count();
+  close(silent);
+  EXPECT_TRUE(r.closed);
+  EXPECT_GT(after, 0.8);
+  EXPECT_LT(after, 3.0);
+  // An HTTP client of the same listener is served.
+  EXPECT_EQ(OneRequest(At("mixed"), "/x").rfind("HTTP/1.1 200", 0), 0u);
 }
 
 TEST_F(SidecarLimitsTest, HugeRequestTargetGets414AndIsNeverProxied) {

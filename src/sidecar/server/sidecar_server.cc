@@ -166,10 +166,15 @@ void SidecarServer::Impl::Accept(size_t w, size_t l, int fd, ConnectionLimit::Sl
 // peeks at (it stays in the socket for the manager that takes over).
 void SidecarServer::Impl::Sniff(size_t w, size_t l, int fd, ConnectionLimit::Slot slot) {
   WorkerState& state = *worker_states[w];
+  // The sniffer has no clock: a client that sends nothing is closed after
+  // the listener's request header timeout, as an HTTP client would be.
+  auto deadline = std::make_shared<Worker::TimerId>(0);
   auto sniffer = std::make_unique<bolt::ProtocolSniffer>(
       *workers[w], fd,
-      [this, w, l, slot](bolt::ProtocolSniffer* done, int sniffed_fd,
-                         bolt::SniffedProtocol protocol) {
+      [this, w, l, slot, deadline](bolt::ProtocolSniffer* done, int sniffed_fd,
+                                   bolt::SniffedProtocol protocol) {
+        if (*deadline != 0) workers[w]->CancelTimer(*deadline);
+        *deadline = 0;
         WorkerState& owner = *worker_states[w];
         auto it = owner.sniffers.find(done);
         if (it == owner.sniffers.end()) return;
@@ -189,6 +194,12 @@ void SidecarServer::Impl::Sniff(size_t w, size_t l, int fd, ConnectionLimit::Slo
   bolt::ProtocolSniffer* raw = sniffer.get();
   state.sniffers[raw] = std::move(sniffer);
   raw->Start();
+  const uint32_t timeout_ms = config.listeners[l].request_header_timeout_ms;
+  if (timeout_ms > 0 && state.sniffers.count(raw) != 0) {  // Start may have called back
+    *deadline = workers[w]->RunAfter(std::chrono::milliseconds(timeout_ms), [this, w, raw] {
+      worker_states[w]->sniffers.erase(raw);  // closes the socket, frees its slot
+    });
+  }
 }
 
 void SidecarServer::Impl::StartHttp(size_t w, size_t l, std::unique_ptr<Connection> connection,
