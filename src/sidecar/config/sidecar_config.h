@@ -166,6 +166,8 @@ struct ListenerConfig {
   // first byte of a later keep-alive request, however slowly it trickles in
   // (slowloris). Then HTTP/1 gets 408 and HTTP/2 a GOAWAY, and the connection
   // closes; counted in cairn_sidecar_downstream_timeouts_total{kind="header"}.
+  // On an auto listener with bolt_routes, the first byte (which picks Bolt or
+  // HTTP) must also come within it.
   // Default 10000: HAProxy's documented `timeout http-request` value and
   // Envoy's edge best-practice `request_headers_timeout`; nginx's
   // client_header_timeout is 60 s, long enough that a few thousand
