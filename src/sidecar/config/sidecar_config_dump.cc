@@ -8,6 +8,22 @@
 namespace cairn::sidecar {
 namespace {
 
+// File paths only: the key's contents are never read here.
+void EmitTls(YAML::Emitter& out, const TlsConfig& tls, bool listener) {
+  out << YAML::Key << "tls" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "cert" << YAML::Value << tls.cert;
+  out << YAML::Key << "key" << YAML::Value << tls.key;
+  out << YAML::Key << "ca" << YAML::Value << tls.ca;
+  if (listener) {
+    out << YAML::Key << "require_client_cert" << YAML::Value << tls.require_client_cert;
+  } else {
+    out << YAML::Key << "verify_app" << YAML::Value << tls.verify_app;
+    out << YAML::Key << "expect_app" << YAML::Value << tls.expect_app;
+    out << YAML::Key << "expect_identity" << YAML::Value << tls.expect_identity;
+  }
+  out << YAML::EndMap;
+}
+
 void EmitCluster(YAML::Emitter& out, const ClusterConfig& c) {
   out << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << c.name;
@@ -27,6 +43,7 @@ void EmitCluster(YAML::Emitter& out, const ClusterConfig& c) {
   if (c.protocol == "bolt") {
     out << YAML::Key << "heartbeat_interval_ms" << YAML::Value << c.heartbeat_interval_ms;
   }
+  if (c.tls) EmitTls(out, *c.tls, false);
   out << YAML::Key << "limits" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "max_connections" << YAML::Value << c.limits.max_connections;
   out << YAML::Key << "max_pending" << YAML::Value << c.limits.max_pending;
@@ -90,6 +107,7 @@ void EmitRoute(YAML::Emitter& out, const Route& r) {
   out << YAML::Key << "per_try_timeout_ms" << YAML::Value << r.retry.per_try_timeout_ms;
   out << YAML::EndMap;
   if (!r.hash_header.empty()) out << YAML::Key << "hash_header" << YAML::Value << r.hash_header;
+  if (!r.allow.empty()) out << YAML::Key << "allow" << YAML::Value << YAML::Flow << r.allow;
   out << YAML::EndMap;
 }
 
@@ -138,6 +156,7 @@ std::string DumpSidecarConfig(const SidecarConfig& c) {
     out << YAML::Key << "address" << YAML::Value << l.address;
     out << YAML::Key << "protocol" << YAML::Value << l.protocol;
     if (!l.tcp_cluster.empty()) out << YAML::Key << "tcp_cluster" << YAML::Value << l.tcp_cluster;
+    if (l.tls) EmitTls(out, *l.tls, true);
     out << YAML::Key << "http2_flush_delay_us" << YAML::Value << l.http2_flush_delay_us;
     out << YAML::Key << "http2_flush_batch" << YAML::Value << l.http2_flush_batch;
     out << YAML::Key << "request_header_timeout_ms" << YAML::Value << l.request_header_timeout_ms;

@@ -46,6 +46,17 @@ TEST(SidecarTlsConfigTest, KeysAreRead) {
   EXPECT_TRUE(c->clusters[0].tls->verify_app);
   EXPECT_EQ(c->clusters[0].tls->expect_app, "b");
   EXPECT_EQ(c->clusters[0].tls->expect_identity, "spiffe://cairn.local/app/b");
+  // /config shows them, and the dump parses back to the same values.
+  std::string dumped = DumpSidecarConfig(*c);
+  auto again = ParseSidecarConfig(dumped);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << dumped;
+  ASSERT_TRUE(again->listeners[0].tls.has_value()) << dumped;
+  EXPECT_EQ(again->listeners[0].tls->ca, "/ca.crt");
+  EXPECT_TRUE(again->listeners[0].tls->require_client_cert);
+  EXPECT_EQ(again->listeners[0].routes[0].allow, c->listeners[0].routes[0].allow);
+  ASSERT_TRUE(again->clusters[0].tls.has_value()) << dumped;
+  EXPECT_EQ(again->clusters[0].tls->expect_identity, "spiffe://cairn.local/app/b");
+  EXPECT_TRUE(again->clusters[0].tls->verify_app);
   // Without the keys: plaintext, no allow list.
   auto plain = ParseSidecarConfig(Config(""));
   ASSERT_TRUE(plain.ok()) << plain.status();
