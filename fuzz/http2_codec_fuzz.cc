@@ -285,8 +285,8 @@ Pieces RandomPieces(std::string_view input) {
 // answers (in callbacks and between reads) and returns flow-control credit
 // between reads, as a proxy does; without, it only listens, so that nothing
 // it sends between reads (a response closing a stream, freeing a concurrency
-// slot) changes how the next read is taken. Returns what the peer and the
-// application could observe.
+// slot) changes how the next read is taken. Returns what the application
+// saw of each stream and whether the connection is closing.
 std::string FuzzServer(std::string_view input, const Pieces& pieces, const CodecLimits& limits,
                        const Http2Options& options, bool act_between_pieces) {
   FuzzServerApp app(limits);
