@@ -114,6 +114,12 @@ class ClusterTlsTest : public ::testing::Test {
 };
 
 TEST_F(ClusterTlsTest, PublishAndSubscribeWithMtlsOnEveryHop) {
+  EXPECT_NE(cluster_.MemberLog("s1").find("(mTLS (client certificates required))"),
+            std::string::npos)
+      << cluster_.MemberLog("s1");
+  EXPECT_NE(cluster_.MemberLog("d1").find("(mTLS, peers verified against the CA)"),
+            std::string::npos)
+      << cluster_.MemberLog("d1");
   ExpectPublishReachesSubscriber("tls.cluster.svc");
   // Many data ids: slots on both data servers, each replicated to the other
   // (data<->data Replicate over mTLS).

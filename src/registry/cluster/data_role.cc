@@ -835,7 +835,10 @@ absl::StatusOr<std::unique_ptr<DataRole>> DataRole::Start(coord::EtcdClient& cli
     r.SweepLeases();
     r.collector->Start();
   });
-  spdlog::info("data {} serving DataNode on {}", r.options.id, r.address);
+  spdlog::info("data {} serving DataNode on {} ({})", r.options.id, r.address,
+               !r.options.tls.enabled()        ? "plaintext"
+               : r.options.tls.ca_file.empty() ? "TLS"
+                                               : "mTLS, peers verified against the CA");
   return role;
 }
 

@@ -180,7 +180,7 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   admin_options.host = admin_hp->first;
   admin_options.port = admin_hp->second;
   r.admin = std::make_unique<http::AdminHttpServer>(admin_options);
-  InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics, r.apps.get());
+  InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics, r.apps.get(), r.authz.admin_token);
   // Where clients find every session of the cluster.
   r.admin->Handle("GET", "/api/v1/servers",
                   [&r](const http::Request&) { return r.ServerListJson(); });
@@ -199,8 +199,9 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
       client, r.keys.Member("session", config.node_id), info.SerializeAsString(),
       std::chrono::seconds(config.lease_ttl_s));
   if (auto s = r.membership->Start(); !s.ok()) return s;
-  spdlog::info("session {} serving gRPC on {} and admin HTTP on {} (cluster {})", config.node_id,
-               r.grpc_address, r.admin_address, config.cluster);
+  spdlog::info("session {} serving gRPC on {} ({}) and admin HTTP on {} (cluster {})",
+               config.node_id, r.grpc_address, TlsModeText(ServerTlsFiles(config)), r.admin_address,
+               config.cluster);
   return role;
 }
 
