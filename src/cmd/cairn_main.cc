@@ -99,6 +99,8 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
   cmd.add_option("--policy", v.policy_file,
                  "authorization policy YAML (docs/security.md; needs --tls-ca); reloaded on "
                  "SIGHUP and on change");
+  cmd.add_option("--admin-token-file", v.admin_token_file,
+                 "admin HTTP: the /api/v1 queries need Authorization: Bearer <file's token>");
 }
 
 absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const RegistryFlags& f) {
@@ -150,6 +152,7 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
   if (set("--etcd-cert")) config.etcd_tls.cert_file = v.etcd_tls.cert_file;
   if (set("--etcd-key")) config.etcd_tls.key_file = v.etcd_tls.key_file;
   if (set("--policy")) config.policy_file = v.policy_file;
+  if (set("--admin-token-file")) config.admin_token_file = v.admin_token_file;
   return config;
 }
 

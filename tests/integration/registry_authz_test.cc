@@ -290,6 +290,33 @@ TEST_F(RegistryAuthzTest, AdminQueriesOthersAreRefused) {
   EXPECT_EQ(result.code(), 0) << result.message();
 }
 
+TEST_F(RegistryAuthzTest, AdminHttpQueriesNeedTheTokenWhenOneIsSet) {
+  TempDir dir;
+  std::string token_file = dir.File("admin.token");
+  std::ofstream(token_file) << "s3cret-token\n";
+  StartServer({"--admin-token-file", token_file});
+  std::string base = "http://" + server_->admin_address();
+  auto get = [&](const std::string& path, std::vector<std::string> headers = {}) {
+    std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-o",
+                                     "/dev/null",     "-w",  "%{http_code}"};
+    for (const std::string& h : headers) argv.insert(argv.end(), {"-H", h});
+    argv.push_back(base + path);
+    return RunCommand(argv, seconds(10)).second;
+  };
+  EXPECT_EQ(get("/api/v1/datainfos"), "401");
+  EXPECT_EQ(get("/api/v1/apps"), "401");
+  EXPECT_EQ(get("/api/v1/datainfos", {"Authorization: Bearer wrong"}), "401");
+  EXPECT_EQ(get("/api/v1/datainfos", {"Authorization: Bearer s3cret-token"}), "200");
+  EXPECT_EQ(get("/api/v1/apps", {"authorization: bearer s3cret-token"}), "200");
+  EXPECT_EQ(get("/health"), "200");
+  EXPECT_EQ(get("/metrics"), "200");
+
+  // An unreadable token file stops startup, naming it.
+  RegistryProcess bad({"--admin-token-file", dir.File("missing.token")});
+  EXPECT_FALSE(bad.Start());
+  EXPECT_NE(bad.Log().find("missing.token"), std::string::npos) << bad.Log();
+}
+
 TEST_F(RegistryAuthzTest, TakingOverAnotherIdentitysRegistrationIsRefused) {
   StartServer();
   RawSession app_b(server_->grpc_address(), FilesOf("app-b"), "b");

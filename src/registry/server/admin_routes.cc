@@ -5,6 +5,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "sidecar/server/admin_auth.h"  // header-only bearer token helpers
 
 namespace cairn {
 namespace {
@@ -84,26 +85,53 @@ http::Response AsyncQueryJson(EventLoop& loop, Query query) {
   }
 }
 
-void InstallAppRoutes(http::AdminHttpServer& server, EventLoop& loop, AppQueries& apps) {
-  server.Handle("GET", "/api/v1/apps", [&loop, &apps](const http::Request& request) {
+// Registers query routes, behind the bearer token when there is one.
+class QueryRoutes {
+ public:
+  QueryRoutes(http::AdminHttpServer& server, std::string token)
+      : server_(server), token_(std::move(token)) {}
+  void Handle(const std::string& path, http::AdminHttpServer::Handler handler) {
+    if (token_.empty()) {
+      server_.Handle("GET", path, std::move(handler));
+      return;
+    }
+    server_.Handle(
+        "GET", path, [token = token_, handler = std::move(handler)](const http::Request& request) {
+          if (!sidecar::BearerTokenMatches(http::FindHeader(request, "authorization"), token)) {
+            http::Response denied =
+                JsonError(401, "this query needs Authorization: Bearer <admin_token_file>");
+            denied.headers.emplace_back("WWW-Authenticate", "Bearer");
+            return denied;
+          }
+          return handler(request);
+        });
+  }
+
+ private:
+  http::AdminHttpServer& server_;
+  const std::string token_;
+};
+
+void InstallAppRoutes(QueryRoutes& server, EventLoop& loop, AppQueries& apps) {
+  server.Handle("/api/v1/apps", [&loop, &apps](const http::Request& request) {
     pb::ListAppsRequest query;
     query.set_app_name_prefix(QueryParam(request, "prefix"));
     return AsyncQueryJson<pb::ListAppsResponse>(
         loop, [&apps, query](auto reply) { apps.QueryApps(query, std::move(reply)); });
   });
-  server.Handle("GET", "/api/v1/app", [&loop, &apps](const http::Request& request) {
+  server.Handle("/api/v1/app", [&loop, &apps](const http::Request& request) {
     pb::DescribeAppRequest query;
     query.set_app_name(QueryParam(request, "name"));
     return AsyncQueryJson<pb::DescribeAppResponse>(
         loop, [&apps, query](auto reply) { apps.QueryApp(query, std::move(reply)); });
   });
-  server.Handle("GET", "/api/v1/revision", [&loop, &apps](const http::Request& request) {
+  server.Handle("/api/v1/revision", [&loop, &apps](const http::Request& request) {
     pb::GetRevisionRequest query;
     query.set_revision(QueryParam(request, "id"));
     return AsyncQueryJson<pb::GetRevisionResponse>(
         loop, [&apps, query](auto reply) { apps.QueryRevision(query, std::move(reply)); });
   });
-  server.Handle("GET", "/api/v1/interface", [&loop, &apps](const http::Request& request) {
+  server.Handle("/api/v1/interface", [&loop, &apps](const http::Request& request) {
     pb::DescribeInterfaceRequest query;
     query.mutable_key()->set_data_id(QueryParam(request, "data_id"));
     query.mutable_key()->set_group(QueryParam(request, "group"));
@@ -116,8 +144,9 @@ void InstallAppRoutes(http::AdminHttpServer& server, EventLoop& loop, AppQueries
 }  // namespace
 
 void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionServer& session,
-                        RegistryMetrics& metrics, AppQueries* apps) {
-  if (apps != nullptr) InstallAppRoutes(server, loop, *apps);
+                        RegistryMetrics& metrics, AppQueries* apps, std::string query_token) {
+  QueryRoutes queries(server, std::move(query_token));
+  if (apps != nullptr) InstallAppRoutes(queries, loop, *apps);
   server.Handle("GET", "/health", [&loop](const http::Request&) {
     return OnLoop(loop, [] { return Json(200, R"({"status":"SERVING"})"); });
   });
@@ -127,7 +156,7 @@ void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionS
     response.body = metrics.Serialize();
     return response;
   });
-  server.Handle("GET", "/api/v1/datainfos", [&loop, &session](const http::Request& request) {
+  queries.Handle("/api/v1/datainfos", [&loop, &session](const http::Request& request) {
     pb::ListDataInfosRequest query;
     query.set_data_id_prefix(QueryParam(request, "prefix"));
     return AsyncQueryJson<pb::ListDataInfosResponse>(loop, [&session, query](auto reply) {
@@ -135,7 +164,7 @@ void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionS
                                  [reply](pb::ListDataInfosResponse r) { reply(std::move(r)); });
     });
   });
-  server.Handle("GET", "/api/v1/datainfo", [&loop, &session](const http::Request& request) {
+  queries.Handle("/api/v1/datainfo", [&loop, &session](const http::Request& request) {
     pb::DescribeRequest query;
     query.mutable_key()->set_data_id(QueryParam(request, "data_id"));
     query.mutable_key()->set_group(QueryParam(request, "group"));
@@ -143,7 +172,7 @@ void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionS
     return AsyncQueryJson<pb::DescribeResponse>(
         loop, [&session, query](auto reply) { session.DescribeAsync(query, std::move(reply)); });
   });
-  server.Handle("GET", "/api/v1/clients", [&loop, &session](const http::Request& request) {
+  queries.Handle("/api/v1/clients", [&loop, &session](const http::Request& request) {
     pb::QueryByClientRequest query;
     query.set_address(QueryParam(request, "address"));
     if (query.address().empty()) {

@@ -10,7 +10,13 @@
 //   GET /api/v1/interface?data_id=D[&group=G&instance_id=I]  DescribeInterfaceResponse
 // JSON uses the proto field names of cairn.registry.v1, so the admin API and
 // the gRPC queries describe the same facts in the same shape.
+//
+// With a `query_token`, every /api/v1/ route answers 401 unless the request
+// carries `Authorization: Bearer <token>` (the same facts the gRPC queries
+// keep for admins under authorization); /health and /metrics stay open.
 #pragma once
+
+#include <string>
 
 #include "common/event_loop.h"
 #include "core/http/admin_http_server.h"
@@ -23,6 +29,7 @@ namespace cairn {
 // REQUIRES: loop, session, metrics and apps outlive the server's Stop().
 // apps may be null: the app routes are then not installed.
 void InstallAdminRoutes(http::AdminHttpServer& server, EventLoop& loop, SessionServer& session,
-                        RegistryMetrics& metrics, AppQueries* apps = nullptr);
+                        RegistryMetrics& metrics, AppQueries* apps = nullptr,
+                        std::string query_token = "");
 
 }  // namespace cairn

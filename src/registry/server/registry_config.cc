@@ -129,6 +129,7 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
       {"anti_entropy_interval_ms", u32(&c.anti_entropy_interval_ms)},
       {"datum_cache_idle_ms", u32(&c.datum_cache_idle_ms)},
       {"policy", str(&c.policy_file)},
+      {"admin_token_file", str(&c.admin_token_file)},
   };
   for (const auto& entry : root) {
     std::string key = entry.first.as<std::string>("");

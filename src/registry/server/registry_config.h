@@ -96,6 +96,9 @@ struct RegistryConfig {
   // with client certificates, the built-in default policy; without, every
   // request is allowed.
   std::string policy_file;
+  // If set, the admin HTTP query routes (/api/v1/...) need
+  // `Authorization: Bearer <token>`, the token being this file's content.
+  std::string admin_token_file;
 
   static std::string DefaultDataDir();
 };

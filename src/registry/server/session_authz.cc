@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/host_port.h"
+#include "sidecar/server/admin_auth.h"  // header-only token file reader
+
 namespace cairn {
 namespace {
 // How often the policy file is checked for a change.
@@ -11,6 +14,13 @@ constexpr std::chrono::milliseconds kPolicyPoll{1000};
 absl::StatusOr<SessionAuthz> SessionAuthzFrom(const RegistryConfig& config,
                                               RegistryMetrics& metrics) {
   SessionAuthz authz;
+  if (!config.admin_token_file.empty()) {
+    auto token = sidecar::LoadAdminToken(config.admin_token_file);
+    if (!token.ok()) return token.status();
+    authz.admin_token = std::move(*token);
+    spdlog::info("admin HTTP: the /api/v1 queries need the bearer token of {}",
+                 config.admin_token_file);
+  }
   if (config.tls.ca_file.empty()) {
     if (!config.policy_file.empty()) {
       return absl::InvalidArgumentError("policy needs client certificates (tls.ca)");
@@ -31,6 +41,15 @@ absl::StatusOr<SessionAuthz> SessionAuthzFrom(const RegistryConfig& config,
   spdlog::info("authorization: policy {} ({} rules, {} admin patterns)", policy.source,
                policy.rules.size(), policy.admins.size());
   authz.authorizer = std::make_unique<auth::Authorizer>(std::move(policy), &metrics.denied);
+  auto admin = SplitHostPort(config.admin);
+  bool loopback = admin.ok() && (admin->first.starts_with("127.") || admin->first == "::1" ||
+                                 admin->first == "localhost");
+  if (!loopback && authz.admin_token.empty()) {
+    spdlog::warn(
+        "admin HTTP on {} serves the queries (every publisher and client) to anyone who reaches "
+        "it, while gRPC keeps them for admins: set admin_token_file or bind it to loopback",
+        config.admin);
+  }
   if (!config.policy_file.empty()) {
     authz.reloader =
         std::make_unique<auth::PolicyReloader>(config.policy_file, *authz.authorizer, kPolicyPoll);

@@ -19,11 +19,15 @@ struct SessionAuthz {
   // Set when a policy file is configured: reloads it on change and SIGHUP.
   // Declared after the authorizer it updates, so destroyed before it.
   std::unique_ptr<auth::PolicyReloader> reloader;
+  // The admin HTTP query routes' bearer token (admin_token_file), or empty.
+  std::string admin_token;
 };
 
 // The config's policy file (an error if it does not load: startup stops),
 // or the built-in default when client certificates are verified. Denials are
-// counted in metrics.denied. REQUIRES: metrics outlives the result.
+// counted in metrics.denied. Also reads admin_token_file, and warns when
+// authorization is on but the admin port serves the queries to anyone off
+// loopback. REQUIRES: metrics outlives the result.
 absl::StatusOr<SessionAuthz> SessionAuthzFrom(const RegistryConfig& config,
                                               RegistryMetrics& metrics);
 

@@ -175,7 +175,7 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   admin_options.host = admin_hp->first;
   admin_options.port = admin_hp->second;
   r.admin = std::make_unique<http::AdminHttpServer>(admin_options);
-  InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics, r.apps.get());
+  InstallAdminRoutes(*r.admin, r.loop, *r.session, r.metrics, r.apps.get(), r.authz.admin_token);
   if (auto s = r.admin->Start(); !s.ok()) {
     r.grpc_server->Shutdown();
     r.loop.Stop();
