@@ -129,6 +129,11 @@ absl::StatusOr<std::shared_ptr<ssl_ctx_st>> TlsContextSource::Build() const {
   // A peer that closes without close_notify is an ordinary EOF (HTTP frames
   // its own messages; a truncation shows there).
   SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+  // No session resumption: sidecars keep their connections warm, and a
+  // server-side session cache keeps every session (with its peer
+  // certificate) in memory long after its connection closed.
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  if (role_ == TlsRole::kServer) SSL_CTX_set_num_tickets(ctx.get(), 0);
   if (!files_.cert.empty()) {
     if (SSL_CTX_use_certificate_chain_file(ctx.get(), files_.cert.c_str()) != 1) {
       return absl::InvalidArgumentError(
