@@ -58,6 +58,29 @@ TEST(GlobMatchTest, Table) {
   }
 }
 
+TEST(GlobMatchTest, SegmentTable) {
+  struct Case {
+    const char* pattern;
+    const char* text;
+    bool match;
+  } cases[] = {
+      {"spiffe://*/admin/*", "spiffe://cairn.local/admin/cairnctl", true},
+      {"spiffe://*/admin/*", "spiffe://cairn.local/app/evil/admin/x", false},
+      {"spiffe://*/admin/*", "spiffe://cairn.local/admin/a/b", false},
+      {"spiffe://*/admin/*", "spiffe://cairn.local/admin", false},
+      {"spiffe://cairn.local/app/*", "spiffe://cairn.local/app/app-a", true},
+      {"spiffe://cairn.local/app/*", "spiffe://cairn.local/app/app-a/x", false},
+      {"spiffe://cairn.local/app/pay*", "spiffe://cairn.local/app/payment", true},
+      {"spiffe://cairn.local/app/pay*", "spiffe://other.td/app/payment", false},
+      {"a/*/c", "a//c", true},
+      {"", "", true},
+      {"*", "a/b", false},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(SegmentGlobMatch(c.pattern, c.text), c.match) << c.pattern << " vs " << c.text;
+  }
+}
+
 TEST(GlobMatchTest, LongTextIsNotExponential) {
   std::string text(5000, 'a');
   auto start = std::chrono::steady_clock::now();
@@ -100,6 +123,9 @@ TEST(DefaultPolicyTest, Table) {
        "admin"},
       {"sidecar identity app", App("sidecar-app-a"), Publish("app:app-a", {"app-a"}), false,
        "default-publish-own-app"},
+      {"admin path deeper under /app is not admin",
+       IdentityFromCertificateNames({"spiffe://cairn.local/app/x/admin/y"}, "", true), Query(""),
+       false, "no-matching-rule"},
   };
   for (const Case& c : cases) {
     Decision d = policy.Evaluate(c.identity, c.action);

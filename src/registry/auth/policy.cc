@@ -50,7 +50,7 @@ bool MatchesIdentity(const Policy& policy, const IdentityPattern& p, const Ident
     case Kind::kAnyAuthenticated:
       return id.authenticated;
     case Kind::kSpiffe:
-      return id.authenticated && !id.spiffe_id.empty() && GlobMatch(p.glob, id.spiffe_id);
+      return id.authenticated && !id.spiffe_id.empty() && SegmentGlobMatch(p.glob, id.spiffe_id);
     case Kind::kApp:
       return id.authenticated && !id.app.empty() && GlobMatch(p.glob, id.app);
     case Kind::kCommonName:
@@ -290,6 +290,18 @@ bool GlobMatch(std::string_view pattern, std::string_view text) {
   }
   while (p < pattern.size() && pattern[p] == '*') ++p;
   return p == pattern.size();
+}
+
+bool SegmentGlobMatch(std::string_view pattern, std::string_view text) {
+  while (true) {
+    size_t p_slash = pattern.find('/');
+    size_t t_slash = text.find('/');
+    if ((p_slash == std::string_view::npos) != (t_slash == std::string_view::npos)) return false;
+    if (!GlobMatch(pattern.substr(0, p_slash), text.substr(0, t_slash))) return false;
+    if (p_slash == std::string_view::npos) return true;
+    pattern.remove_prefix(p_slash + 1);
+    text.remove_prefix(t_slash + 1);
+  }
 }
 
 absl::StatusOr<IdentityPattern> ParseIdentityPattern(std::string_view text, bool allow_admin) {

@@ -49,7 +49,8 @@ struct Decision {
 // Who a rule or the admin list names. Text forms:
 //   "*"               any authenticated identity
 //   "anonymous"       a caller without a verified certificate
-//   "spiffe://GLOB"   SPIFFE ids matching the glob
+//   "spiffe://GLOB"   SPIFFE ids matching the glob segment by segment
+//                     (SegmentGlobMatch: `*` stays within one segment)
 //   "app:GLOB"        identities whose app (SPIFFE /app/<app>, or CN) matches
 //   "cn:GLOB"         identities whose certificate subject CN matches
 //   "admin"           (rules only) identities the admin list names
@@ -84,6 +85,12 @@ struct Policy {
 
 // `*` in `pattern` matches any run of characters; the rest literally.
 bool GlobMatch(std::string_view pattern, std::string_view text);
+
+// The same, segment by segment: pattern and text have the same number of
+// '/'-separated segments and each matches (a `*` never crosses a '/'). How
+// SPIFFE id patterns match, so that spiffe://*/admin/* cannot match
+// spiffe://td/app/x/admin/y.
+bool SegmentGlobMatch(std::string_view pattern, std::string_view text);
 
 // Parses a policy file's text. Errors name `source`, the line and the key.
 absl::StatusOr<Policy> ParsePolicy(std::string_view yaml, std::string_view source);
