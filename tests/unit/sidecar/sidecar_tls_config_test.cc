@@ -3,8 +3,13 @@
 // connections apply (allow lists, upstream peer policy).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "dev_certs.h"
 
 #include "sidecar/config/sidecar_config.h"
 #include "sidecar/network/tls_context.h"
@@ -165,6 +170,48 @@ TEST(SidecarTlsConfigTest, ContextErrorsNameTheFile) {
   EXPECT_NE(no_ca.status().message().find("ca"), std::string::npos) << no_ca.status();
   auto bad_alpn = TlsContextSource::Create(TlsRole::kClient, {"", "", "/x", false}, {""});
   EXPECT_FALSE(bad_alpn.ok());
+}
+
+// Reloads: a changed pair is picked up; a broken one (a half-written file, a
+// key of another certificate) keeps the previous context until fixed.
+TEST(SidecarTlsConfigTest, ReloadTakesNewFilesAndKeepsTheOldOnesWhenBroken) {
+  testing::TempDir dir;
+  std::string certs = dir.File("certs");
+  ASSERT_EQ(testing::MakeDevCerts(certs, {"app-a", "app-b"}), "");
+  TlsFileSet files{certs + "/app-a.crt", certs + "/app-a.key", certs + "/ca.crt", true};
+  auto source = TlsContextSource::Create(TlsRole::kServer, files, {"h2"});
+  ASSERT_TRUE(source.ok()) << source.status();
+  auto first = (*source)->Current();
+  auto unchanged = (*source)->ReloadIfChanged();
+  ASSERT_TRUE(unchanged.ok());
+  EXPECT_FALSE(*unchanged);
+  EXPECT_EQ((*source)->Current(), first);
+  // The certificate of app-b with the key of app-a: refused, old one kept.
+  std::filesystem::copy_file(certs + "/app-b.crt", certs + "/app-a.crt",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto mismatched = (*source)->ReloadIfChanged();
+  ASSERT_FALSE(mismatched.ok());
+  EXPECT_NE(mismatched.status().message().find("mismatch"), std::string::npos)
+      << mismatched.status();
+  EXPECT_EQ((*source)->Current(), first);
+  // A half-written certificate: refused too.
+  { std::ofstream(certs + "/app-a.crt", std::ios::trunc) << "-----BEGIN CERTIFICATE-----\nMIIB"; }
+  EXPECT_FALSE((*source)->ReloadIfChanged().ok());
+  EXPECT_EQ((*source)->Current(), first);
+  // The matching key arrives: the next poll takes the new pair.
+  std::filesystem::copy_file(certs + "/app-b.crt", certs + "/app-a.crt",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(certs + "/app-b.key", certs + "/app-a.key",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto fixed = (*source)->ReloadIfChanged();
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  EXPECT_TRUE(*fixed);
+  EXPECT_NE((*source)->Current(), first);
+  EXPECT_EQ((*source)->reloads(), 1u);
+  // SIGHUP's reload works without a change, too.
+  auto second = (*source)->Current();
+  EXPECT_TRUE((*source)->Reload().ok());
+  EXPECT_NE((*source)->Current(), second);
 }
 
 }  // namespace
