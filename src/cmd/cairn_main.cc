@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "cmd/grpc_log.h"
 #include "cmd/stop_signals.h"
 #include "coord/etcd_client.h"
 #include "registry/auth/policy_reloader.h"
@@ -196,6 +197,7 @@ int WaitForStopSignal(const sigset_t& signals) {
 
 int RunRegistry(const cairn::RegistryConfig& config) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+  cairn::RouteGrpcLogsToSpdlog();
   // The registry's state lives on one loop thread; gRPC's threads only
   // allocate short-lived buffers. glibc's default of up to 8 arenas per core
   // keeps memory those threads freed in arenas of their own: two arenas cut
@@ -221,6 +223,7 @@ int RunRegistry(const cairn::RegistryConfig& config) {
 // a meta leader resigns so a standby takes over at once.
 int RunCluster(cairn::RegistryConfig config) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+  cairn::RouteGrpcLogsToSpdlog();
   if (auto status = cairn::ValidateRegistryConfig(config); !status.ok()) {
     spdlog::error("cannot start the registry: {}", status.ToString());
     return 2;

@@ -158,6 +158,14 @@ TEST_F(RegistryTlsTest, ClientWithoutCertificateCannotConnect) {
   ExpectStillServing();
   auto [dcode, doutput] = RunCommand(CtlAs("cairnctl", {"list"}), seconds(15));
   EXPECT_EQ(doutput.find("svc.nocert"), std::string::npos) << doutput;
+  // Every attempt failed its handshake, but the log says so once per 10 s
+  // (cmd/grpc_log.h), not once per attempt: a client cannot fill the disk.
+  EXPECT_GE(client->stats().connect_failures, 3u);
+  std::string log = server_->Log();
+  const int lines = CountOf(log, "TLS handshake refused");
+  EXPECT_GE(lines, 1) << log;
+  EXPECT_LE(lines, 2) << log;  // 2 only if this test ran past 10 s
+  EXPECT_NE(log.find("peer did not return a certificate"), std::string::npos) << log;
 }
 
 TEST_F(RegistryTlsTest, ClientWithCertFromAnotherCaCannotConnect) {
