@@ -3,8 +3,6 @@
 #include <span>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "absl/container/flat_hash_set.h"
 #include "sidecar/codec/bolt/bolt_encoder.h"
 
@@ -218,10 +216,7 @@ void BoltHostPool::OnConnected(BoltUpstreamConnection& conn) {
 }
 
 void BoltHostPool::OnConnectFailed(BoltUpstreamConnection& conn, const std::string& reason) {
-  if (conn.tls_failed()) {
-    cluster_.stats().tls_failures.Increment();
-    spdlog::warn("cluster {}: upstream refused: {}", cluster_.config().name, reason);
-  }
+  if (conn.tls_failed()) cluster_.ReportTlsFailure(reason);
   Retire(conn);
   // Every waiting request waited for this one connect. Retries that pick
   // this host again wait for a new connection (in waiting_).

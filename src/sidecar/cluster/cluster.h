@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -71,6 +72,9 @@ class ClusterWorker : private ConnectionPool::Observer {
   const std::shared_ptr<TlsContextSource>& tls() const { return tls_; }
   // What `host`'s certificate must name (config.tls: verify_app, expect_*).
   TlsPeerPolicy TlsPolicyFor(const upstream::HostPtr& host) const;
+  // An upstream TLS handshake or identity was refused: counted, and logged
+  // at most once a second.
+  void ReportTlsFailure(const std::string& reason);
 
   // Passive health: the outcome of one request (or connect) to a host.
   void ReportResult(const upstream::HostPtr& host, bool success);
@@ -103,6 +107,10 @@ class ClusterWorker : private ConnectionPool::Observer {
   // its old pool, and no pointer is ever reused as a key.
   std::unordered_map<std::string, std::unique_ptr<ConnectionPool>> pools_;
   std::shared_ptr<TlsContextSource> tls_;
+  // Refused upstream warnings: at most one a second per worker (the counter
+  // has them all), with how many were not logged.
+  std::chrono::steady_clock::time_point last_tls_warning_{};
+  uint64_t unlogged_tls_failures_ = 0;
   uint32_t active_requests_ = 0;
   uint32_t active_retries_ = 0;
 };

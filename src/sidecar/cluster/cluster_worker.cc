@@ -106,9 +106,21 @@ TlsPeerPolicy ClusterWorker::TlsPolicyFor(const upstream::HostPtr& host) const {
 
 void ClusterWorker::OnConnectionCountChanged(int delta) { stats_.active_connections.Add(delta); }
 
-void ClusterWorker::OnTlsFailure(const std::string& reason) {
+void ClusterWorker::OnTlsFailure(const std::string& reason) { ReportTlsFailure(reason); }
+
+void ClusterWorker::ReportTlsFailure(const std::string& reason) {
   stats_.tls_failures.Increment();
-  spdlog::warn("cluster {}: upstream refused: {}", config_.name, reason);
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_tls_warning_ < std::chrono::seconds(1)) {
+    ++unlogged_tls_failures_;
+    return;
+  }
+  last_tls_warning_ = now;
+  spdlog::warn("cluster {}: upstream refused: {}{}", config_.name, reason,
+               unlogged_tls_failures_ == 0 ? std::string()
+                                           : absl::StrCat(" (and ", unlogged_tls_failures_,
+                                                          " more since the last warning)"));
+  unlogged_tls_failures_ = 0;
 }
 
 void ClusterWorker::ReportResult(const upstream::HostPtr& host, bool success) {
