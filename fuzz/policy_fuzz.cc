@@ -9,7 +9,8 @@
 //         request of a set of callers the way policy.h documents (admins are
 //         allowed by "admin"; anything else is decided by a rule of the
 //         policy for that op, or denied by "no-matching-rule", with a reason).
-//   odd:  "<pattern>\n<text>": GlobMatch must agree with a reference matcher
+//   odd:  "<pattern>\n<text>": GlobMatch and SegmentGlobMatch (a `*` within
+//         one '/'-separated segment) must agree with a reference matcher
 //         written here (dynamic programming over pattern and text).
 #include <cstddef>
 #include <cstdint>
@@ -28,18 +29,20 @@ void Check(bool ok) {
   if (!ok) __builtin_trap();
 }
 
-// '*' matches any run of characters, everything else itself.
-bool ReferenceGlob(std::string_view pattern, std::string_view text) {
+// '*' matches any run of characters (with `star_crosses_slash` false: of
+// characters other than '/'), everything else itself.
+bool ReferenceGlob(std::string_view pattern, std::string_view text, bool star_crosses_slash) {
   // matches[j]: pattern[0, i) matches text[0, j), for the current i.
   std::vector<char> matches(text.size() + 1, 0);
   matches[0] = 1;
   for (char p : pattern) {
     std::vector<char> next(text.size() + 1, 0);
     if (p == '*') {
-      char any = 0;
+      // Either the star matches nothing, or one more character after what
+      // it matched up to j - 1.
       for (size_t j = 0; j <= text.size(); ++j) {
-        any = any || matches[j];
-        next[j] = any;
+        next[j] =
+            matches[j] || (j > 0 && next[j - 1] && (star_crosses_slash || text[j - 1] != '/'));
       }
     } else {
       for (size_t j = 1; j <= text.size(); ++j) next[j] = matches[j - 1] && text[j - 1] == p;
@@ -136,6 +139,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t newline = input.find('\n');
   std::string_view pattern = input.substr(0, newline);
   std::string_view text = newline == std::string_view::npos ? "" : input.substr(newline + 1);
-  Check(cairn::auth::GlobMatch(pattern, text) == ReferenceGlob(pattern, text));
+  Check(cairn::auth::GlobMatch(pattern, text) == ReferenceGlob(pattern, text, true));
+  Check(cairn::auth::SegmentGlobMatch(pattern, text) == ReferenceGlob(pattern, text, false));
   return 0;
 }
