@@ -495,6 +495,15 @@ absl::StatusOr<SidecarConfig> ParseSidecarConfig(const std::string& yaml_text) {
   r.Get("admin", &c.admin);
   r.Get("admin_token_file", &c.admin_token_file);
   r.Get("registry_servers", &c.registry_servers);
+  if (YAML::Node tls = r.Child("registry_tls")) {
+    TlsConfig& config = c.registry_tls.emplace();
+    CAIRN_RETURN_IF_ERROR(ParseTls(tls, "registry_tls", /*listener=*/false, &config));
+    if (config.verify_app || !config.expect_app.empty() || !config.expect_identity.empty()) {
+      return absl::InvalidArgumentError(
+          "registry_tls: takes only cert, key and ca (the registry is verified by its CA and "
+          "address)");
+    }
+  }
   r.Get("access_log", &c.access_log);
   r.Get("drain_timeout_ms", &c.drain_timeout_ms);
   r.Get("max_request_header_bytes", &c.max_request_header_bytes);

@@ -297,6 +297,11 @@ struct SidecarConfig {
   // /registry, /clusters) stay open. Default empty: no token, as before.
   std::string admin_token_file;
   std::vector<std::string> registry_servers = {"127.0.0.1:9600"};
+  // mTLS to the registry (its --tls-ca must have signed `cert`): `ca` is
+  // required and verifies the registry; `cert`+`key` are this sidecar's
+  // identity (the app it publishes as). Files are re-read when they change.
+  // Default off (plaintext).
+  std::optional<TlsConfig> registry_tls;
   std::string access_log;            // file path; empty: off
   uint32_t drain_timeout_ms = 5000;  // SIGTERM: stop accepting, finish requests in flight
   size_t max_request_header_bytes = 64 * 1024;

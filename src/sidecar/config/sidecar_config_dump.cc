@@ -138,6 +138,13 @@ std::string DumpSidecarConfig(const SidecarConfig& c) {
   out << YAML::Key << "admin" << YAML::Value << c.admin;
   out << YAML::Key << "admin_token_file" << YAML::Value << c.admin_token_file;
   out << YAML::Key << "registry_servers" << YAML::Value << YAML::Flow << c.registry_servers;
+  if (c.registry_tls) {
+    out << YAML::Key << "registry_tls" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "cert" << YAML::Value << c.registry_tls->cert;
+    out << YAML::Key << "key" << YAML::Value << c.registry_tls->key;
+    out << YAML::Key << "ca" << YAML::Value << c.registry_tls->ca;
+    out << YAML::EndMap;
+  }
   out << YAML::Key << "access_log" << YAML::Value << c.access_log;
   out << YAML::Key << "drain_timeout_ms" << YAML::Value << c.drain_timeout_ms;
   out << YAML::Key << "max_request_header_bytes" << YAML::Value << c.max_request_header_bytes;

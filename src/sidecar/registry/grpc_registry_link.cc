@@ -52,11 +52,11 @@ absl::Status FromGrpc(const grpc::Status& status) {
 
 class GrpcRegistryLink : public RegistryLink {
  public:
-  GrpcRegistryLink(std::unique_ptr<RegistryClient> client, std::vector<std::string> servers)
+  GrpcRegistryLink(std::unique_ptr<RegistryClient> client, std::vector<std::string> servers,
+                   const std::shared_ptr<grpc::ChannelCredentials>& credentials)
       : client_(std::move(client)), servers_(std::move(servers)) {
     for (const auto& server : servers_) {
-      stubs_.push_back(
-          pb::Registry::NewStub(grpc::CreateChannel(server, grpc::InsecureChannelCredentials())));
+      stubs_.push_back(pb::Registry::NewStub(grpc::CreateChannel(server, credentials)));
     }
   }
 
@@ -239,10 +239,18 @@ cairn_create_registry_link(const cairn::sidecar::RegistryLinkOptions& options, s
   client_options.servers = options.servers;
   client_options.client_id = options.client_id;
   client_options.keepalive_interval = std::chrono::milliseconds(options.keepalive_interval_ms);
+  client_options.tls.cert_file = options.tls_cert_file;
+  client_options.tls.key_file = options.tls_key_file;
+  client_options.tls.ca_file = options.tls_ca_file;
+  auto credentials = cairn::MakeChannelCredentials(client_options.tls);
+  if (!credentials.ok()) {
+    *error = credentials.status().ToString();
+    return nullptr;
+  }
   auto client = cairn::RegistryClient::Create(client_options);
   if (!client.ok()) {
     *error = client.status().ToString();
     return nullptr;
   }
-  return new cairn::sidecar::GrpcRegistryLink(std::move(*client), options.servers);
+  return new cairn::sidecar::GrpcRegistryLink(std::move(*client), options.servers, *credentials);
 }

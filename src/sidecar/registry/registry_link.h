@@ -132,6 +132,11 @@ struct RegistryLinkOptions {
   std::vector<std::string> servers;  // HOST:PORT of registry session servers
   std::string client_id;
   int keepalive_interval_ms = 3000;
+  // TLS to the registry (all empty: plaintext). PEM file paths; see
+  // TlsFiles in common/grpc_tls.h, which the module builds from them.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
 };
 
 class RegistryLink {

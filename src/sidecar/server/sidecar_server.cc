@@ -285,6 +285,11 @@ void SidecarServer::Impl::StartRegistry() {
   options.servers = config.registry_servers;
   options.client_id = "cairn-sidecar-" + std::to_string(::getpid());
   options.keepalive_interval_ms = 3000;
+  if (config.registry_tls) {
+    options.tls_cert_file = config.registry_tls->cert;
+    options.tls_key_file = config.registry_tls->key;
+    options.tls_ca_file = config.registry_tls->ca;
+  }
   auto link = LoadRegistryLink(options);
   if (!link.ok()) {
     spdlog::error("registry: {}", link.status().ToString());
