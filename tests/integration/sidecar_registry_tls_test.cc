@@ -96,6 +96,10 @@ TEST_F(SidecarRegistryTlsTest, AppLevelDiscoveryWorksWithOnlyTheAppsCertificates
   ASSERT_TRUE(Eventually([&] { return Curl(url) == "b\n"; }, seconds(20)))
       << a.Log() << b.Log() << registry_->Log();
   for (int i = 0; i < 10; ++i) EXPECT_EQ(Curl(url), "b\n");
+  // App-level discovery asks which apps serve the interface: an app may ask
+  // (it learns what a subscription shows), so nothing falls back.
+  EXPECT_EQ(a.Log().find("cannot read the apps serving"), std::string::npos) << a.Log();
+  EXPECT_EQ(a.Log().find("PERMISSION_DENIED"), std::string::npos) << a.Log();
   EXPECT_EQ(a.Stop(SIGTERM), 0) << a.Log();
   EXPECT_EQ(b.Stop(SIGTERM), 0) << b.Log();
 }

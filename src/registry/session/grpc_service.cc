@@ -392,10 +392,13 @@ grpc::ServerUnaryReactor* GrpcRegistryService::DescribeApp(grpc::CallbackServerC
 grpc::ServerUnaryReactor* GrpcRegistryService::DescribeInterface(
     grpc::CallbackServerContext* context, const pb::DescribeInterfaceRequest* request,
     pb::DescribeInterfaceResponse* response) {
+  // Checked as a subscribe to the interface: the answer (which apps serve it,
+  // how many interface-level publishers) is what a subscriber of it sees, and
+  // a sidecar in app-level discovery asks it for every outbound cluster.
   grpc::ServerUnaryReactor* denied = nullptr;
   if (FinishIfDenied(
           context, &denied,
-          AuthorizeCall(session_, context, auth::Op::kQuery, request->key().data_id()))) {
+          AuthorizeCall(session_, context, auth::Op::kSubscribe, request->key().data_id()))) {
     return denied;
   }
   return AppQuery(loop_, apps_, context, request, response,
