@@ -17,7 +17,10 @@
 // drawn from a hash of the input, so a find replays) with an application
 // that only listens, and traps unless both give the same
 // stream events (see EventLog) and close decision: framing must not depend
-// on TCP segmentation. The frames out are not compared, nor the status once
+// on TCP segmentation (the codec flushes what each frame made it queue
+// before parsing the next, see FrameBoundaries; corpus entry
+// data_after_our_reset_seed921874934543 is the find that led there). The
+// frames out are not compared, nor the status once
 // closed: what is flushed between two reads (DATA a WINDOW_UPDATE allowed, a
 // reset, a GOAWAY that ends the session) rightly changes how the next read
 // is taken (see FuzzClient).
@@ -63,9 +66,8 @@ bool WholeFrames(std::string_view bytes) {
 //
 // Left out, because they may rightly depend on segmentation (what we flush
 // between two reads changes how the next read is taken):
-//  - the order of events across streams: a stream we reset for a malformed
-//    header block is closed when our RST_STREAM is flushed, after that read,
-//    so a connection error in the same read resets it with the others;
+//  - the order of events across streams (a connection error resets the
+//    open streams in list order, not in the order their frames came);
 //  - the reason of a reset: when the peer resets a stream that we reset too
 //    before our RST_STREAM went out, the stream is reported reset by the peer
 //    if its frame came in the same read, by us if it came later;

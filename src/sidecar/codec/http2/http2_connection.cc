@@ -27,7 +27,8 @@ Http2Connection::Http2Connection(ServerCodecCallbacks* server_callbacks,
     : server_cb_(server_callbacks),
       client_cb_(client_callbacks),
       limits_(limits),
-      options_(options) {
+      options_(options),
+      boundaries_(server_callbacks != nullptr ? kHttp2ClientPreface.size() : 0) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_option* opt = nullptr;
   if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0) {
@@ -229,29 +230,35 @@ absl::Status Http2Connection::Ingress(std::string_view bytes, std::string& out) 
     return conn_error_.ok() ? absl::FailedPreconditionError("HTTP/2 connection is closed")
                             : conn_error_;
   }
-  if (conn_error_.ok()) {
+  while (conn_error_.ok() && !closed_ && !bytes.empty()) {
+    bool frame_ends = false;
+    size_t take = boundaries_.Next(bytes, frame_ends);
     ++nghttp2_depth_;
-    ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(bytes.data()),
-                                          bytes.size());
+    ssize_t rv =
+        nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(bytes.data()), take);
     --nghttp2_depth_;
-    if (rv < 0) {
-      // Fatal for nghttp2, which queues no GOAWAY of its own in these cases.
-      uint32_t code = NGHTTP2_PROTOCOL_ERROR;
-      if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
-        SetConnError(absl::InvalidArgumentError("HTTP/2: bad client connection preface"));
-      } else if (rv == NGHTTP2_ERR_FLOODED) {
-        SetConnError(absl::ResourceExhaustedError("HTTP/2: peer flooded control frames"));
-      } else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
-        SetConnError(absl::ResourceExhaustedError(
-            absl::StrCat("HTTP/2 CONTINUATION flood: more than ", limits_.http2_max_continuations,
-                         " CONTINUATION frames in one header block")));
-      } else {
-        SetConnError(absl::InvalidArgumentError(
-            absl::StrCat("HTTP/2: ", nghttp2_strerror(static_cast<int>(rv)), " ", last_error_)));
-      }
-      if (absl::IsResourceExhausted(conn_error_)) code = NGHTTP2_ENHANCE_YOUR_CALM;
-      nghttp2_session_terminate_session(session_, code);
+    bytes.remove_prefix(take);
+    if (rv >= 0) {
+      // See FrameBoundaries: what this frame made us queue goes out first.
+      if (frame_ends && !bytes.empty() && nghttp2_session_want_write(session_) != 0) Drain(out);
+      continue;
     }
+    // Fatal for nghttp2, which queues no GOAWAY of its own in these cases.
+    uint32_t code = NGHTTP2_PROTOCOL_ERROR;
+    if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
+      SetConnError(absl::InvalidArgumentError("HTTP/2: bad client connection preface"));
+    } else if (rv == NGHTTP2_ERR_FLOODED) {
+      SetConnError(absl::ResourceExhaustedError("HTTP/2: peer flooded control frames"));
+    } else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+      SetConnError(absl::ResourceExhaustedError(
+          absl::StrCat("HTTP/2 CONTINUATION flood: more than ", limits_.http2_max_continuations,
+                       " CONTINUATION frames in one header block")));
+    } else {
+      SetConnError(absl::InvalidArgumentError(
+          absl::StrCat("HTTP/2: ", nghttp2_strerror(static_cast<int>(rv)), " ", last_error_)));
+    }
+    if (absl::IsResourceExhausted(conn_error_)) code = NGHTTP2_ENHANCE_YOUR_CALM;
+    nghttp2_session_terminate_session(session_, code);
   }
   Drain(out);
   if (!conn_error_.ok()) {
@@ -259,6 +266,35 @@ absl::Status Http2Connection::Ingress(std::string_view bytes, std::string& out) 
     return conn_error_;
   }
   return absl::OkStatus();
+}
+
+size_t FrameBoundaries::Next(std::string_view bytes, bool& ends) {
+  ends = false;
+  if (preface_left_ > 0) {
+    size_t take = std::min(preface_left_, bytes.size());
+    preface_left_ -= take;
+    ends = preface_left_ == 0;
+    return take;
+  }
+  size_t used = 0;
+  while (header_have_ < kFrameHeaderBytes && used < bytes.size()) {
+    if (header_have_ < 3) length_ = (length_ << 8) | static_cast<uint8_t>(bytes[used]);
+    ++header_have_;
+    ++used;
+    if (header_have_ == kFrameHeaderBytes) {
+      payload_left_ = length_;
+      length_ = 0;
+    }
+  }
+  if (header_have_ < kFrameHeaderBytes) return used;
+  size_t take = std::min(payload_left_, bytes.size() - used);
+  payload_left_ -= take;
+  used += take;
+  if (payload_left_ == 0) {
+    header_have_ = 0;
+    ends = true;
+  }
+  return used;
 }
 
 bool Http2Connection::TakeResetToken() {

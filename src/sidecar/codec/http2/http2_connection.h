@@ -65,6 +65,30 @@ struct Http2Stream {
   uint32_t peer_code = 0;
 };
 
+// Where the peer's frames end in its byte stream (after the client
+// preface, on the server), so that Ingress hands nghttp2 one frame at a time
+// and flushes what that frame made us queue before the next is parsed. An
+// RST_STREAM we owe then goes out before later frames of that stream are
+// read, whichever way TCP cut the bytes: nghttp2 ignores frames on a stream
+// it has reset (RFC 9113 5.1), but one whose reset is still queued is
+// half-closed, and a DATA frame on it there was a connection error only
+// when both frames came in one read (the HTTP/2 fuzz target found it).
+// Validation stays nghttp2's: this only counts lengths.
+class FrameBoundaries {
+ public:
+  explicit FrameBoundaries(size_t preface_bytes) : preface_left_(preface_bytes) {}
+  // How many leading bytes of `bytes` (non-empty) belong to the preface or
+  // frame in progress; `ends` says whether they complete it.
+  size_t Next(std::string_view bytes, bool& ends);
+
+ private:
+  static constexpr size_t kFrameHeaderBytes = 9;
+  size_t preface_left_;
+  size_t header_have_ = 0;  // bytes of the current frame header seen
+  size_t length_ = 0;       // its 24-bit payload length, as it accumulates
+  size_t payload_left_ = 0;
+};
+
 class Http2Connection {
  public:
   // Exactly one of the callback pointers is non-null; it selects the role.
@@ -163,6 +187,7 @@ class Http2Connection {
   bool goaway_received_ = false;
   bool closed_ = false;  // torn down: error, EOF, or nghttp2 failure
   bool destroying_ = false;
+  FrameBoundaries boundaries_;
   absl::Status conn_error_;  // first connection error, returned by Ingress
   std::string last_error_;   // nghttp2's latest diagnostic, for messages
 };
