@@ -53,6 +53,13 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
                  "smallest keepalive timeout a client may ask for (default 500)");
   cmd.add_option("--max-registrations-per-client", v.max_registrations_per_client,
                  "publishers + subscribers per stream (default 100000)");
+  cmd.add_option("--handshake-timeout-ms", v.handshake_timeout_ms,
+                 "a connection must finish its TLS and HTTP/2 handshakes within this (default "
+                 "10000; 0: gRPC's 120 s)");
+  cmd.add_option("--max-connection-idle-ms", v.max_connection_idle_ms,
+                 "close a connection with no call open for this long (default 300000; 0: never)");
+  cmd.add_option("--max-streams-per-connection", v.max_streams_per_connection,
+                 "concurrent calls per connection (default 100; 0: gRPC's default)");
   cmd.add_option("--push-ack-timeout-ms", v.push_ack_timeout_ms,
                  "first wait for a push ack before resending (default 2000)");
   cmd.add_option("--push-max-attempts", v.push_max_attempts,
@@ -123,6 +130,11 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
   }
   if (set("--max-registrations-per-client")) {
     config.max_registrations_per_client = v.max_registrations_per_client;
+  }
+  if (set("--handshake-timeout-ms")) config.handshake_timeout_ms = v.handshake_timeout_ms;
+  if (set("--max-connection-idle-ms")) config.max_connection_idle_ms = v.max_connection_idle_ms;
+  if (set("--max-streams-per-connection")) {
+    config.max_streams_per_connection = v.max_streams_per_connection;
   }
   if (set("--push-ack-timeout-ms")) config.push_ack_timeout_ms = v.push_ack_timeout_ms;
   if (set("--push-max-attempts")) config.push_max_attempts = v.push_max_attempts;

@@ -169,7 +169,7 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   int selected_port = 0;
   builder.AddListeningPort(config.listen, *server_credentials, &selected_port);
   builder.RegisterService(r.service.get());
-  ConfigureRegistryServer(builder);
+  ConfigureRegistryServer(builder, ConnectionLimits(config));
   r.grpc_server = builder.BuildAndStart();
   if (r.grpc_server == nullptr || selected_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen));

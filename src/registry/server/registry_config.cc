@@ -57,6 +57,11 @@ absl::Status LoadTlsFiles(const YAML::Node& node, const std::string& where, bool
 
 }  // namespace
 
+RegistryConnectionLimits ConnectionLimits(const RegistryConfig& config) {
+  return RegistryConnectionLimits{config.handshake_timeout_ms, config.max_connection_idle_ms,
+                                  config.max_streams_per_connection};
+}
+
 TlsFiles ServerTlsFiles(const RegistryConfig& config) {
   TlsFiles files = config.tls;
   if (files.ca_file.empty()) files.require_client_cert = false;
@@ -111,6 +116,9 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
       {"push_max_attempts", u32(&c.push_max_attempts)},
       {"stream_read_window", u32(&c.stream_read_window)},
       {"stream_max_outbound", u32(&c.stream_max_outbound)},
+      {"handshake_timeout_ms", u32(&c.handshake_timeout_ms)},
+      {"max_connection_idle_ms", u32(&c.max_connection_idle_ms)},
+      {"max_streams_per_connection", u32(&c.max_streams_per_connection)},
       {"revision_gc_after_ms", u32(&c.revision_gc_after_ms)},
       {"restart_warmup_ms", u32(&c.restart_warmup_ms)},
       {"ready_file", str(&c.ready_file)},

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/grpc_tls.h"
+#include "registry/session/server_options.h"
 
 namespace cairn {
 
@@ -39,6 +40,13 @@ struct RegistryConfig {
   uint32_t stream_read_window = 64;
   // Messages queued to one stream before pushes to it are deferred.
   uint32_t stream_max_outbound = 4096;
+  // Per gRPC connection (hostile or broken clients): the TLS and HTTP/2
+  // handshakes must finish within handshake_timeout_ms; a connection with no
+  // call open for max_connection_idle_ms is closed; at most
+  // max_streams_per_connection calls at once on one connection.
+  uint32_t handshake_timeout_ms = 10000;
+  uint32_t max_connection_idle_ms = 300000;
+  uint32_t max_streams_per_connection = 100;
   // An app revision no instance has referenced for this long is deleted.
   uint32_t revision_gc_after_ms = 600000;
   // Standalone: after a restart, pushes are withheld until every client of
@@ -109,6 +117,8 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
 // The server side of config.tls: client certificates are asked for only when
 // a CA is named (required by default, or optional).
 TlsFiles ServerTlsFiles(const RegistryConfig& config);
+// The connection limits of the registry's gRPC port.
+RegistryConnectionLimits ConnectionLimits(const RegistryConfig& config);
 
 // "plaintext", "TLS", "mTLS (client certificates required)" or "TLS (client
 // certificates optional)", for logs.

@@ -161,7 +161,7 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   int selected_port = 0;
   builder.AddListeningPort(config.listen, *credentials, &selected_port);
   builder.RegisterService(r.service.get());
-  ConfigureRegistryServer(builder);
+  ConfigureRegistryServer(builder, ConnectionLimits(config));
   r.grpc_server = builder.BuildAndStart();
   if (r.grpc_server == nullptr || selected_port == 0) {
     r.loop.Stop();

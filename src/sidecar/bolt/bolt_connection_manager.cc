@@ -55,7 +55,10 @@ BoltConnectionManager::~BoltConnectionManager() {
   }
 }
 
-void BoltConnectionManager::Start() { connection_->StartReading(); }
+void BoltConnectionManager::Start() {
+  connection_->StartReading();
+  UpdateTimeouts(false);
+}
 
 void BoltConnectionManager::OnRead(std::string_view data) {
   std::string_view input = data;
@@ -71,6 +74,7 @@ void BoltConnectionManager::OnRead(std::string_view data) {
     if (*next == nullptr) break;
     HandleFrame(**next);
   }
+  UpdateTimeouts(true);
 }
 
 void BoltConnectionManager::HandleFrame(const BoltFrameView& frame) {
@@ -142,7 +146,63 @@ void BoltConnectionManager::OnWriteDrained() {
 
 void BoltConnectionManager::RequestDone(BoltRequest* request) {
   requests_.erase(request->self);
-  if (stopped_reading_) CloseWhenIdle();
+  if (stopped_reading_) {
+    CloseWhenIdle();
+  } else {
+    UpdateTimeouts(false);
+  }
+}
+
+void BoltConnectionManager::UpdateTimeouts(bool bytes_arrived) {
+  if (finished_ || stopped_reading_) {
+    frame_timeout_.Cancel();
+    idle_timeout_.Cancel();
+    return;
+  }
+  const bool in_frame = decoder_.buffered_bytes() > 0;
+  if (in_frame && context_.frame_timeout.count() > 0) {
+    // Never re-armed while it runs: trickling bytes must not extend it.
+    if (!frame_timeout_.armed()) {
+      worker_.worker.Timeouts(context_.frame_timeout).Add(&frame_timeout_);
+    }
+  } else {
+    frame_timeout_.Cancel();
+  }
+  if (!in_frame && requests_.empty() && context_.idle_timeout.count() > 0) {
+    if (bytes_arrived || !idle_timeout_.armed()) {
+      worker_.worker.Timeouts(context_.idle_timeout).Add(&idle_timeout_);
+    }
+  } else {
+    idle_timeout_.Cancel();
+  }
+}
+
+void BoltConnectionManager::OnFrameTimeout() {
+  if (finished_) return;
+  if (!context_.frame_timeouts.empty()) {
+    context_.frame_timeouts[worker_.worker.index()]->Increment();
+  }
+  spdlog::debug("listener {}: {} did not complete a Bolt frame within {} ms ({} bytes)",
+                context_.name, connection_->PeerAddress(), context_.frame_timeout.count(),
+                decoder_.buffered_bytes());
+  // The calls already read are answered; the partial frame never will be.
+  stopped_reading_ = true;
+  connection_->PauseReading();
+  UpdateTimeouts(false);
+  CloseWhenIdle();
+}
+
+void BoltConnectionManager::OnIdleTimeout() {
+  if (finished_) return;
+  if (!context_.idle_timeouts.empty()) {
+    context_.idle_timeouts[worker_.worker.index()]->Increment();
+  }
+  spdlog::debug("listener {}: closing {} after {} ms idle", context_.name,
+                connection_->PeerAddress(), context_.idle_timeout.count());
+  stopped_reading_ = true;
+  connection_->PauseReading();
+  UpdateTimeouts(false);
+  CloseWhenIdle();
 }
 
 // A client that shuts down its sending side after its requests (a habit of
@@ -187,6 +247,8 @@ void BoltConnectionManager::OnClose(const std::error_code&) { Finish(); }
 
 void BoltConnectionManager::Finish() {
   finished_ = true;
+  frame_timeout_.Cancel();
+  idle_timeout_.Cancel();
   // From the connection's callbacks, or from RequestDone once the last
   // request is gone: no request is running, so destroying them is safe.
   requests_.clear();

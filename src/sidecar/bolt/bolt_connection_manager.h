@@ -40,6 +40,7 @@
 #include "sidecar/cluster/cluster.h"
 #include "sidecar/codec/bolt/bolt_encoder.h"
 #include "sidecar/network/connection.h"
+#include "sidecar/network/timeout_list.h"
 #include "sidecar/stats/local_metrics.h"
 
 namespace cairn::sidecar {
@@ -57,6 +58,18 @@ struct BoltListenerContext {
   // By worker index (each worker updates only its own cells); empty: off.
   std::vector<LocalCounter*> downstream_requests;
   std::vector<LocalGauge*> downstream_connections;
+  // The listener's request_header_timeout_ms and idle_timeout_ms (0: off).
+  // A frame must be whole within frame_timeout of its first byte (a client
+  // that stops mid-frame, slowloris-style, is closed); a connection with no
+  // call in flight that receives nothing, not even a heartbeat, for
+  // idle_timeout is closed (from accept, so this also bounds a TLS handshake
+  // that never ends). Bolt has no GOAWAY: clients reconnect on their next
+  // call, as they do after any close.
+  std::chrono::milliseconds frame_timeout{0};
+  std::chrono::milliseconds idle_timeout{0};
+  // By worker index, like the counters above; empty: not counted.
+  std::vector<LocalCounter*> frame_timeouts;
+  std::vector<LocalCounter*> idle_timeouts;
 };
 
 // One worker's Bolt state, shared by its connections. Destroy it after every
@@ -110,6 +123,11 @@ class BoltConnectionManager : private Connection::Handler {
   void CloseWhenIdle();
   void ArmDrainTimer();
   void Finish();
+  // Arms, re-arms or cancels the frame and idle timeouts for the state now;
+  // `bytes_arrived` restarts the idle clock.
+  void UpdateTimeouts(bool bytes_arrived);
+  void OnFrameTimeout();
+  void OnIdleTimeout();
 
   // Called by BoltRequest.
   // Writes a response frame, its requestId set to `request_id`.
@@ -131,6 +149,20 @@ class BoltConnectionManager : private Connection::Handler {
   Worker::TimerId drain_timer_ = 0;
   bool paused_ = false;  // backpressure (kHighWatermark)
   bool finished_ = false;
+
+  class BoltTimeout final : public TimeoutNode {
+   public:
+    BoltTimeout(BoltConnectionManager& owner, void (BoltConnectionManager::*fire)())
+        : owner_(owner), fire_(fire) {}
+
+   private:
+    void OnTimeout() override { (owner_.*fire_)(); }
+    BoltConnectionManager& owner_;
+    void (BoltConnectionManager::*fire_)();
+  };
+  // Last members: destroyed (and so unlinked) first.
+  BoltTimeout frame_timeout_{*this, &BoltConnectionManager::OnFrameTimeout};
+  BoltTimeout idle_timeout_{*this, &BoltConnectionManager::OnIdleTimeout};
 };
 
 }  // namespace cairn::sidecar::bolt

@@ -167,7 +167,9 @@ struct ListenerConfig {
   // (slowloris). Then HTTP/1 gets 408 and HTTP/2 a GOAWAY, and the connection
   // closes; counted in cairn_sidecar_downstream_timeouts_total{kind="header"}.
   // On an auto listener with bolt_routes, the first byte (which picks Bolt or
-  // HTTP) must also come within it.
+  // HTTP) must also come within it; on Bolt connections each frame must be
+  // whole within it from its first byte (then the calls already read are
+  // answered and the connection closes).
   // Default 10000: HAProxy's documented `timeout http-request` value and
   // Envoy's edge best-practice `request_headers_timeout`; nginx's
   // client_header_timeout is 60 s, long enough that a few thousand
@@ -179,7 +181,8 @@ struct ListenerConfig {
   // kind="idle". Default 300000 (5 min): longer than the idle timeouts of the
   // usual client pools (Go 90 s, Node 4 s, OkHttp 5 min), so that the client,
   // not the sidecar, closes an idle pooled connection and no request races a
-  // close; nginx uses 75 s, Envoy 1 h.
+  // close; nginx uses 75 s, Envoy 1 h. Bolt connections too (a Bolt
+  // heartbeat is a byte, so a live SOFARPC client keeps its connection).
   uint32_t idle_timeout_ms = 300000;  // default 300000
   // Open connections of this listener (all workers together). A connection
   // accepted beyond it is closed at once (counted in

@@ -564,10 +564,12 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
     if (s.bolt_stats == nullptr) {
       s.bolt_stats = std::make_unique<bolt::BoltStats>(*s.local_metrics);
     }
+    const HttpListenerContext& http = *s.http_contexts[l];
     s.bolt_contexts[l] = std::make_unique<bolt::BoltListenerContext>(bolt::BoltListenerContext{
         listener.name, bolt::BoltRouteTable(listener.bolt_routes), bolt::BoltLimits{},
-        s.access_log.get(), s.http_contexts[l]->downstream_requests,
-        s.http_contexts[l]->downstream_connections});
+        s.access_log.get(), http.downstream_requests, http.downstream_connections,
+        // The listener's timeouts and counters ({kind="header"} counts frames).
+        http.request_header_timeout, http.idle_timeout, http.header_timeouts, http.idle_timeouts});
   }
   if (auto tls = SidecarTls::Load(s.config); tls.ok()) {
     s.tls = std::move(*tls);
