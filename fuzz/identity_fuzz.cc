@@ -11,9 +11,9 @@
 //    parsing that again gives the same parts) or holds a byte outside the
 //    allowed sets, an empty, "." or ".." segment, or is over 2048 bytes;
 //  - a refusal is not INVALID_ARGUMENT with a message;
-//  - the identity built from the names is not the first SAN that parses, or
-//    names an app that is not exactly /app/<app> (or the CN without an id),
-//    or an app with a '/' in it.
+//  - the identity built from the names is not the one SAN that parses (none
+//    when two do), or names an app that is not exactly /app/<app> (or the
+//    CN, only when no SAN starts with "spiffe:"), or an app with a '/' in it.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -90,15 +90,17 @@ void CheckIdentity(const std::vector<std::string>& sans, const std::string& cn,
   Check(identity.common_name == cn);
   Check(!identity.Name().empty());
   const std::string* first = nullptr;
+  int accepted = 0;
+  bool spiffe_scheme = false;
   for (const std::string& san : sans) {
-    if (ReferenceAccepts(san)) {
-      first = &san;
-      break;
-    }
+    std::string scheme = san.substr(0, 7);
+    for (char& c : scheme) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    spiffe_scheme |= scheme == "spiffe:";
+    if (ReferenceAccepts(san) && ++accepted == 1) first = &san;
   }
-  if (first == nullptr) {
+  if (accepted != 1) {
     Check(identity.spiffe_id.empty() && identity.trust_domain.empty() && identity.path.empty());
-    Check(identity.app == cn);
+    Check(identity.app == (accepted == 0 && !spiffe_scheme ? cn : ""));
     Check(identity.Name() == (cn.empty() ? "anonymous" : "cn=" + cn));
     return;
   }

@@ -77,6 +77,9 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
                  "cluster mode: etcd endpoints [https://]HOST:PORT[,...] (TLS: --etcd-cacert)");
   cmd.add_option("--cluster", v.cluster, "cluster mode: cluster name (default cairn)");
   cmd.add_option("--node-id", v.node_id, "cluster mode: this server's id (default: --listen)");
+  cmd.add_option("--cluster-peer-id", v.cluster_peer_id,
+                 "cluster mode with --tls-ca: the identity callers of a data server must prove "
+                 "(default: that of --tls-cert)");
   cmd.add_option("--replicas", v.replicas, "cluster mode: copies per slot (default 2)");
   cmd.add_option("--lease-ttl-s", v.lease_ttl_s, "cluster mode: etcd lease TTL (default 5)");
   cmd.add_option("--max-slot-moves", v.max_slot_moves,
@@ -146,6 +149,7 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
   if (set("--etcd")) config.etcd = v.etcd;
   if (set("--cluster")) config.cluster = v.cluster;
   if (set("--node-id")) config.node_id = v.node_id;
+  if (set("--cluster-peer-id")) config.cluster_peer_id = v.cluster_peer_id;
   if (set("--replicas")) config.replicas = v.replicas;
   if (set("--lease-ttl-s")) config.lease_ttl_s = v.lease_ttl_s;
   if (set("--max-slot-moves")) config.max_slot_moves = v.max_slot_moves;
@@ -303,6 +307,7 @@ int RunCluster(cairn::RegistryConfig config) {
     options.drain_timeout = std::chrono::milliseconds(config.drain_timeout_ms);
     options.revision_gc_after = std::chrono::milliseconds(config.revision_gc_after_ms);
     options.tls = cairn::ServerTlsFiles(config);
+    options.peer_id = config.cluster_peer_id;
     auto started = cairn::cluster::DataRole::Start(**client, options);
     if (!started.ok()) {
       spdlog::error("cannot start the data role: {}", started.status().ToString());

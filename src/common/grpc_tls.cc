@@ -5,9 +5,12 @@
 #include <grpcpp/security/tls_credentials_options.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <cstdio>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -63,6 +66,24 @@ absl::Status CheckCa(const std::string& ca_file) {
   }
   return absl::OkStatus();
 }
+
+// See RequirePeer.
+class PeerOnly final : public grpc::AuthMetadataProcessor {
+ public:
+  explicit PeerOnly(std::string peer) : peer_(std::move(peer)) {}
+  bool IsBlocking() const override { return false; }  // no I/O: run inline
+  grpc::Status Process(const InputMetadata&, grpc::AuthContext* context, OutputMetadata*,
+                       OutputMetadata*) override {
+    const Identity who = PeerIdentity(*context);
+    if (who.authenticated && who.Name() == peer_) return grpc::Status::OK;
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("only ", peer_, " may call this port; the caller is ",
+                                     who.authenticated ? who.Name() : "unauthenticated"));
+  }
+
+ private:
+  const std::string peer_;
+};
 
 std::shared_ptr<grpc::experimental::CertificateProviderInterface> Provider(const TlsFiles& files) {
   return std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
@@ -140,6 +161,37 @@ Identity PeerIdentity(const grpc::AuthContext& context) {
   // requires and verifies client certificates when TLS is on).
   const bool authenticated = context.IsPeerAuthenticated();
   return IdentityFromCertificateNames(uris, cn, authenticated);
+}
+
+absl::StatusOr<Identity> CertificateFileIdentity(const std::string& cert_file) {
+  auto in = OpenPem(cert_file, "certificate");
+  if (!in.ok()) return in.status();
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_X509(in->get(), nullptr, nullptr, nullptr), X509_free);
+  if (!cert) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS certificate file '", cert_file, "' holds no PEM certificate"));
+  }
+  std::vector<std::string> uris;
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_URI) continue;
+    const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
+    uris.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                      static_cast<size_t>(ASN1_STRING_length(uri)));
+  }
+  GENERAL_NAMES_free(names);
+  char cn[256];
+  int cn_length =
+      X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof(cn));
+  return IdentityFromCertificateNames(
+      uris, cn_length > 0 ? std::string_view(cn, static_cast<size_t>(cn_length)) : "", true);
+}
+
+void RequirePeer(grpc::ServerCredentials& credentials, std::string peer) {
+  credentials.SetAuthMetadataProcessor(std::make_shared<PeerOnly>(std::move(peer)));
 }
 
 }  // namespace cairn

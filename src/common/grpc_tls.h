@@ -52,4 +52,14 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
 // verified client certificate).
 Identity PeerIdentity(const grpc::AuthContext& context);
 
+// The identity the first certificate in `cert_file` names, as a peer that
+// verified it would see it (URI SANs and subject CN).
+absl::StatusOr<Identity> CertificateFileIdentity(const std::string& cert_file);
+
+// Makes `credentials` refuse, with PERMISSION_DENIED and before any handler
+// runs, every call whose peer did not prove `peer` (Identity::Name(): its
+// SPIFFE id, else "cn=<CN>"). For ports that only Cairn's own servers call,
+// where a certificate from the same CA is not enough (an app has one too).
+void RequirePeer(grpc::ServerCredentials& credentials, std::string peer);
+
 }  // namespace cairn

@@ -1,5 +1,6 @@
 #include "common/identity.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace cairn {
@@ -79,17 +80,33 @@ Identity IdentityFromCertificateNames(const std::vector<std::string>& uri_sans,
   Identity identity;
   identity.authenticated = authenticated;
   identity.common_name = std::string(common_name);
+  // A certificate that carries a SPIFFE URI is named by it alone: if none
+  // parses, or two do (a SVID has exactly one), it names no app, rather
+  // than one taken from a CN that was never meant as an app name.
+  bool spiffe_like = false;
+  int valid = 0;
   for (const std::string& uri : uri_sans) {
+    if (uri.size() >= 7 && absl::EqualsIgnoreCase(uri.substr(0, 7), "spiffe:")) {
+      spiffe_like = true;
+    }
     auto id = ParseSpiffeId(uri);
-    if (!id.ok()) continue;
+    if (!id.ok() || ++valid > 1) continue;
     identity.spiffe_id = id->ToString();
     identity.trust_domain = id->trust_domain;
     identity.path = id->path;
-    std::vector<std::string_view> segments = SplitSlash(std::string_view(id->path).substr(1));
+  }
+  if (valid > 1) {
+    identity.spiffe_id.clear();
+    identity.trust_domain.clear();
+    identity.path.clear();
+    return identity;
+  }
+  if (valid == 1) {
+    std::vector<std::string_view> segments = SplitSlash(std::string_view(identity.path).substr(1));
     if (segments.size() == 2 && segments[0] == "app") identity.app = std::string(segments[1]);
     return identity;
   }
-  identity.app = identity.common_name;
+  if (!spiffe_like) identity.app = identity.common_name;
   return identity;
 }
 

@@ -47,8 +47,12 @@ struct Identity {
   std::string Name() const;
 };
 
-// Builds an identity from what a TLS peer presented: its URI SANs (the first
-// that parses as a SPIFFE id wins; others are ignored) and its subject CN.
+// Builds an identity from what a TLS peer presented: its URI SANs and its
+// subject CN. Exactly one URI SAN that parses as a SPIFFE id names it (URIs
+// of other schemes are ignored); with two, or with a "spiffe:" URI that does
+// not parse, it has no SPIFFE id and no app (the CN is kept for logs, never
+// taken as the app). Only a certificate without any spiffe: URI takes its
+// app from the CN.
 // `authenticated` is set by the caller's knowledge that the chain verified.
 Identity IdentityFromCertificateNames(const std::vector<std::string>& uri_sans,
                                       std::string_view common_name, bool authenticated);

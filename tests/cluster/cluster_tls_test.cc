@@ -9,12 +9,15 @@
 #include <mutex>
 #include <set>
 
+#include "cairn/cluster/v1/cluster.grpc.pb.h"
 #include "client/registry_client.h"
 #include "cluster_harness.h"
 #include "dev_certs.h"
 
 namespace cairn::cluster {
 namespace {
+
+namespace cpb = ::cairn::cluster::v1;
 
 using cairn::testing::BinDir;
 using cairn::testing::ClusterHarness;
@@ -117,7 +120,8 @@ TEST_F(ClusterTlsTest, PublishAndSubscribeWithMtlsOnEveryHop) {
   EXPECT_NE(cluster_.MemberLog("s1").find("(mTLS (client certificates required))"),
             std::string::npos)
       << cluster_.MemberLog("s1");
-  EXPECT_NE(cluster_.MemberLog("d1").find("(mTLS, peers verified against the CA)"),
+  EXPECT_NE(cluster_.MemberLog("d1").find(
+                "(mTLS, peers verified against the CA and must be spiffe://cairn.local/registry)"),
             std::string::npos)
       << cluster_.MemberLog("d1");
   ExpectPublishReachesSubscriber("tls.cluster.svc");
@@ -184,6 +188,41 @@ TEST_F(ClusterTlsTest, ClientsWithoutAValidCertificateCannotUseTheSession) {
     EXPECT_EQ(client->stats().connections, 0u);
   }
   ExpectPublishReachesSubscriber("tls.after.refused");
+}
+
+// Only registry servers may call a data server: an app's certificate from
+// the same CA connects (the chain verifies) but every call is refused, so an
+// app cannot write around the session's policy.
+TEST_F(ClusterTlsTest, AppCertificateFromTheSameCaCannotCallADataServer) {
+  ClusterHarness::Member* d1 = cluster_.Find("d1");
+  ASSERT_NE(d1, nullptr);
+  for (const std::string name : {"app-a", "cairnctl", ""}) {
+    SCOPED_TRACE(name);
+    auto credentials = MakeChannelCredentials(cluster_.ClientTls(name));
+    ASSERT_TRUE(credentials.ok()) << credentials.status();
+    auto stub = cpb::DataNode::NewStub(grpc::CreateChannel(d1->data_address, *credentials));
+    grpc::ClientContext apply_context;
+    apply_context.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    cpb::ApplyRequest apply;
+    apply.set_session("forged");
+    cpb::ApplyResponse applied;
+    grpc::Status status = stub->Apply(&apply_context, apply, &applied);
+    if (name.empty()) {
+      // No client certificate: the TLS handshake itself fails.
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+      continue;
+    }
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+    EXPECT_NE(status.error_message().find("only spiffe://cairn.local/registry may call"),
+              std::string::npos)
+        << status.error_message();
+    grpc::ClientContext summaries_context;
+    summaries_context.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    cpb::SummariesResponse summaries;
+    EXPECT_EQ(stub->Summaries(&summaries_context, cpb::SummariesRequest(), &summaries).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  ExpectPublishReachesSubscriber("tls.after.forged");
 }
 
 // The certificate of its gRPC port comes from another CA, though it may

@@ -58,10 +58,9 @@ TEST(IdentityTest, AppComesFromAnAppPathOnly) {
   EXPECT_EQ(deep.app, "") << "only /app/<app> names an app";
 }
 
-TEST(IdentityTest, FirstValidSpiffeUriWinsElseTheCommonName) {
+TEST(IdentityTest, OneValidSpiffeUriNamesItElseTheCommonNameWithoutAnySpiffeUri) {
   Identity id = IdentityFromCertificateNames(
-      {"https://example.com/x", "spiffe://BAD/app/x", "spiffe://td/app/b", "spiffe://td/app/c"},
-      "cn-name", true);
+      {"https://example.com/x", "spiffe://BAD/app/x", "spiffe://td/app/b"}, "cn-name", true);
   EXPECT_EQ(id.spiffe_id, "spiffe://td/app/b");
   EXPECT_EQ(id.app, "b");
 
@@ -74,6 +73,23 @@ TEST(IdentityTest, FirstValidSpiffeUriWinsElseTheCommonName) {
   EXPECT_EQ(none.Name(), "anonymous");
   EXPECT_FALSE(none.authenticated);
   EXPECT_EQ(none.app, "");
+}
+
+// A certificate meant to carry a SPIFFE id never falls back to its CN for
+// the app: a typo in the URI must not turn a host name into an app.
+TEST(IdentityTest, BrokenOrAmbiguousSpiffeUrisNameNoApp) {
+  for (const char* uri : {"spiffe://Cairn.local/app/payment", "spiffe://td/app/payment/",
+                          "SPIFFE://td/app/payment", "spiffe:td/app/payment"}) {
+    Identity id = IdentityFromCertificateNames({uri}, "payment", true);
+    EXPECT_EQ(id.spiffe_id, "") << uri;
+    EXPECT_EQ(id.app, "") << uri;
+    EXPECT_EQ(id.Name(), "cn=payment") << uri;
+  }
+  Identity two =
+      IdentityFromCertificateNames({"spiffe://td/app/a", "spiffe://td/app/b"}, "a", true);
+  EXPECT_EQ(two.spiffe_id, "");
+  EXPECT_EQ(two.app, "");
+  EXPECT_EQ(two.path, "");
 }
 
 }  // namespace

@@ -324,11 +324,12 @@ constexpr const char* kDenyQueries =
 
 TEST_F(ReloaderTest, RequestReloadsAtOnceAndBadFileKeepsOld) {
   Write(kDenyQueries);
+  const PolicyReloader::FileStamp stamp = PolicyReloader::Stamp(path_);
   auto first = LoadPolicyFile(path_);
   ASSERT_TRUE(first.ok()) << first.status();
   Authorizer authorizer(std::move(*first), nullptr);
   // A long poll: only the explicit request can reload within the test.
-  PolicyReloader reloader(path_, authorizer, std::chrono::hours(1));
+  PolicyReloader reloader(path_, authorizer, std::chrono::hours(1), stamp);
   EXPECT_FALSE(authorizer.Check(App("app-a"), Query("")).ok());
   Write(kAllowQueries);
   RequestPolicyReload();
@@ -341,10 +342,11 @@ TEST_F(ReloaderTest, RequestReloadsAtOnceAndBadFileKeepsOld) {
 
 TEST_F(ReloaderTest, FileChangeIsPickedUpByThePoll) {
   Write(kDenyQueries);
+  const PolicyReloader::FileStamp stamp = PolicyReloader::Stamp(path_);
   auto first = LoadPolicyFile(path_);
   ASSERT_TRUE(first.ok());
   Authorizer authorizer(std::move(*first), nullptr);
-  PolicyReloader reloader(path_, authorizer, std::chrono::milliseconds(20));
+  PolicyReloader reloader(path_, authorizer, std::chrono::milliseconds(20), stamp);
   Write(kAllowQueries);
   bool allowed = false;
   for (int i = 0; i < 250 && !allowed; ++i) {  // at most 5 s
@@ -353,6 +355,25 @@ TEST_F(ReloaderTest, FileChangeIsPickedUpByThePoll) {
   }
   EXPECT_TRUE(allowed);
   EXPECT_EQ(reloader.reloads(), 1u);
+}
+
+// The file is replaced after startup read it but before the reloader began
+// watching: the first poll still picks the new version up (the reloader
+// compares with the version that was read, not the one it first sees).
+TEST_F(ReloaderTest, FileReplacedDuringStartupIsReloaded) {
+  Write(kDenyQueries);
+  const PolicyReloader::FileStamp stamp = PolicyReloader::Stamp(path_);
+  auto first = LoadPolicyFile(path_);
+  ASSERT_TRUE(first.ok());
+  Authorizer authorizer(std::move(*first), nullptr);
+  Write(kAllowQueries);
+  PolicyReloader reloader(path_, authorizer, std::chrono::milliseconds(20), stamp);
+  bool allowed = false;
+  for (int i = 0; i < 250 && !allowed; ++i) {  // at most 5 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    allowed = authorizer.Check(App("app-a"), Query("")).ok();
+  }
+  EXPECT_TRUE(allowed);
 }
 
 }  // namespace

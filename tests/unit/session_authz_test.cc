@@ -168,6 +168,88 @@ TEST_F(SessionAuthzTest, TakeoverOnlyBySameIdentityOrAdmin) {
   EXPECT_EQ(PublishersOf("svc.shared"), 1u);
 }
 
+// A data role that answers publishes only when told (cluster mode answers
+// over the network, later): everything else goes straight through.
+class DeferredPublishes : public DataService {
+ public:
+  explicit DeferredPublishes(DataService& inner) : inner_(inner) {}
+  void Publish(std::shared_ptr<const PublisherRecord> record, VersionCallback done) override {
+    held_.emplace_back(std::move(record), std::move(done));
+  }
+  void Unpublish(const std::string& data_info_id, const std::string& registration_id,
+                 const OwnerRef& owner, VersionCallback done) override {
+    inner_.Unpublish(data_info_id, registration_id, owner, std::move(done));
+  }
+  void Fetch(const std::string& data_info_id, SnapshotCallback done) override {
+    inner_.Fetch(data_info_id, std::move(done));
+  }
+  std::vector<DatumSummary> List(const std::string& prefix) const override {
+    return inner_.List(prefix);
+  }
+  void AddListener(DataChangeListener* listener) override { inner_.AddListener(listener); }
+  void RemoveListener(DataChangeListener* listener) override { inner_.RemoveListener(listener); }
+  // Sends the held publishes on, in order.
+  void Release() {
+    auto held = std::move(held_);
+    held_.clear();
+    for (auto& [record, done] : held) inner_.Publish(std::move(record), std::move(done));
+  }
+
+ private:
+  DataService& inner_;
+  std::vector<std::pair<std::shared_ptr<const PublisherRecord>, VersionCallback>> held_;
+};
+
+// The takeover check also covers a registration whose first publish has not
+// been answered yet: another identity racing it with the same id (and a
+// higher version) is refused, not handed the victim's entry.
+TEST(SessionAuthzRaceTest, TakeoverOfAPublishStillInFlightIsRefused) {
+  EventLoop loop("test");
+  RegistryMetrics metrics;
+  LocalDataServer local(8, *VersionClock::Open(nullptr));
+  DeferredPublishes data(local);
+  SessionServer session(loop, data, metrics, {});
+  auth::Authorizer authorizer(auth::DefaultPolicy(), &metrics.denied);
+  session.SetAuthorizer(&authorizer);
+
+  auto victim = std::make_shared<RecordingStream>();
+  uint64_t conn_v = session.OnConnect("ipv4:127.0.0.1:1", victim, App("app-b"));
+  session.OnMessage(conn_v, Publish(1, "r", "svc.shared", "app-b"));
+  auto attacker = std::make_shared<RecordingStream>();
+  uint64_t conn_a = session.OnConnect("ipv4:127.0.0.1:2", attacker, App("app-a"));
+  pb::ClientMessage forged = Publish(1, "r", "svc.shared", "app-a");
+  forged.mutable_publish()->set_version(2);
+  session.OnMessage(conn_a, std::move(forged));
+  data.Release();
+
+  EXPECT_EQ(victim->Results()[1].code(), 0) << victim->Results()[1].message();
+  EXPECT_EQ(attacker->Results()[1].code(), kDenied) << attacker->Results()[1].message();
+  EXPECT_NE(attacker->Results()[1].message().find("registration-owner"), std::string::npos);
+  pb::DescribeRequest request;
+  request.mutable_key()->set_data_id("svc.shared");
+  std::vector<std::string> data_seen;
+  session.DescribeAsync(request, [&](absl::StatusOr<pb::DescribeResponse> r) {
+    ASSERT_TRUE(r.ok());
+    for (const auto& p : r->publishers()) {
+      data_seen.assign(p.publisher().data().begin(), p.publisher().data().end());
+    }
+  });
+  EXPECT_EQ(data_seen, std::vector<std::string>{"10.0.0.1:1/r"});
+}
+
+// A refused caller learns nothing about an id it may not use.
+TEST_F(SessionAuthzTest, RefusedPublishDoesNotTellWhatAnIdIsUsedFor) {
+  std::shared_ptr<RecordingStream> b, a;
+  uint64_t conn_b = Connect(App("app-b"), b);
+  session_.OnMessage(conn_b, Publish(1, "secret-id", "svc.private", "app-b"));
+  ASSERT_EQ(b->Results()[1].code(), 0);
+  uint64_t conn_a = Connect(App("app-a"), a);
+  session_.OnMessage(conn_a, Publish(1, "secret-id", "svc.probe", "app-a"));
+  EXPECT_EQ(a->Results()[1].code(), kDenied) << a->Results()[1].message();
+  EXPECT_EQ(a->Results()[1].message().find("svc.private"), std::string::npos)
+      << a->Results()[1].message();
+}
+
 TEST_F(SessionAuthzTest, RevisionOfAnotherAppRefused) {
   std::shared_ptr<RecordingStream> a;
   uint64_t conn = Connect(App("app-a"), a);

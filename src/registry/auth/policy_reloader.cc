@@ -20,8 +20,8 @@ std::set<PolicyReloader*>& Live() {
 }  // namespace
 
 PolicyReloader::PolicyReloader(std::string path, Authorizer& authorizer,
-                               std::chrono::milliseconds poll)
-    : path_(std::move(path)), authorizer_(authorizer), poll_(poll), last_stamp_(Stamp(path_)) {
+                               std::chrono::milliseconds poll, FileStamp loaded)
+    : path_(std::move(path)), authorizer_(authorizer), poll_(poll), last_stamp_(loaded) {
   thread_ = std::thread([this] { Run(); });
   std::lock_guard lock(RegistryMutex());
   Live().insert(this);

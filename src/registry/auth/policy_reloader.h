@@ -24,9 +24,20 @@ namespace cairn::auth {
 
 class PolicyReloader {
  public:
+  // A version of the file: inode, size and modification time.
+  struct FileStamp {
+    uint64_t inode = 0, size = 0;
+    int64_t mtime_ns = 0;
+    bool operator==(const FileStamp&) const = default;
+  };
+  static FileStamp Stamp(const std::string& path);
+
   // Starts watching `path` for `authorizer` (which must outlive this). The
-  // file was already loaded by the caller (a startup error stops startup).
-  PolicyReloader(std::string path, Authorizer& authorizer, std::chrono::milliseconds poll);
+  // file was already loaded by the caller (a startup error stops startup);
+  // `loaded` is its stamp taken before that read, so that a file replaced
+  // between the read and now is reloaded at the first poll.
+  PolicyReloader(std::string path, Authorizer& authorizer, std::chrono::milliseconds poll,
+                 FileStamp loaded);
   ~PolicyReloader();
   PolicyReloader(const PolicyReloader&) = delete;
   PolicyReloader& operator=(const PolicyReloader&) = delete;
@@ -38,12 +49,6 @@ class PolicyReloader {
   uint64_t reloads() const;
 
  private:
-  struct FileStamp {
-    uint64_t inode = 0, size = 0;
-    int64_t mtime_ns = 0;
-    bool operator==(const FileStamp&) const = default;
-  };
-  static FileStamp Stamp(const std::string& path);
   void Run();
 
   const std::string path_;

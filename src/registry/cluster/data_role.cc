@@ -769,6 +769,22 @@ absl::StatusOr<std::unique_ptr<DataRole>> DataRole::Start(coord::EtcdClient& cli
   if (server_tls.ca_file.empty()) server_tls.require_client_cert = false;
   auto server_credentials = MakeServerCredentials(server_tls);
   if (!server_credentials.ok()) return server_credentials.status();
+  std::string peer_id = options.peer_id;
+  if (!server_tls.ca_file.empty()) {
+    // Only registry servers call this port: a certificate from the CA is not
+    // enough (every app has one), the caller must prove the peer identity.
+    if (peer_id.empty()) {
+      auto own = CertificateFileIdentity(server_tls.cert_file);
+      if (!own.ok()) return own.status();
+      if (own->spiffe_id.empty() && own->common_name.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("data role: the certificate ", server_tls.cert_file,
+                         " names no identity (no SPIFFE URI, no CN); set cluster_peer_id"));
+      }
+      peer_id = own->Name();
+    }
+    RequirePeer(**server_credentials, peer_id);
+  }
   std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
   if (options.tls.enabled()) {
     auto made = MakeChannelCredentials(options.tls);
@@ -836,9 +852,10 @@ absl::StatusOr<std::unique_ptr<DataRole>> DataRole::Start(coord::EtcdClient& cli
     r.collector->Start();
   });
   spdlog::info("data {} serving DataNode on {} ({})", r.options.id, r.address,
-               !r.options.tls.enabled()        ? "plaintext"
-               : r.options.tls.ca_file.empty() ? "TLS"
-                                               : "mTLS, peers verified against the CA");
+               !r.options.tls.enabled() ? "plaintext"
+               : r.options.tls.ca_file.empty()
+                   ? "TLS"
+                   : absl::StrCat("mTLS, peers verified against the CA and must be ", peer_id));
   return role;
 }
 

@@ -49,6 +49,10 @@ struct DataRoleOptions {
   // once a CA is named) and of the channels to other data servers, which
   // present cert_file. Off while no file is named.
   TlsFiles tls;
+  // With a CA: the identity (SPIFFE id, or cn=NAME) every caller of the
+  // DataNode port must prove. Empty: the one this server's own certificate
+  // names (registry servers usually share one).
+  std::string peer_id;
 };
 
 class DataRole {

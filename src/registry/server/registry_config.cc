@@ -127,6 +127,7 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
       {"etcd", str(&c.etcd)},
       {"cluster", str(&c.cluster)},
       {"node_id", str(&c.node_id)},
+      {"cluster_peer_id", str(&c.cluster_peer_id)},
       {"replicas", u32(&c.replicas)},
       {"lease_ttl_s", u32(&c.lease_ttl_s)},
       {"max_slot_moves", u32(&c.max_slot_moves)},

@@ -97,6 +97,10 @@ struct RegistryConfig {
   // refresh_interval_s}`. Off while no file is named. With a CA, clients must
   // present a certificate chaining to it unless client_cert is "optional".
   TlsFiles tls;
+  // Cluster mode with tls.ca: the identity (SPIFFE id, or cn=NAME) a caller
+  // of a data server's DataNode port must prove (sessions and other data
+  // servers). Empty: the identity of this server's own tls.cert.
+  std::string cluster_peer_id;
   // TLS to etcd (URLs become https): YAML `etcd_tls: {cert, key, ca}`.
   TlsFiles etcd_tls;
   // Authorization policy file (docs/security.md, "Authorization"; example:

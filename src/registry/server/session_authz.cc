@@ -33,6 +33,8 @@ absl::StatusOr<SessionAuthz> SessionAuthzFrom(const RegistryConfig& config,
     return authz;
   }
   auth::Policy policy = auth::DefaultPolicy();
+  // Taken before the read: a file replaced during startup is reloaded.
+  const auth::PolicyReloader::FileStamp stamp = auth::PolicyReloader::Stamp(config.policy_file);
   if (!config.policy_file.empty()) {
     auto loaded = auth::LoadPolicyFile(config.policy_file);
     if (!loaded.ok()) return loaded.status();
@@ -51,8 +53,8 @@ absl::StatusOr<SessionAuthz> SessionAuthzFrom(const RegistryConfig& config,
         config.admin);
   }
   if (!config.policy_file.empty()) {
-    authz.reloader =
-        std::make_unique<auth::PolicyReloader>(config.policy_file, *authz.authorizer, kPolicyPoll);
+    authz.reloader = std::make_unique<auth::PolicyReloader>(config.policy_file, *authz.authorizer,
+                                                            kPolicyPoll, stamp);
   }
   return authz;
 }

@@ -247,13 +247,11 @@ void SessionServer::HandlePublish(Connection& conn, const ReplyTo& to, const pb:
   auto record = std::make_shared<PublisherRecord>();
   record->datum = datum_ids_.Get(NormalizeKey(publish.key()));
   auto existing = publishers_.find(reg_id);
-  if (existing != publishers_.end() &&
-      existing->second.record->data_info_id() != record->data_info_id()) {
-    Reply(
-        conn, to,
-        absl::InvalidArgumentError(absl::StrCat("registration id ", reg_id, " is already used for ",
-                                                existing->second.record->data_info_id())));
-    return;
+  // Who holds the id: its publisher here, else a publish of it still on its
+  // way to the data role (a takeover racing that publish is checked too).
+  uint64_t holder = existing != publishers_.end() ? existing->second.connection_id : 0;
+  if (auto sending = publishing_.find(reg_id); holder == 0 && sending != publishing_.end()) {
+    holder = sending->second.connection_id;
   }
   record->app_name = publish.app_name().empty() ? conn.app_name : publish.app_name();
   if (authorizer_ != nullptr) {
@@ -266,14 +264,23 @@ void SessionServer::HandlePublish(Connection& conn, const ReplyTo& to, const pb:
     }
     if (!record->app_name.empty()) action.claimed_apps.push_back(record->app_name);
     absl::Status allowed = Authorize(conn, action);
-    if (allowed.ok() && existing != publishers_.end()) {
-      allowed = AuthorizeTakeover(conn, existing->second.connection_id, auth::Op::kPublish,
-                                  action.data_id, reg_id);
+    if (allowed.ok() && holder != 0) {
+      allowed = AuthorizeTakeover(conn, holder, auth::Op::kPublish, action.data_id, reg_id);
     }
     if (!allowed.ok()) {
       Reply(conn, to, allowed);
       return;
     }
+  }
+  // After authorization: what an id is used for is told only to who may
+  // take it over.
+  if (existing != publishers_.end() &&
+      existing->second.record->data_info_id() != record->data_info_id()) {
+    Reply(
+        conn, to,
+        absl::InvalidArgumentError(absl::StrCat("registration id ", reg_id, " is already used for ",
+                                                existing->second.record->data_info_id())));
+    return;
   }
   bool known_here = existing != publishers_.end() && existing->second.connection_id == conn.id;
   if (!known_here && conn.registrations() >= options_.max_registrations_per_client) {
@@ -291,7 +298,14 @@ void SessionServer::HandlePublish(Connection& conn, const ReplyTo& to, const pb:
   record->registered_at_ms = WallMillis();
 
   uint64_t conn_id = conn.id;
+  Sending& sending = publishing_[reg_id];
+  sending.connection_id = conn_id;
+  ++sending.in_flight;
   data_.Publish(record, [this, conn_id, to, record](absl::StatusOr<uint64_t> version) {
+    if (auto sent = publishing_.find(record->registration_id);
+        sent != publishing_.end() && --sent->second.in_flight == 0) {
+      publishing_.erase(sent);
+    }
     auto it = connections_.find(conn_id);
     if (!version.ok()) {
       if (it != connections_.end()) Reply(it->second, to, version.status());

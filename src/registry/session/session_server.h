@@ -238,6 +238,13 @@ class SessionServer final : private PushEngine::Transport {
   // entry's record's own (no second copy of the id). Entries never move
   // (node-based map), so the connections' lists point into it.
   std::unordered_map<std::string_view, PublisherEntry> publishers_;
+  // Registration ids whose publish is on its way to the data role: the
+  // connection that sent the latest, and how many are in flight.
+  struct Sending {
+    uint64_t connection_id = 0;
+    int in_flight = 0;
+  };
+  std::unordered_map<std::string, Sending> publishing_;
   DatumIdPool datum_ids_;
   std::unordered_map<std::string, uint64_t> subscriber_owner_;  // reg id -> connection
   std::unique_ptr<EventLoop::Timer> sweep_timer_;

@@ -62,8 +62,12 @@ void Connection::OnFdEvents(uint32_t events) {
     return;
   }
   if (tls_ != nullptr && (events & EPOLLOUT) && tls_->read_wants_write) {
+    // SSL_read needed to write first: this EPOLLOUT is the read's cue, and
+    // no EPOLLIN edge may follow for bytes already in the socket or in
+    // OpenSSL's buffer.
     tls_->read_wants_write = false;
     readable_ = true;
+    events |= EPOLLIN;
   }
   if (tls_ != nullptr && (events & EPOLLIN) && tls_->write_wants_read) {
     tls_->write_wants_read = false;
