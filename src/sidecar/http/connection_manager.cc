@@ -25,10 +25,7 @@ HttpConnectionManager::HttpConnectionManager(
 
 HttpConnectionManager::~HttpConnectionManager() {
   *alive_ = false;
-  if (hold_timer_ != 0) {
-    worker_.CancelTimer(hold_timer_);
-    worker_.EndHold();
-  }
+  if (hold_timer_ != 0) worker_.CancelTimer(hold_timer_);
   finished_streams_.clear();
   for (auto& [id, stream] : streams_) stream->OnDownstreamReset();
   streams_.clear();
@@ -232,15 +229,16 @@ void HttpConnectionManager::Flush() {
   if (hold_timer_ != 0) return;  // the running hold covers these bytes too
   held_responses_ = 0;
   auto deadline = Worker::Clock::now() + context_.http2_flush_delay;
-  worker_.BeginHold(deadline);
   hold_timer_ = worker_.RunAt(deadline, [this, alive = alive_] {
     if (!*alive) return;
     hold_timer_ = 0;
-    worker_.EndHold();
     WriteOut();
   });
 }
 
+// The hold is this connection's alone: a timer on the worker's loop, which
+// goes on serving every other connection meanwhile (holding the whole worker
+// delayed them by the hold; issue 17).
 // Hold only a multiplexed connection with another stream in flight besides
 // the one writing: a lone stream gains nothing from waiting. The hold ends
 // at its deadline, when the batch is full, or when the last stream finishes
@@ -258,7 +256,6 @@ bool HttpConnectionManager::BatchFull() const {
 void HttpConnectionManager::WriteOut() {
   if (hold_timer_ != 0) {
     worker_.CancelTimer(hold_timer_);
-    worker_.EndHold();
     hold_timer_ = 0;
   }
   if (!out_.empty() && connection_->open()) connection_->Write(out_);

@@ -170,27 +170,6 @@ int Worker::WaitForEvents(epoll_event* events, int max_events) {
   return epoll_wait(epoll_fd_, events, max_events, ms);
 }
 
-void Worker::BeginHold(Clock::time_point deadline) {
-  if (holds_++ == 0 || deadline < hold_until_) hold_until_ = deadline;
-}
-
-void Worker::EndHold() {
-  if (holds_ > 0 && --holds_ == 0) hold_until_ = {};
-}
-
-void Worker::SleepThroughHold() {
-  {
-    std::lock_guard lock(posted_mu_);
-    if (!posted_.empty()) return;
-  }
-  // steady_clock is CLOCK_MONOTONIC in libstdc++ and libc++ on Linux.
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(hold_until_.time_since_epoch());
-  timespec until{static_cast<time_t>(ns.count() / 1'000'000'000),
-                 static_cast<long>(ns.count() % 1'000'000'000)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, nullptr) == EINTR) {
-  }
-}
-
 void Worker::RunTimers() {
   auto now = Clock::now();
   while (!timer_order_.empty() && timer_order_.begin()->first <= now) {
@@ -219,18 +198,7 @@ void Worker::Run() {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
   while (running_.load(std::memory_order_relaxed)) {
-    int n;
-    if (holds_ > 0) {
-      // A hold is open: handle what is ready now, and sleep through the
-      // rest of the hold only when nothing is.
-      n = epoll_wait(epoll_fd_, events, kMaxEvents, 0);
-      if (n <= 0) {
-        SleepThroughHold();
-        n = WaitForEvents(events, kMaxEvents);
-      }
-    } else {
-      n = WaitForEvents(events, kMaxEvents);
-    }
+    int n = WaitForEvents(events, kMaxEvents);
     if (n < 0 && errno != EINTR) break;
     {
       IoScope scope(*this);

@@ -88,16 +88,6 @@ class Worker {
   }
   void CancelTimer(TimerId id);
 
-  // Batching holds (HttpConnectionManager's HTTP/2 flush hold). While at
-  // least one is open, the loop handles what is ready, and when nothing is it
-  // sleeps until the earliest open hold's deadline instead of waiting for
-  // I/O, then handles everything that arrived meanwhile in one turn. Waking per event is what kept
-  // the proxy in the "ping-pong" regime (docs/benchmarks.md, issue 3): each upstream response woke
-  // the worker on its own, and on 2 cores every wake-up of an idle CPU costs more than the work it
-  // brings. Each BeginHold needs one EndHold.
-  void BeginHold(Clock::time_point deadline);
-  void EndHold();
-
   int index() const { return index_; }
   bool InThread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
@@ -143,7 +133,6 @@ class Worker {
   // The wait until the next timer (zero if work is posted); false: none.
   bool NextTimeout(timespec* timeout);
   int WaitForEvents(epoll_event* events, int max_events);
-  void SleepThroughHold();
 
   int index_;
   int epoll_fd_ = -1;
@@ -169,8 +158,6 @@ class Worker {
       timers_;
 
   int io_scope_depth_ = 0;
-  int holds_ = 0;
-  Clock::time_point hold_until_{};  // the earliest deadline of the open holds
   std::vector<Connection*> dirty_;
   std::map<std::chrono::milliseconds, std::unique_ptr<TimeoutList>> timeouts_;
 };
