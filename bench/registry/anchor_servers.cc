@@ -137,9 +137,10 @@ void AddGuardExitHook(void (*hook)()) {
   live().exit_hooks.push_back(hook);
 }
 
-ScratchDir::ScratchDir(const std::string& tag) {
-  std::string pattern =
-      (std::filesystem::temp_directory_path() / ("cairn-regbench-" + tag + "-XXXXXX")).string();
+ScratchDir::ScratchDir(const std::string& tag, const std::string& base) {
+  std::filesystem::path parent =
+      base.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(base);
+  std::string pattern = (parent / ("cairn-regbench-" + tag + "-XXXXXX")).string();
   const char* made = mkdtemp(pattern.data());
   path_ = made != nullptr ? made : "";
   std::lock_guard lock(live().mu);
@@ -318,7 +319,10 @@ absl::StatusOr<std::string> TcpExchange(uint16_t port, const std::string& reques
 
 // ---------------------------------------------------------------- etcd
 
-EtcdServer::EtcdServer() = default;
+// tmpfs: what the durability-equal variants write to.
+constexpr const char* kMemoryDir = "/dev/shm";
+
+EtcdServer::EtcdServer(bool in_memory) : in_memory_(in_memory) {}
 EtcdServer::~EtcdServer() { Stop(); }
 
 absl::Status EtcdServer::Start() {
@@ -326,7 +330,7 @@ absl::Status EtcdServer::Start() {
   // Free ports can be taken by someone else before etcd binds them: retry.
   for (int attempt = 0; attempt < 3; ++attempt) {
     Stop();
-    dir_ = std::make_unique<ScratchDir>("etcd");
+    dir_ = std::make_unique<ScratchDir>("etcd", in_memory_ ? kMemoryDir : "");
     auto ports = FreePorts(2);
     if (ports.size() != 2) return absl::UnavailableError("no free ports");
     client_port_ = ports[0];
@@ -375,14 +379,15 @@ std::string EtcdServer::LogTail() const { return process_ ? process_->LogTail() 
 
 // ---------------------------------------------------------------- ZooKeeper
 
-ZooKeeperServer::ZooKeeperServer(std::string heap) : heap_(std::move(heap)) {}
+ZooKeeperServer::ZooKeeperServer(std::string heap, bool in_memory)
+    : heap_(std::move(heap)), in_memory_(in_memory) {}
 ZooKeeperServer::~ZooKeeperServer() { Stop(); }
 
 absl::Status ZooKeeperServer::Start() {
   absl::Status last = absl::UnavailableError("not started");
   for (int attempt = 0; attempt < 3; ++attempt) {
     Stop();
-    dir_ = std::make_unique<ScratchDir>("zookeeper");
+    dir_ = std::make_unique<ScratchDir>("zookeeper", in_memory_ ? kMemoryDir : "");
     auto ports = FreePorts(1);
     if (ports.size() != 1) return absl::UnavailableError("no free port");
     port_ = ports[0];
@@ -397,6 +402,11 @@ absl::Status ZooKeeperServer::Start() {
           << "maxClientCnxns=0\n"
           << "admin.enableServer=false\n"
           << "4lw.commands.whitelist=ruok,srvr\n";
+      // dataLogDir: the transaction log, what forceSync governs (it would
+      // default to dataDir; named so that both are visibly on tmpfs).
+      if (in_memory_)
+        cfg << "dataLogDir=" << dir_->File("log-data") << "\n"
+            << "forceSync=no\n";
       if (!cfg) return absl::InternalError("cannot write zoo.cfg");
     }
     // -XX:-UsePerfData: no hsperfdata file left in /tmp if the JVM is killed.

@@ -35,10 +35,11 @@ void StartGuard(std::chrono::seconds time_limit);
 // It must not block. Thread-safe.
 void AddGuardExitHook(void (*hook)());
 
-// A temporary directory under $TMPDIR, removed recursively when destroyed.
+// A temporary directory under $TMPDIR (or under `base`, e.g. /dev/shm for
+// a tmpfs), removed recursively when destroyed.
 class ScratchDir {
  public:
-  explicit ScratchDir(const std::string& tag);
+  explicit ScratchDir(const std::string& tag, const std::string& base = "");
   ~ScratchDir();
   ScratchDir(const ScratchDir&) = delete;
   ScratchDir& operator=(const ScratchDir&) = delete;
@@ -93,10 +94,12 @@ absl::StatusOr<std::string> TcpExchange(uint16_t port, const std::string& reques
                                         std::chrono::milliseconds timeout);
 
 // A single-member etcd (3.4, `/usr/bin/etcd`) with its v3 gRPC API on a free
-// port. Thread-safety: none.
+// port. `in_memory`: the data dir (and so the WAL) is on /dev/shm, a tmpfs,
+// where etcd's fsync returns at once; etcd 3.4 has no --unsafe-no-fsync.
+// Thread-safety: none.
 class EtcdServer {
  public:
-  EtcdServer();
+  explicit EtcdServer(bool in_memory = false);
   ~EtcdServer();
   // Starts and waits until /health reports true (at most 30 s).
   absl::Status Start();
@@ -107,17 +110,20 @@ class EtcdServer {
   std::string address() const { return "127.0.0.1:" + std::to_string(client_port_); }
 
  private:
+  bool in_memory_;
   std::unique_ptr<ScratchDir> dir_;
   std::unique_ptr<ServerProcess> process_;
   uint16_t client_port_ = 0;
 };
 
 // A standalone ZooKeeper (Debian's zookeeper 3.8 jar run by /usr/bin/java)
-// on a free port. Thread-safety: none.
+// on a free port. `in_memory`: dataDir and dataLogDir on /dev/shm (tmpfs)
+// and forceSync=no (the transaction log is not fsynced).
+// Thread-safety: none.
 class ZooKeeperServer {
  public:
   // `heap` is the JVM's -Xmx value, e.g. "2g".
-  explicit ZooKeeperServer(std::string heap);
+  explicit ZooKeeperServer(std::string heap, bool in_memory = false);
   ~ZooKeeperServer();
   // Starts and waits until `ruok` is answered with `imok` and `srvr` with
   // the server's mode (at most 60 s).
@@ -130,6 +136,7 @@ class ZooKeeperServer {
 
  private:
   std::string heap_;
+  bool in_memory_;
   std::unique_ptr<ScratchDir> dir_;
   std::unique_ptr<ServerProcess> process_;
   uint16_t port_ = 0;

@@ -47,6 +47,20 @@ using DoneCallback = std::function<void(const absl::Status&)>;
 // different threads.
 using ViewCallback = std::function<void(const std::vector<InstanceView>& view)>;
 
+// One registration of a PublishBatch.
+struct PublishRequest {
+  std::string service;
+  std::string instance;
+  uint64_t gen = 0;
+  std::string data;
+};
+
+// Answers to a PublishBatch: called once per answer the system gives, with
+// how many of the batch's registrations that answer covers (the counts of
+// all calls add up to the batch's size) and their common outcome. Same
+// threading rules as DoneCallback.
+using BatchDoneCallback = std::function<void(int64_t answered, const absl::Status&)>;
+
 // One client connection to the system (Cairn: a Session stream on its own
 // TCP connection; etcd: a gRPC channel with one lease; ZooKeeper: a session).
 //
@@ -66,6 +80,18 @@ class Connection {
   // instance is in flight. Never blocks for the answer.
   virtual void Publish(const std::string& service, const std::string& instance, uint64_t gen,
                        const std::string& data, DoneCallback done) = 0;
+
+  // Registers several instances as one request where the system has one
+  // (etcd: a Txn of puts; ZooKeeper: a multi of creates), so that anchors
+  // batch as Cairn's client does. The default (Cairn's) is one Publish each:
+  // Cairn's client itself coalesces what queues behind its write in flight
+  // into one Batch message (cairn_client's SessionStream), so the bench must
+  // not batch for it. Same preconditions as Publish for each element.
+  virtual void PublishBatch(std::vector<PublishRequest> batch, BatchDoneCallback done) {
+    for (auto& r : batch) {
+      Publish(r.service, r.instance, r.gen, r.data, [done](const absl::Status& s) { done(1, s); });
+    }
+  }
 
   // Subscribes to every instance of `service`. Returns once the subscription
   // is established and its initial view was delivered to `on_view`, or with an
@@ -89,6 +115,11 @@ struct SystemOptions {
   // queries (instance counts, the gRPC floor) present cairnctl.crt. Empty:
   // plaintext.
   std::string tls_dir;
+  // etcd and ZooKeeper only: data and log under /dev/shm (tmpfs) and, for
+  // ZooKeeper, forceSync=no, so that neither waits for a disk, as Cairn
+  // (which keeps registrations in memory) does not. Systems "etcd-tmpfs"
+  // and "zookeeper-nosync".
+  bool in_memory = false;
 };
 
 // One system: its server process and a way to connect to it.

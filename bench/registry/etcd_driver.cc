@@ -2,11 +2,15 @@
 // with our own subset of etcd's proto (proto/etcdv3, shared with src/coord).
 //
 // Model, as etcd-based registries do it: a connection = one gRPC channel (its
-// own TCP connection) holding one lease (TTL 60 s, kept alive every 10 s on a
-// LeaseKeepAlive stream, revoked when the connection closes so its keys go at
-// once, like a Cairn stream's publishers or a ZooKeeper session's ephemeral
-// znodes); instance = key "/cb/<service>/<instance>" put with that lease, the
-// value being the instance data; a change = a Put of the same key; subscriber
+// own TCP connection) holding one lease (TTL 60 s, kept alive as etcd's own
+// client does, see KeepAliveStream; revoked when the connection closes so its
+// keys go at once, like a Cairn stream's publishers or a ZooKeeper session's
+// ephemeral znodes); instance = key "/cb/<service>/<instance>" put with that
+// lease, the value being the instance data; registrations in bulk (the
+// register and hold workloads) = one Txn of puts per batch, success ops only
+// (etcd 3.4 refuses a Txn of more than --max-txn-ops, default 128, operations
+// and a request over --max-request-bytes, 1.5 MiB: a batch of 128 puts of
+// ~100 bytes is ~20 KB); a change = a Put of the same key; subscriber
 // = a Range of the prefix (initial view) followed by a prefix watch from the
 // next revision, all watches of a connection multiplexed on one Watch stream
 // (as etcd's own client does).
@@ -33,7 +37,10 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr int64_t kLeaseTtlSeconds = 60;
-constexpr auto kKeepAliveInterval = seconds(10);
+// etcd's client (clientv3/lease.go) checks every 500 ms whether a lease is
+// due, renews at a third of the TTL the last answer gave, sends again every
+// 500 ms while no answer came, and reopens a failed stream after 500 ms.
+constexpr auto kKeepAliveTick = milliseconds(500);
 
 std::string Prefix(const std::string& service) { return absl::StrCat("/cb/", service, "/"); }
 
@@ -70,14 +77,14 @@ class EtcdConnection final : public Connection {
   absl::Status Open();
   void Publish(const std::string& service, const std::string& instance, uint64_t gen,
                const std::string& data, DoneCallback done) override;
+  void PublishBatch(std::vector<PublishRequest> batch, BatchDoneCallback done) override;
   absl::Status Subscribe(const std::string& service, ViewCallback on_view,
                          milliseconds timeout) override;
 
-  // The two halves of one lease keep-alive: every connection's request is
-  // written before any answer is awaited, so one slow answer does not delay
-  // the other connections' keep-alives.
-  void SendKeepAlive();
-  void ReceiveKeepAlive();
+  // Called by the system's ticker every kKeepAliveTick; never blocks: the
+  // stream's answers arrive on gRPC's threads, so a slow answer on one
+  // connection delays no other connection's keep-alive.
+  void KeepAliveTick(Clock::time_point now);
 
  private:
   struct Sub {
@@ -93,6 +100,50 @@ class EtcdConnection final : public Connection {
     epb::PutResponse response;
     DoneCallback done;
   };
+  struct TxnCall {
+    grpc::ClientContext context;
+    epb::TxnRequest request;
+    epb::TxnResponse response;
+    BatchDoneCallback done;
+  };
+
+  // The lease's persistent LeaseKeepAlive stream. Owned by the connection;
+  // its reactions report under keepalive_mu_ and it is destroyed only after
+  // OnDone (keepalive_done_).
+  class KeepAliveStream final
+      : public grpc::ClientBidiReactor<epb::LeaseKeepAliveRequest, epb::LeaseKeepAliveResponse> {
+   public:
+    KeepAliveStream(EtcdConnection* owner, int64_t lease_id) : owner_(owner) {
+      request_.set_id(lease_id);
+      // Long-lived; the deadline only bounds a run that hangs.
+      context_.set_deadline(In(std::chrono::hours(6)));
+      owner->lease_->async()->LeaseKeepAlive(&context_, this);
+      StartRead(&response_);
+      StartCall();
+    }
+    // One write at a time: the owner's keepalive_writing_ says.
+    void Send() { StartWrite(&request_); }
+    void Cancel() { context_.TryCancel(); }
+
+   private:
+    void OnWriteDone(bool ok) override { owner_->OnKeepAliveWritten(ok); }
+    void OnReadDone(bool ok) override {
+      if (!ok) return;  // the stream ended; OnDone follows
+      owner_->OnKeepAliveAnswer(response_.ttl());
+      StartRead(&response_);
+    }
+    void OnDone(const grpc::Status& status) override { owner_->OnKeepAliveDone(status); }
+
+    EtcdConnection* owner_;
+    grpc::ClientContext context_;
+    epb::LeaseKeepAliveRequest request_;
+    epb::LeaseKeepAliveResponse response_;
+  };
+  void OnKeepAliveWritten(bool ok);
+  void OnKeepAliveAnswer(int64_t ttl);
+  void OnKeepAliveDone(const grpc::Status& status);
+  void BeginCall();
+  void EndCall();
 
   void DeliverView(Sub& sub);
   void WatchLoop();
@@ -105,20 +156,16 @@ class EtcdConnection final : public Connection {
   std::unique_ptr<epb::Watch::Stub> watch_;
   int64_t lease_id_ = 0;
 
-  // The lease's keep-alive stream: pinger thread only (and the destructor,
-  // after Untrack). Reopened on the next round when it fails, as etcd's own
-  // client does: a server that fails one renewal ends the stream.
-  struct KeepAliveStream {
-    grpc::ClientContext context;
-    std::unique_ptr<
-        grpc::ClientReaderWriter<epb::LeaseKeepAliveRequest, epb::LeaseKeepAliveResponse>>
-        stream;
-  };
-  void DropKeepAlive(const char* why);
+  std::mutex keepalive_mu_;  // guards the fields below
+  std::condition_variable keepalive_cv_;
   std::unique_ptr<KeepAliveStream> keepalive_;
-  bool keepalive_sent_ = false;
+  bool keepalive_done_ = false;         // keepalive_'s OnDone ran
+  bool keepalive_writing_ = false;      // a keep-alive write is in flight
+  Clock::time_point keepalive_due_;     // when the next keep-alive is to be sent
+  Clock::time_point keepalive_reopen_;  // earliest reopen after a failed stream
 
-  // Puts whose callback has not finished yet; the destructor waits for zero.
+  // Puts and Txns whose callback has not finished yet; the destructor waits
+  // for zero.
   std::mutex calls_mu_;
   std::condition_variable calls_cv_;
   int64_t calls_in_flight_ = 0;
@@ -136,13 +183,14 @@ class EtcdConnection final : public Connection {
 
 class EtcdSystem final : public System {
  public:
-  explicit EtcdSystem(SystemOptions options) : options_(std::move(options)) {}
+  explicit EtcdSystem(SystemOptions options)
+      : options_(std::move(options)), server_(options_.in_memory) {}
   ~EtcdSystem() override {
     StopPinger();
     Stop();
   }
 
-  std::string name() const override { return "etcd"; }
+  std::string name() const override { return options_.in_memory ? "etcd-tmpfs" : "etcd"; }
   absl::Status Start() override {
     Stop();
     stopped_ = false;
@@ -190,7 +238,9 @@ class EtcdSystem final : public System {
   void Warn(const std::string& what) {
     std::lock_guard lock(warned_mu_);
     std::string kind = what.substr(0, what.find('('));
-    if (warned_.insert(kind).second) std::cerr << "etcd: " << what << " (first of its kind)\n";
+    if (warned_.insert(kind).second) {
+      std::cerr << name() << ": " << what << " (first of its kind)\n";
+    }
   }
   void Track(EtcdConnection* c) {
     std::lock_guard lock(connections_mu_);
@@ -202,16 +252,18 @@ class EtcdSystem final : public System {
   }
 
  private:
+  // One ticker for every connection, as etcd's client has one send loop
+  // per client: it only starts writes, whose answers come asynchronously.
   void StartPinger() {
     if (pinger_.joinable()) return;
     pinger_ = std::thread([this] {
       std::unique_lock lock(pinger_mu_);
       while (!pinger_stop_) {
-        pinger_cv_.wait_for(lock, kKeepAliveInterval, [&] { return pinger_stop_; });
+        pinger_cv_.wait_for(lock, kKeepAliveTick, [&] { return pinger_stop_; });
         if (pinger_stop_ || stopped_) continue;
+        auto now = Clock::now();
         std::lock_guard connections_lock(connections_mu_);
-        for (auto* c : connections_) c->SendKeepAlive();
-        for (auto* c : connections_) c->ReceiveKeepAlive();
+        for (auto* c : connections_) c->KeepAliveTick(now);
       }
     });
   }
@@ -249,6 +301,11 @@ absl::Status EtcdConnection::Open() {
   if (auto s = FromGrpc(lease_->LeaseGrant(&context, request, &response)); !s.ok()) return s;
   if (!response.error().empty()) return absl::UnavailableError(response.error());
   lease_id_ = response.id();
+  {
+    std::lock_guard lock(keepalive_mu_);
+    keepalive_due_ =
+        Clock::now() + seconds(response.ttl() > 0 ? response.ttl() : kLeaseTtlSeconds) / 3;
+  }
   system_->Track(this);
   return absl::OkStatus();
 }
@@ -269,9 +326,13 @@ EtcdConnection::~EtcdConnection() {
     std::unique_lock lock(calls_mu_);
     calls_cv_.wait(lock, [&] { return calls_in_flight_ == 0; });  // bounded by each deadline
   }
-  if (keepalive_) {
-    keepalive_->context.TryCancel();
-    keepalive_->stream->Finish();
+  {
+    // Untracked above: no tick starts anything on the stream any more.
+    std::unique_lock lock(keepalive_mu_);
+    if (keepalive_ && !keepalive_done_) keepalive_->Cancel();
+    keepalive_cv_.wait(lock,
+                       [&] { return !keepalive_ || keepalive_done_; });  // prompt once cancelled
+    keepalive_.reset();
   }
   bool has_watch;
   {
@@ -293,18 +354,51 @@ void EtcdConnection::Publish(const std::string& service, const std::string& inst
   call->request.set_value(data);
   call->request.set_lease(lease_id_);
   call->done = std::move(done);
-  {
-    std::lock_guard lock(calls_mu_);
-    ++calls_in_flight_;
-  }
+  BeginCall();
   kv_->async()->Put(&call->context, &call->request, &call->response,
                     [this, call](grpc::Status status) {
                       DoneCallback done = std::move(call->done);
                       delete call;
                       done(FromGrpc(status));
-                      std::lock_guard lock(calls_mu_);
-                      if (--calls_in_flight_ == 0) calls_cv_.notify_all();
+                      EndCall();
                     });
+}
+
+void EtcdConnection::PublishBatch(std::vector<PublishRequest> batch, BatchDoneCallback done) {
+  // One Txn without compares: it always takes the success branch, applying
+  // every put atomically in one raft entry, as etcd's clients batch writes.
+  auto* call = new TxnCall;
+  call->context.set_deadline(In(request_timeout_));
+  for (const auto& r : batch) {
+    auto* put = call->request.add_success()->mutable_request_put();
+    put->set_key(absl::StrCat(Prefix(r.service), r.instance));
+    put->set_value(r.data);
+    put->set_lease(lease_id_);
+  }
+  call->done = std::move(done);
+  const auto count = static_cast<int64_t>(batch.size());
+  BeginCall();
+  kv_->async()->Txn(&call->context, &call->request, &call->response,
+                    [this, call, count](grpc::Status status) {
+                      absl::Status s = FromGrpc(status);
+                      if (s.ok() && !call->response.succeeded()) {
+                        s = absl::InternalError("etcd Txn without compares did not succeed");
+                      }
+                      BatchDoneCallback done = std::move(call->done);
+                      delete call;
+                      done(count, s);
+                      EndCall();
+                    });
+}
+
+void EtcdConnection::BeginCall() {
+  std::lock_guard lock(calls_mu_);
+  ++calls_in_flight_;
+}
+
+void EtcdConnection::EndCall() {
+  std::lock_guard lock(calls_mu_);
+  if (--calls_in_flight_ == 0) calls_cv_.notify_all();
 }
 
 absl::Status EtcdConnection::Subscribe(const std::string& service, ViewCallback on_view,
@@ -402,38 +496,51 @@ void EtcdConnection::WatchLoop() {
   watch_cv_.notify_all();
 }
 
-void EtcdConnection::SendKeepAlive() {
+void EtcdConnection::KeepAliveTick(Clock::time_point now) {
+  std::lock_guard lock(keepalive_mu_);
+  if (keepalive_ && keepalive_done_ && now >= keepalive_reopen_) {
+    keepalive_.reset();  // its OnDone has run: gRPC is done with it
+    keepalive_done_ = false;
+  }
   if (!keepalive_) {
-    keepalive_ = std::make_unique<KeepAliveStream>();
-    // Long-lived; the deadline only bounds a run that hangs.
-    keepalive_->context.set_deadline(In(std::chrono::hours(6)));
-    keepalive_->stream = lease_->LeaseKeepAlive(&keepalive_->context);
+    if (now < keepalive_reopen_) return;
+    keepalive_ = std::make_unique<KeepAliveStream>(this, lease_id_);
+    keepalive_writing_ = false;
   }
-  epb::LeaseKeepAliveRequest request;
-  request.set_id(lease_id_);
-  keepalive_sent_ = keepalive_->stream->Write(request);
-  if (!keepalive_sent_) DropKeepAlive("write failed");
+  if (keepalive_done_ || keepalive_writing_ || now < keepalive_due_) return;
+  keepalive_writing_ = true;
+  // Sent again at the next tick after this if no answer moves the due time.
+  keepalive_due_ = now + kKeepAliveTick;
+  keepalive_->Send();  // reactions run on gRPC's threads, never inline here
 }
 
-void EtcdConnection::ReceiveKeepAlive() {
-  if (!keepalive_sent_) return;
-  keepalive_sent_ = false;
-  epb::LeaseKeepAliveResponse response;
-  if (!keepalive_->stream->Read(&response)) {
-    DropKeepAlive("stream ended");
-  } else if (response.ttl() <= 0) {
-    system_->Warn(absl::StrCat("lease ", lease_id_, " is gone (keep-alive answered TTL ",
-                               response.ttl(), ")"));
-  }
+void EtcdConnection::OnKeepAliveWritten(bool ok) {
+  std::lock_guard lock(keepalive_mu_);
+  keepalive_writing_ = false;
+  (void)ok;  // a failed write ends the stream: OnKeepAliveDone reports it
 }
 
-void EtcdConnection::DropKeepAlive(const char* why) {
-  // The stream is over (a failed read or write means it ended): Finish
-  // returns the server's reason at once.
-  grpc::Status status = keepalive_->stream->Finish();
-  system_->Warn(
-      absl::StrCat("lease keep-alive ", why, " (", status.error_message(), "); reopening it"));
-  keepalive_.reset();
+void EtcdConnection::OnKeepAliveAnswer(int64_t ttl) {
+  if (ttl <= 0) {
+    system_->Warn(
+        absl::StrCat("lease ", lease_id_, " is gone (keep-alive answered TTL ", ttl, ")"));
+    return;
+  }
+  std::lock_guard lock(keepalive_mu_);
+  keepalive_due_ = Clock::now() + seconds(ttl) / 3;
+}
+
+void EtcdConnection::OnKeepAliveDone(const grpc::Status& status) {
+  if (!system_->stopped() && status.error_code() != grpc::StatusCode::CANCELLED) {
+    system_->Warn(absl::StrCat("lease keep-alive stream ended (", status.error_message(),
+                               "); reopening it in 500 ms"));
+  }
+  std::lock_guard lock(keepalive_mu_);
+  keepalive_done_ = true;
+  keepalive_writing_ = false;
+  keepalive_reopen_ = Clock::now() + kKeepAliveTick;
+  keepalive_due_ = Clock::now();  // renew on the new stream at once
+  keepalive_cv_.notify_all();
 }
 
 }  // namespace

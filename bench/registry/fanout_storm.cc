@@ -69,7 +69,8 @@ absl::Status RegisterAll(std::vector<std::unique_ptr<Connection>>& connections, 
       *s = service(k / per_service);
       *instance = absl::StrCat("p", k % per_service);
     };
-    pumps.push_back(std::make_unique<Pump>(*connections[c], name, count, 64, deadline, tally));
+    // Untimed setup: one registration per request, as before batching.
+    pumps.push_back(std::make_unique<Pump>(*connections[c], name, count, 64, 1, deadline, tally));
   }
   for (auto& p : pumps) p->Start();
   int64_t ok = 0;

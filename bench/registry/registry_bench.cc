@@ -2,7 +2,13 @@
 // real ZooKeeper, all started by this program on 127.0.0.1 with their own data
 // directories and free ports, driven with the same five workloads through one
 // interface (driver.h, workloads.h) and printed as one table with Cairn's
-// ratio to the best of the others.
+// ratio to the best of the others (report.h).
+//
+// On equal terms: every system gets the same warm-up on the server its
+// measured workloads then use, registrations go in batches of up to
+// --batch-max per request for every system (Pump in workload_util.h), the
+// rounds rotate the order of the systems, and the anchors also run
+// without waiting for a disk (etcd-tmpfs, zookeeper-nosync), as Cairn does.
 //
 // Every loop is bounded in count and time; a guard thread stops every server
 // and removes every scratch directory on SIGINT/SIGTERM/SIGHUP or when the
@@ -14,6 +20,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -22,13 +30,16 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "anchor_servers.h"
 #include "driver.h"
+#include "report.h"
 #include "workloads.h"
 
 namespace cairn::bench {
@@ -37,8 +48,9 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::vector<std::string> kSystems = {"cairn", "etcd", "zookeeper"};
-const std::vector<std::string> kWorkloads = {"register", "hold", "push", "fanout", "storm"};
+// A hold above this many instances runs in the first round only: it takes
+// minutes per system and its figure is memory, which moves little.
+constexpr int64_t kHoldRepeatMax = 100000;
 
 // Small enough that the whole run (three systems, five workloads, six server
 // starts) stays under a minute, also in the sanitizer build.
@@ -79,8 +91,16 @@ std::vector<SizeFlag> SizeFlags() {
        [](Sizes& s, int64_t v) { s.register_instances = v; }},
       {"--register-connections", "register: client connections (C)",
        [](Sizes& s, int64_t v) { s.register_connections = static_cast<int>(v); }},
-      {"--register-window", "register and hold: registrations in flight per connection",
+      {"--register-window",
+       "register and hold: registrations in flight per connection (W), whatever the batching: "
+       "W = 16 is one batch of 16, or several smaller ones as answers free the window",
        [](Sizes& s, int64_t v) { s.register_window = static_cast<int>(v); }},
+      {"--batch-max",
+       "register and hold: most registrations per request, for every system (etcd: puts per "
+       "Txn, at most its --max-txn-ops 128; ZooKeeper: creates per multi; Cairn: its client "
+       "batches only what waits behind its write in flight, at most W, so the cap holds for "
+       "it while W <= this) (default 128)",
+       [](Sizes& s, int64_t v) { s.batch_max = static_cast<int>(v); }},
       {"--hold-instances", "hold: instances", [](Sizes& s, int64_t v) { s.hold_instances = v; }},
       {"--hold-per-service", "hold and register: instances per service",
        [](Sizes& s, int64_t v) { s.hold_per_service = static_cast<int>(v); }},
@@ -111,10 +131,38 @@ std::vector<SizeFlag> SizeFlags() {
   };
 }
 
-std::unique_ptr<System> NewSystem(const std::string& name, const SystemOptions& options) {
+std::unique_ptr<System> NewSystem(const std::string& name, SystemOptions options) {
+  options.in_memory = name == "etcd-tmpfs" || name == "zookeeper-nosync";
   if (name == "cairn") return NewCairnSystem(options);
-  if (name == "etcd") return NewEtcdSystem(options);
+  if (name.rfind("etcd", 0) == 0) return NewEtcdSystem(options);
   return NewZooKeeperSystem(options);
+}
+
+// What every system runs on the server of its measured workloads before
+// them, discarded: a small register (connections, window and batching as
+// measured) and a short push, so that no system is measured cold (JIT,
+// allocator, page cache, connection pools). Its names differ from the
+// measured ones.
+struct Warmup {
+  int64_t registrations = 5000;
+  int changes = 50;
+};
+
+void RunWarmup(System& system, const Sizes& sizes, const Warmup& warmup) {
+  Sizes w = sizes;
+  w.register_instances = warmup.registrations;
+  w.with_floor = false;
+  w.push_repeats = warmup.changes;
+  w.name_prefix = "warm-";
+  Results discarded;
+  RunRegister(system, w, discarded);
+  RunPush(system, w, discarded);
+  for (const auto& r : discarded.records()) {
+    if (r.metric == "errors" && r.value > 0) {
+      std::cerr << system.name() << ": warm-up " << r.workload << " had " << r.value
+                << " error(s)\n";
+    }
+  }
 }
 
 void RunWorkload(const std::string& workload, System& system, const Sizes& sizes,
@@ -130,7 +178,8 @@ void RunWorkload(const std::string& workload, System& system, const Sizes& sizes
 // storm on one server; hold on a fresh one (its idle RSS must not carry the
 // earlier workloads' allocator state).
 void RunSystem(const std::string& name, const SystemOptions& options,
-               const std::vector<std::string>& workloads, const Sizes& sizes, Results& results) {
+               const std::vector<std::string>& workloads, const Sizes& sizes, const Warmup& warmup,
+               Results& results) {
   auto system = NewSystem(name, options);
   auto start = [&](const std::vector<std::string>& batch) {
     auto s = system->Start();
@@ -144,6 +193,13 @@ void RunSystem(const std::string& name, const SystemOptions& options,
   for (const auto* batch : {&shared, &hold}) {
     if (batch->empty() || !start(*batch)) continue;
     std::cerr << name << ": serving at " << system->address() << "\n";
+    // Not before hold: its idle RSS must not carry a warm-up's allocations.
+    if (batch == &shared && warmup.registrations > 0) {
+      auto begin = Clock::now();
+      std::cerr << "[" << name << "] warm-up ..." << std::flush;
+      RunWarmup(*system, sizes, warmup);
+      std::cerr << " " << static_cast<int>(Ms(Clock::now() - begin)) << " ms\n";
+    }
     for (const auto& w : *batch) {
       auto begin = Clock::now();
       std::cerr << "[" << name << "] " << w << " ..." << std::flush;
@@ -158,168 +214,6 @@ void RunSystem(const std::string& name, const SystemOptions& options,
     }
     system->Stop();
   }
-}
-
-bool HigherIsBetter(const std::string& metric) {
-  return metric.size() > 6 && metric.compare(metric.size() - 6, 6, "_per_s") == 0;
-}
-
-// Whether a ratio between systems means anything for this metric: not for
-// counts of work done, nor for a rate the bench itself fixes.
-bool Compared(const Record& r) {
-  static const std::set<std::string> kExcluded = {"changes_per_s", "settle_ms"};
-  if (kExcluded.count(r.metric)) return false;
-  return r.unit == "ms" || r.unit == "1/s" || r.metric == "rss_bytes_per_publisher" ||
-         r.metric == "stale_subscribers";
-}
-
-std::string Format(double value, const std::string& unit) {
-  if (!std::isfinite(value)) return "-";
-  if (unit == "ms") return absl::StrFormat("%.3f", value);
-  // Thousands separators: rates, bytes and counts are read by magnitude.
-  std::string digits = absl::StrFormat("%.0f", std::fabs(value));
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return value < 0 ? "-" + out : out;
-}
-
-void PrintTable(const std::vector<Record>& records, const std::vector<std::string>& systems) {
-  // Rows in first-seen order; grpc-direct is printed apart (it only anchors
-  // the register workload).
-  std::vector<std::pair<std::string, std::string>> rows;
-  std::map<std::pair<std::string, std::string>, std::map<std::string, Record>> cells;
-  for (const auto& r : records) {
-    if (r.system == "grpc-direct") continue;
-    auto key = std::make_pair(r.workload, r.metric);
-    if (!cells.count(key)) rows.push_back(key);
-    cells[key][r.system] = r;
-  }
-  // Workloads in their canonical order (hold runs last, on its own server).
-  auto rank = [](const std::string& w) {
-    return std::find(kWorkloads.begin(), kWorkloads.end(), w) - kWorkloads.begin();
-  };
-  std::stable_sort(rows.begin(), rows.end(),
-                   [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
-  std::printf("%-9s %-30s %-6s", "workload", "metric", "unit");
-  for (const auto& s : systems) std::printf(" %14s", s.c_str());
-  std::printf("  %s\n", "cairn vs best other");
-  for (const auto& key : rows) {
-    const auto& by_system = cells[key];
-    const Record& any = by_system.begin()->second;
-    std::printf("%-9s %-30s %-6s", key.first.c_str(), key.second.c_str(), any.unit.c_str());
-    for (const auto& s : systems) {
-      auto it = by_system.find(s);
-      std::printf(" %14s",
-                  it == by_system.end() ? "-" : Format(it->second.value, any.unit).c_str());
-    }
-    std::string ratio = "-";
-    auto cairn = by_system.find("cairn");
-    if (Compared(any) && cairn != by_system.end() && std::isfinite(cairn->second.value)) {
-      bool higher = HigherIsBetter(key.second);
-      double best = NAN;
-      std::string best_name;
-      for (const auto& [name, r] : by_system) {
-        if (name == "cairn" || !std::isfinite(r.value)) continue;
-        if (std::isnan(best) || (higher ? r.value > best : r.value < best)) {
-          best = r.value;
-          best_name = name;
-        }
-      }
-      double c = cairn->second.value;
-      if (!std::isnan(best) && best > 0) {
-        bool better = higher ? c > best : c < best;
-        bool same = std::fabs(c - best) <= 0.005 * best;
-        ratio = absl::StrFormat("%.2fx vs %s (%s)", c / best, best_name,
-                                same     ? "same"
-                                : better ? "better"
-                                         : "worse");
-      } else if (!std::isnan(best)) {
-        ratio = c == best ? absl::StrFormat("same as %s", best_name)
-                          : absl::StrFormat("worse than %s", best_name);
-      }
-    }
-    std::printf("  %s\n", ratio.c_str());
-  }
-  for (const auto& r : records) {
-    if (r.system != "grpc-direct") continue;
-    std::printf("grpc-direct (register anchor: unary gRPC call, same server): %s = %s %s\n",
-                r.metric.c_str(), Format(r.value, r.unit).c_str(), r.unit.c_str());
-  }
-  std::fflush(stdout);
-}
-
-bool WriteJson(const std::vector<Record>& records, const std::string& path) {
-  std::ofstream out(path, std::ios::trunc);
-  out << "[\n";
-  for (size_t i = 0; i < records.size(); ++i) {
-    const auto& r = records[i];
-    // NaN is not JSON; a missing measurement becomes null.
-    std::string value = std::isfinite(r.value) ? absl::StrFormat("%.10g", r.value) : "null";
-    out << "  {\"workload\": \"" << r.workload << "\", \"system\": \"" << r.system
-        << "\", \"metric\": \"" << r.metric << "\", \"value\": " << value << ", \"unit\": \""
-        << r.unit << "\"}" << (i + 1 < records.size() ? "," : "") << "\n";
-  }
-  out << "]\n";
-  return static_cast<bool>(out);
-}
-
-// The smoke test's assertions: every selected system answered every selected
-// workload, with sane values. Never a speed threshold.
-std::vector<std::string> Check(const std::vector<Record>& records,
-                               const std::vector<std::string>& systems,
-                               const std::vector<std::string>& workloads, const Sizes& sizes) {
-  std::vector<std::string> problems;
-  auto find = [&](const std::string& w, const std::string& s, const std::string& m) {
-    const Record* found = nullptr;
-    for (const auto& r : records) {
-      if (r.workload == w && r.system == s && r.metric == m) found = &r;
-    }
-    return found;
-  };
-  auto expect = [&](const std::string& w, const std::string& s, const std::string& m,
-                    const std::function<bool(double)>& ok, const std::string& what) {
-    const Record* r = find(w, s, m);
-    if (r == nullptr) {
-      problems.push_back(absl::StrCat(w, "/", s, ": no ", m, " (the system did not answer)"));
-    } else if (!std::isfinite(r->value) || !ok(r->value)) {
-      problems.push_back(absl::StrCat(w, "/", s, ": ", m, " = ", r->value, ", expected ", what));
-    }
-  };
-  auto positive = [](double v) { return v > 0; };
-  auto zero = [](double v) { return v == 0; };
-  for (const auto& w : workloads) {
-    for (const auto& s : systems) {
-      expect(w, s, "errors", zero, "0");
-      if (w == "register") {
-        expect(w, s, "registrations_per_s", positive, "> 0");
-        expect(w, s, "register_latency_p99_ms", positive, "> 0");
-        expect(
-            w, s, "instances", [&](double v) { return v == sizes.register_instances; },
-            absl::StrCat(sizes.register_instances));
-        if (s == "cairn") expect(w, "grpc-direct", "unary_calls_per_s", positive, "> 0");
-      } else if (w == "hold") {
-        expect(w, s, "rss_bytes_per_publisher", positive, "> 0");
-        expect(
-            w, s, "instances_held", [&](double v) { return v == sizes.hold_instances; },
-            absl::StrCat(sizes.hold_instances));
-      } else if (w == "push") {
-        for (const char* m :
-             {"push_latency_p50_ms", "push_latency_p99_ms", "push_latency_p999_ms"}) {
-          expect(w, s, m, positive, "> 0");
-        }
-      } else if (w == "fanout") {
-        expect(w, s, "fanout_last_delivery_p99_ms", positive, "> 0");
-      } else if (w == "storm") {
-        expect(w, s, "storm_push_p99_ms", positive, "> 0");
-        expect(w, s, "stale_subscribers", zero, "0");
-        expect(w, s, "changes", positive, "> 0");
-      }
-    }
-  }
-  return problems;
 }
 
 absl::StatusOr<std::vector<std::string>> ParseList(const std::string& text,
@@ -340,6 +234,69 @@ absl::StatusOr<std::vector<std::string>> ParseList(const std::string& text,
   return ordered;
 }
 
+std::string ReadFirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+std::string CommandOutput(const std::string& command) {
+  std::string out;
+  if (FILE* p = ::popen(command.c_str(), "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+    ::pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+// "2 CPUs, <model>, 23.6 GiB RAM": the figures mean little without it.
+std::string MachineLine() {
+  std::string model = "?";
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  double ram_gib = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string line; std::getline(meminfo, line);) {
+    if (line.rfind("MemTotal:", 0) == 0) {
+      ram_gib = std::strtod(line.c_str() + 9, nullptr) / 1048576.0;
+      break;
+    }
+  }
+  return absl::StrFormat("%d CPUs, %s, %.1f GiB RAM", std::thread::hardware_concurrency(), model,
+                         ram_gib);
+}
+
+std::string UtcNow() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+std::string LoadAverage() {
+  std::vector<std::string> fields = absl::StrSplit(ReadFirstLine("/proc/loadavg"), ' ');
+  fields.resize(std::min<size_t>(fields.size(), 3));
+  return absl::StrJoin(fields, " ");
+}
+
+// `systems` rotated so that round r starts at system r mod n: every system
+// runs early and late alike over the rounds.
+std::vector<std::string> RoundOrder(const std::vector<std::string>& systems, int round) {
+  std::vector<std::string> order = systems;
+  if (!order.empty()) {
+    std::rotate(order.begin(), order.begin() + round % static_cast<int>(order.size()), order.end());
+  }
+  return order;
+}
+
 }  // namespace
 }  // namespace cairn::bench
 
@@ -349,27 +306,47 @@ int main(int argc, char** argv) {
   bool check = false;
   std::string json_file;
   std::string bin_dir;
-  std::string systems_text = "cairn,etcd,zookeeper";
-  std::string workloads_text = "register,hold,push,fanout,storm";
+  std::string systems_text = absl::StrJoin(AllSystems(), ",");
+  std::string workloads_text = absl::StrJoin(AllWorkloads(), ",");
   std::string zk_heap = "2g";
   int64_t time_limit_s = 0;
+  int rounds = 0;
+  Warmup warmup;
+  int64_t warmup_registrations = -1;
   CLI::App app{
-      "Cairn registry benchmark: starts cairn registry, etcd and ZooKeeper on 127.0.0.1 and "
-      "drives the same workloads against each"};
-  app.add_flag("--quick", quick, "small sizes: the whole run takes under a minute");
+      "Cairn registry benchmark: starts cairn registry, etcd and ZooKeeper on 127.0.0.1 (the "
+      "anchors also on tmpfs without fsync) and drives the same workloads against each"};
+  app.add_flag("--quick", quick,
+               "small sizes, 1 round, every system: the whole run takes under a minute");
   app.add_flag("--check", check,
-               "exit non-zero unless every system answered every workload with sane values");
-  app.add_option("--json", json_file, "also write every figure as a JSON array of records");
+               "exit non-zero unless every system answered every workload in every round with "
+               "sane values (no errors, e.g. no refused batch)");
+  app.add_option("--json", json_file,
+                 "also write every figure as a JSON array of records: a run record with the "
+                 "machine and settings, per-round records (\"round\") and median records "
+                 "(\"spread_pct\", \"rounds\")");
   app.add_option("--bin-dir", bin_dir, "directory of the cairn binary (default: this binary's)");
-  app.add_option("--systems", systems_text, "comma-separated: cairn,etcd,zookeeper");
+  app.add_option("--systems", systems_text,
+                 "comma-separated: cairn,etcd,zookeeper (fsync to disk, their default), "
+                 "etcd-tmpfs (data dir on /dev/shm), zookeeper-nosync (/dev/shm, forceSync=no); "
+                 "default all five");
   app.add_option("--workloads", workloads_text, "comma-separated: register,hold,push,fanout,storm");
+  app.add_option("--rounds", rounds,
+                 "rounds of every workload and system, the systems' order rotated per round; "
+                 "figure = median (default 3, quick 1). hold over 100,000 instances runs in the "
+                 "first round only");
+  app.add_option(
+      "--warmup-registrations", warmup_registrations,
+      "warm-up before each system's measured workloads (not hold): a register of "
+      "this many instances and a push of 50 changes (quick 20), discarded; 0 = none (default "
+      "5000, quick 500)");
   app.add_option("--zk-heap", zk_heap, "ZooKeeper's JVM -Xmx (default 2g)");
   std::string tls_dir;
   app.add_option("--tls-dir", tls_dir,
                  "cairn over mTLS: certificates from scripts/dev-certs DIR ... bench (needs "
                  "registry, cairnctl and bench)");
   app.add_option("--time-limit-s", time_limit_s,
-                 "stop everything and fail after this long (default 7200, quick 150)");
+                 "stop everything and fail after this long (default 3 h per round, quick 150)");
   auto size_flags = SizeFlags();
   std::vector<int64_t> size_values(size_flags.size());
   std::vector<CLI::Option*> size_options;
@@ -377,14 +354,19 @@ int main(int argc, char** argv) {
     size_options.push_back(app.add_option(size_flags[i].flag, size_values[i], size_flags[i].help));
   }
   CLI11_PARSE(app, argc, argv);
+  if (rounds <= 0) rounds = quick ? 1 : 3;
+  warmup.registrations = warmup_registrations >= 0 ? warmup_registrations
+                         : quick                   ? 500
+                                                   : warmup.registrations;
+  if (quick) warmup.changes = 20;
 
   // Before any other thread exists: the guard's signal mask must be inherited.
-  StartGuard(seconds(time_limit_s > 0 ? time_limit_s : quick ? 150 : 7200));
+  StartGuard(seconds(time_limit_s > 0 ? time_limit_s : quick ? 150 : 3 * 3600 * rounds));
   // A client that outlives a server must not be killed by a write to a closed socket.
   signal(SIGPIPE, SIG_IGN);
 
-  auto systems = ParseList(systems_text, kSystems);
-  auto workloads = ParseList(workloads_text, kWorkloads);
+  auto systems = ParseList(systems_text, AllSystems());
+  auto workloads = ParseList(workloads_text, AllWorkloads());
   if (!systems.ok() || !workloads.ok()) {
     std::cerr << (systems.ok() ? workloads.status() : systems.status()) << "\n";
     return 2;
@@ -392,6 +374,14 @@ int main(int argc, char** argv) {
   Sizes sizes = quick ? QuickSizes() : Sizes();
   for (size_t i = 0; i < size_flags.size(); ++i) {
     if (size_options[i]->count() > 0) size_flags[i].set(sizes, size_values[i]);
+  }
+  std::string batch_note;
+  if (sizes.register_window > sizes.batch_max) {
+    batch_note = absl::StrCat("--register-window ", sizes.register_window, " > --batch-max ",
+                              sizes.batch_max,
+                              ": Cairn's client may coalesce up to min(window, 500) "
+                              "registrations per Batch, the anchors at most --batch-max");
+    std::cerr << "warning: " << batch_note << "\n";
   }
   SystemOptions options;
   options.bin_dir = bin_dir.empty()
@@ -406,18 +396,105 @@ int main(int argc, char** argv) {
                        int64_t{sizes.storm_services}, int64_t{sizes.fanout_subscribers},
                        int64_t{sizes.fanout_publishers}});
 
-  Results results;
-  for (const auto& name : *systems) RunSystem(name, options, *workloads, sizes, results);
+  const std::string loadavg_start = LoadAverage();
+  const std::string started_at = UtcNow();
+  const int hold_rounds = sizes.hold_instances > kHoldRepeatMax ? 1 : rounds;
+  const std::string hold_note =
+      hold_rounds < rounds
+          ? absl::StrCat("hold of ", sizes.hold_instances,
+                         " instances runs once per system (round 0): too slow to repeat")
+          : "";
+  std::vector<Record> per_round;
+  for (int round = 0; round < rounds; ++round) {
+    auto order = RoundOrder(*systems, round);
+    std::cerr << "== round " << round + 1 << " of " << rounds << ": " << absl::StrJoin(order, ", ")
+              << "\n";
+    std::vector<std::string> round_workloads;
+    for (const auto& w : *workloads) {
+      if (w != "hold" || round < hold_rounds) round_workloads.push_back(w);
+    }
+    for (const auto& name : order) {
+      Results results;
+      RunSystem(name, options, round_workloads, sizes, warmup, results);
+      for (auto r : results.records()) {
+        r.round = round;
+        if (r.workload == "hold") r.note = hold_note;
+        if (r.workload == "register" || r.workload == "hold") {
+          if (!batch_note.empty())
+            r.note = r.note.empty() ? batch_note : r.note + "; " + batch_note;
+        }
+        per_round.push_back(std::move(r));
+      }
+    }
+  }
 
-  auto records = results.records();
+  auto medians = Medians(per_round);
   std::printf("\n");
-  PrintTable(records, *systems);
-  if (!json_file.empty() && !WriteJson(records, json_file)) {
-    std::cerr << "cannot write " << json_file << "\n";
-    return 1;
+  PrintTable(medians, *systems);
+  if (!json_file.empty()) {
+    std::vector<std::pair<std::string, std::string>> settings = {
+        {"quick", quick ? "true" : "false"},
+        {"rounds", absl::StrCat(rounds)},
+        {"hold_rounds", absl::StrCat(hold_rounds)},
+        {"systems", JsonString(absl::StrJoin(*systems, ","))},
+        {"workloads", JsonString(absl::StrJoin(*workloads, ","))},
+        {"warmup_registrations", absl::StrCat(warmup.registrations)},
+        {"warmup_push_changes", absl::StrCat(warmup.changes)},
+        {"warmup_before_hold", "false"},
+        {"register_instances", absl::StrCat(sizes.register_instances)},
+        {"register_connections", absl::StrCat(sizes.register_connections)},
+        {"register_window", absl::StrCat(sizes.register_window)},
+        {"batch_max", absl::StrCat(sizes.batch_max)},
+        {"cairn_client_batch_limit", "500"},
+        {"floor_duration_ms", absl::StrCat(sizes.floor_duration.count())},
+        {"hold_instances", absl::StrCat(sizes.hold_instances)},
+        {"hold_per_service", absl::StrCat(sizes.hold_per_service)},
+        {"hold_connections", absl::StrCat(sizes.hold_connections)},
+        {"hold_timeout_s", absl::StrCat(sizes.hold_timeout.count())},
+        {"push_repeats", absl::StrCat(sizes.push_repeats)},
+        {"fanout_publishers", absl::StrCat(sizes.fanout_publishers)},
+        {"fanout_subscribers", absl::StrCat(sizes.fanout_subscribers)},
+        {"fanout_connections", absl::StrCat(sizes.fanout_connections)},
+        {"fanout_repeats", absl::StrCat(sizes.fanout_repeats)},
+        {"storm_services", absl::StrCat(sizes.storm_services)},
+        {"storm_connections", absl::StrCat(sizes.storm_connections)},
+        {"storm_publisher_connections", absl::StrCat(sizes.storm_publisher_connections)},
+        {"storm_changes_per_min", absl::StrCat(sizes.storm_changes_per_min)},
+        {"storm_duration_s", absl::StrCat(sizes.storm_duration.count())},
+        {"storm_settle_s", absl::StrCat(sizes.storm_settle.count())},
+        {"phase_timeout_s", absl::StrCat(sizes.phase_timeout.count())},
+        {"rss_settle_ms", absl::StrCat(sizes.rss_settle.count())},
+        {"zk_heap", JsonString(zk_heap)},
+        {"cairn_tls", tls_dir.empty() ? "false" : "true"},
+        {"etcd_lease", JsonString("TTL 60 s, renewed at TTL/3 on one LeaseKeepAlive stream per "
+                                  "connection, resent and reopened after 500 ms")},
+        {"etcd_durability", JsonString("etcd: data dir on disk, fsync; etcd-tmpfs: data dir on "
+                                       "/dev/shm (etcd 3.4 has no --unsafe-no-fsync)")},
+        {"zookeeper_durability",
+         JsonString("zookeeper: dataDir on disk, forceSync=yes; zookeeper-nosync: dataDir and "
+                    "dataLogDir on /dev/shm, forceSync=no")},
+        {"time_limit_s", absl::StrCat(time_limit_s)},
+    };
+    std::vector<std::string> fields;
+    for (const auto& [k, v] : settings) fields.push_back(absl::StrCat(JsonString(k), ": ", v));
+    std::string commit = CommandOutput("git rev-parse --short HEAD 2>/dev/null");
+    std::string meta = absl::StrCat(
+        "{\"machine\": ", JsonString(MachineLine()),
+        ", \"commit\": ", JsonString(commit.empty() ? "unknown" : commit),
+        ", \"date\": ", JsonString(started_at), ", \"loadavg_start\": ", JsonString(loadavg_start),
+        ", \"loadavg_end\": ", JsonString(LoadAverage()), ", \"settings\": {",
+        absl::StrJoin(fields, ", "), "}}");
+    // Per-round records first, medians last: a reader that keeps the last
+    // record of each metric gets the median.
+    std::vector<Record> all = per_round;
+    all.insert(all.end(), medians.begin(), medians.end());
+    if (!WriteJson(all, meta, json_file)) {
+      std::cerr << "cannot write " << json_file << "\n";
+      return 1;
+    }
   }
   if (check) {
-    auto problems = Check(records, *systems, *workloads, sizes);
+    auto problems = Check(per_round, *systems, *workloads, sizes, rounds, hold_rounds);
     for (const auto& p : problems) std::cerr << "check: " << p << "\n";
     std::cerr << "check: " << (problems.empty() ? "passed" : "FAILED") << "\n";
     if (!problems.empty()) return 1;

@@ -45,7 +45,12 @@ double Percentile(const std::vector<double>& sorted, double p) {
 void Results::Add(const std::string& workload, const std::string& system, const std::string& metric,
                   double value, const std::string& unit) {
   std::lock_guard lock(mu_);
-  records_.push_back({workload, system, metric, value, unit});
+  records_.push_back({workload, system, metric, value, unit, "", -1, NAN, 0});
+}
+
+void Results::Add(Record record) {
+  std::lock_guard lock(mu_);
+  records_.push_back(std::move(record));
 }
 
 std::vector<Record> Results::records() const {
@@ -101,12 +106,13 @@ absl::StatusOr<std::vector<std::unique_ptr<Connection>>> ConnectMany(System& sys
   return connections;
 }
 
-Pump::Pump(Connection& connection, Namer name, int64_t count, int window,
+Pump::Pump(Connection& connection, Namer name, int64_t count, int window, int batch_max,
            Clock::time_point deadline, Tally& tally)
     : connection_(connection),
       name_(std::move(name)),
       count_(count),
       window_(std::max(window, 1)),
+      batch_max_(std::max(batch_max, 1)),
       deadline_(deadline),
       tally_(tally) {
   latencies_.reserve(static_cast<size_t>(count));
@@ -132,15 +138,23 @@ void Pump::Issue() {
         cv_.notify_all();
         break;
       }
-      int64_t i = next_++;
-      ++in_flight_;
+      // As much of the free window as one batch may carry.
+      const int64_t take = std::min({window_ - in_flight_, int64_t{batch_max_}, count_ - next_});
+      const int64_t first = next_;
+      next_ += take;
+      in_flight_ += take;
       lock.unlock();
-      std::string service, instance;
-      name_(i, &service, &instance);
-      std::string data = InstanceData(service, instance, 0);
+      std::vector<PublishRequest> batch(static_cast<size_t>(take));
+      for (int64_t i = 0; i < take; ++i) {
+        auto& r = batch[static_cast<size_t>(i)];
+        name_(first + i, &r.service, &r.instance);
+        r.data = InstanceData(r.service, r.instance, 0);
+      }
       auto started = Clock::now();
-      connection_.Publish(service, instance, 0, data,
-                          [this, started](const absl::Status& s) { OnDone(s, started); });
+      connection_.PublishBatch(std::move(batch),
+                               [this, started](int64_t answered, const absl::Status& s) {
+                                 OnDone(answered, s, started);
+                               });
       lock.lock();
     }
   } while (reissue_);
@@ -148,16 +162,18 @@ void Pump::Issue() {
   cv_.notify_all();
 }
 
-void Pump::OnDone(const absl::Status& status, Clock::time_point started) {
+void Pump::OnDone(int64_t answered, const absl::Status& status, Clock::time_point started) {
+  // Every registration an answer covers took as long as the request that
+  // carried it.
   double ms = Ms(Clock::now() - started);
   if (!status.ok()) tally_.Fail(status);
   {
     std::lock_guard lock(mu_);
-    --in_flight_;
+    in_flight_ -= answered;
     ++callbacks_running_;  // keeps Wait from returning while this runs
     if (status.ok()) {
-      ++ok_;
-      latencies_.push_back(ms);
+      ok_ += answered;
+      latencies_.insert(latencies_.end(), static_cast<size_t>(answered), ms);
     }
   }
   Issue();

@@ -39,7 +39,12 @@ absl::StatusOr<std::vector<std::unique_ptr<Connection>>> ConnectMany(System& sys
 void ParallelFor(int count, const std::function<void(int)>& fn);
 
 // Registers instances 0..count-1 on one connection, named by `name(i)`, with
-// up to `window` publishes in flight; records each registration's latency.
+// up to `window` registrations in flight; records each registration's
+// latency. Whenever the window has room it hands the connection one batch
+// (Connection::PublishBatch) of min(free window, batch_max, left)
+// registrations: etcd sends it as one Txn, ZooKeeper as one multi, Cairn as
+// that many publishes its client coalesces. So W in flight is W
+// registrations in ceil(W / batch_max) or more requests, never more than W.
 // Issues nothing new once `deadline` has passed.
 //
 // Thread-safety: the pump's callbacks run on driver threads; Wait from any one
@@ -48,8 +53,8 @@ void ParallelFor(int count, const std::function<void(int)>& fn);
 class Pump {
  public:
   using Namer = std::function<void(int64_t i, std::string* service, std::string* instance)>;
-  Pump(Connection& connection, Namer name, int64_t count, int window, Clock::time_point deadline,
-       Tally& tally);
+  Pump(Connection& connection, Namer name, int64_t count, int window, int batch_max,
+       Clock::time_point deadline, Tally& tally);
 
   void Start();
   // Waits until every issued publish was answered and nothing more will be
@@ -61,12 +66,13 @@ class Pump {
 
  private:
   void Issue();
-  void OnDone(const absl::Status& status, Clock::time_point started);
+  void OnDone(int64_t answered, const absl::Status& status, Clock::time_point started);
 
   Connection& connection_;
   Namer name_;
   const int64_t count_;
-  const int window_;
+  const int64_t window_;
+  const int batch_max_;
   const Clock::time_point deadline_;
   Tally& tally_;
 

@@ -33,7 +33,7 @@ std::vector<std::string> ServiceNames(const std::string& tag, int64_t instances,
 // registers instance c + i * connections.
 std::vector<std::unique_ptr<Pump>> MakePumps(std::vector<std::unique_ptr<Connection>>& connections,
                                              const std::string& tag, int64_t instances,
-                                             int per_service, int window,
+                                             int per_service, int window, int batch_max,
                                              Clock::time_point deadline, Tally& tally) {
   std::vector<std::unique_ptr<Pump>> pumps;
   const int64_t n = static_cast<int64_t>(connections.size());
@@ -44,7 +44,8 @@ std::vector<std::unique_ptr<Pump>> MakePumps(std::vector<std::unique_ptr<Connect
       *service = absl::StrCat(tag, ".s", k / per_service);
       *instance = absl::StrCat("p", k % per_service);
     };
-    pumps.push_back(std::make_unique<Pump>(*connections[c], name, count, window, deadline, tally));
+    pumps.push_back(
+        std::make_unique<Pump>(*connections[c], name, count, window, batch_max, deadline, tally));
   }
   return pumps;
 }
@@ -63,7 +64,7 @@ void RunRegister(System& system, const Sizes& sizes, Results& results) {
   const std::string workload = "register";
   const std::string sys = system.name();
   Tally tally;
-  if (sys == "cairn") {
+  if (sys == "cairn" && sizes.with_floor) {
     // The gRPC floor next to it, on the same server and the same number of
     // connections (one unary call in flight each).
     UnaryFloor floor =
@@ -73,7 +74,8 @@ void RunRegister(System& system, const Sizes& sizes, Results& results) {
     results.Add(workload, "grpc-direct", "unary_latency_p99_ms", floor.p99_ms, "ms");
     results.Add(workload, "grpc-direct", "errors", static_cast<double>(floor.errors), "count");
   }
-  auto services = ServiceNames("reg", sizes.register_instances, sizes.hold_per_service);
+  const std::string tag = sizes.name_prefix + "reg";
+  auto services = ServiceNames(tag, sizes.register_instances, sizes.hold_per_service);
   if (auto s = system.Prepare(services); !s.ok()) {
     tally.Fail(s);
     tally.Report(results, workload, sys);
@@ -86,8 +88,8 @@ void RunRegister(System& system, const Sizes& sizes, Results& results) {
     return;
   }
   auto deadline = Clock::now() + sizes.phase_timeout;
-  auto pumps = MakePumps(*connections, "reg", sizes.register_instances, sizes.hold_per_service,
-                         sizes.register_window, deadline, tally);
+  auto pumps = MakePumps(*connections, tag, sizes.register_instances, sizes.hold_per_service,
+                         sizes.register_window, sizes.batch_max, deadline, tally);
   double elapsed_s = RunPumps(pumps, deadline);
   int64_t ok = 0;
   std::vector<double> latencies;
@@ -131,7 +133,7 @@ void RunHold(System& system, const Sizes& sizes, Results& results) {
   }
   auto deadline = Clock::now() + sizes.hold_timeout;
   auto pumps = MakePumps(*connections, "hold", sizes.hold_instances, sizes.hold_per_service,
-                         sizes.register_window, deadline, tally);
+                         sizes.register_window, sizes.batch_max, deadline, tally);
   double elapsed_s = RunPumps(pumps, deadline);
   int64_t acked = 0;
   for (auto& p : pumps) acked += p->ok();
@@ -157,11 +159,11 @@ void RunHold(System& system, const Sizes& sizes, Results& results) {
   }
   results.Add(workload, sys, "rss_bytes_idle", static_cast<double>(rss_before), "bytes");
   results.Add(workload, sys, "rss_bytes", static_cast<double>(rss_after), "bytes");
-  // Per instance acknowledged: the memory the server took for them, even if
-  // it has dropped some of them since (instances_held tells).
+  // Per instance the server holds at the end (read back above), so that a
+  // system that dropped registrations is not credited with their memory.
   results.Add(workload, sys, "rss_bytes_per_publisher",
-              acked > 0 && !died
-                  ? static_cast<double>(rss_after - rss_before) / static_cast<double>(acked)
+              held > 0 && !died
+                  ? static_cast<double>(rss_after - rss_before) / static_cast<double>(held)
                   : NAN,
               "bytes");
   results.Add(workload, sys, "registrations_acked", static_cast<double>(acked), "count");
@@ -176,7 +178,7 @@ void RunHold(System& system, const Sizes& sizes, Results& results) {
 void RunPush(System& system, const Sizes& sizes, Results& results) {
   const std::string workload = "push";
   const std::string sys = system.name();
-  const std::string service = "push.s0";
+  const std::string service = sizes.name_prefix + "push.s0";
   const std::string instance = "probe";
   Tally tally;
   if (auto s = system.Prepare({service}); !s.ok()) {

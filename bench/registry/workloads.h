@@ -2,7 +2,8 @@
 // Connection interface (driver.h) and run against every system in turn.
 //
 //   register  N instances from C connections, W registrations in flight per
-//             connection: registrations/s and the latency of one registration.
+//             connection, sent in batches of up to B (--batch-max; see Pump):
+//             registrations/s and the latency of one registration.
 //   hold      N instances (per_service per service) held by C connections:
 //             server RSS before and after, bytes per instance.
 //   push      one publisher, one subscriber, idle: publish-call to subscriber
@@ -18,6 +19,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -31,7 +33,18 @@ struct Sizes {
   int64_t register_instances = 100000;
   int register_connections = 100;
   int register_window = 16;  // registrations in flight per connection
+  // Largest batch of registrations one request carries, for every system
+  // (etcd: puts per Txn, at most its --max-txn-ops, 128 by default;
+  // ZooKeeper: creates per multi; Cairn: its client coalesces only what
+  // waits behind its write in flight, never more than the window, so this
+  // holds for it while register_window <= batch_max).
+  int batch_max = 128;
   std::chrono::milliseconds floor_duration{3000};
+  // Whether `register` also measures the grpc-direct floor (not in warm-up).
+  bool with_floor = true;
+  // Prefix of the service names register and push use: the warm-up's
+  // differ from the measured ones, so that nothing it left can be seen.
+  std::string name_prefix;
 
   int64_t hold_instances = 1000000;
   int hold_per_service = 100;  // also the service size in `register`
@@ -64,6 +77,10 @@ struct Record {
   std::string metric;
   double value;
   std::string unit;
+  std::string note;         // optional, "" = none
+  int round = -1;           // -1: not a per-round record
+  double spread_pct = NAN;  // median records: (max - min) / median * 100
+  int rounds = 0;           // median records: how many rounds it summarizes
 };
 
 // Collects the records of a run. Thread-safe.
@@ -71,6 +88,7 @@ class Results {
  public:
   void Add(const std::string& workload, const std::string& system, const std::string& metric,
            double value, const std::string& unit);
+  void Add(Record record);
   std::vector<Record> records() const;
 
  private:
