@@ -203,6 +203,7 @@ void ClientCore::StartStreamLocked(SteadyTime now) {
   body->set_app_name(options_.app_name);
   body->set_zone(options_.zone);
   body->set_keepalive_timeout_ms(options_.keepalive_timeout_ms);
+  body->set_accepts_delta_pushes(options_.delta_pushes);
   // Above every earlier stream's, also across a restart of this process.
   stream_epoch_ =
       std::max<uint64_t>(stream_epoch_ + 1, std::chrono::duration_cast<std::chrono::microseconds>(
@@ -591,14 +592,21 @@ void ClientCore::DispatchLoop() {
 
     std::shared_ptr<Registration> reg;
     std::shared_ptr<const PushCallback> callback;
+    bool need_full = false;
     auto it = registrations_.find(item.push.registration_id());
     if (it != registrations_.end() && it->second->kind == Registration::Kind::kSubscriber &&
         it->second->live) {
       reg = it->second;
+      // A delta becomes the whole datum here; one that does not apply is
+      // neither delivered nor taken: the ack asks for the whole datum.
+      auto outcome = reg->assembler.Apply(item.push);
+      if (outcome == PushAssembler::Outcome::kNeedFull) need_full = true;
+      bool whole =
+          outcome == PushAssembler::Outcome::kWhole || outcome == PushAssembler::Outcome::kApplied;
       uint64_t version = item.push.version();
       // Versions only grow: lower is stale, equal is a replay of what the
       // callback already saw. The first push is delivered whatever it holds.
-      if (!reg->delivered_any || version > reg->delivered_version.load()) {
+      if (whole && (!reg->delivered_any || version > reg->delivered_version.load())) {
         reg->delivered_any = true;
         reg->delivered_version.store(version);
         callback = reg->callback;
@@ -628,6 +636,7 @@ void ClientCore::DispatchLoop() {
       pb::ClientMessage ack;
       ack.mutable_push_ack()->set_registration_id(item.push.registration_id());
       ack.mutable_push_ack()->set_push_id(item.push.push_id());
+      if (need_full) ack.mutable_push_ack()->set_need_full(true);
       stream_->Send(std::move(ack));
     }
   }

@@ -29,6 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "client/push_assembler.h"
 #include "client/registry_client.h"
 #include "client/session_stream.h"
 #include "common/clock.h"
@@ -59,6 +60,9 @@ struct Registration {
   bool live = true;                // false once unregistered: no replay, no delivery
   std::shared_ptr<Waiter> waiter;  // the user operation in progress, if any
   std::shared_ptr<const PushCallback> callback;
+  // Subscriber: its data, to rebuild whole pushes from deltas (used only by
+  // the dispatch thread, so not guarded).
+  PushAssembler assembler;
   bool delivered_any = false;
   // Read without the lock by the handle accessors.
   std::atomic<uint64_t> datum_version{0};

@@ -85,6 +85,10 @@ struct RegistryClientOptions {
   std::chrono::milliseconds keepalive_interval{5000};
   // Asked of the server in Hello; 0 means the server's default.
   uint32_t keepalive_timeout_ms = 0;
+  // Ask for delta pushes (Hello.accepts_delta_pushes): after the first push
+  // of a subscriber, only what changed travels; the client rebuilds the
+  // whole datum for the callback (PushAssembler). Off: every push is whole.
+  bool delta_pushes = true;
   // Delay before reconnecting: starts at initial, doubles per failed attempt up
   // to max, and is reset once a stream reaches a server.
   std::chrono::milliseconds reconnect_backoff_initial{100};

@@ -49,6 +49,10 @@ RegistryMetrics::RegistryMetrics(std::shared_ptr<prometheus::Registry> r)
                                   {{"result", "given_up"}})),
       pushes_coalesced(MakeCounter(*r, "cairn_registry_pushes_total", "Pushes by outcome",
                                    {{"result", "coalesced"}})),
+      delta_pushes(MakeCounter(*r, "cairn_registry_delta_pushes_total",
+                               "Pushes sent as deltas (also counted as sent)")),
+      delta_need_full(MakeCounter(*r, "cairn_registry_delta_need_full_total",
+                                  "Delta pushes a client could not apply (answered in full)")),
       push_latency(prometheus::BuildHistogram()
                        .Name("cairn_registry_push_latency_seconds")
                        .Help("Time from a datum change to the subscriber's acknowledgement")

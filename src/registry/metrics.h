@@ -38,7 +38,9 @@ class RegistryMetrics {
   prometheus::Counter& pushes_retried;
   prometheus::Counter& pushes_given_up;
   prometheus::Counter& pushes_coalesced;
-  prometheus::Histogram& push_latency;  // datum change -> client ack, seconds
+  prometheus::Counter& delta_pushes;     // of the pushes sent, those sent as deltas
+  prometheus::Counter& delta_need_full;  // deltas a client could not apply
+  prometheus::Histogram& push_latency;   // datum change -> client ack, seconds
   prometheus::Counter& requests_ok;
   prometheus::Counter& requests_refused;
   prometheus::Counter& bad_messages;

@@ -178,6 +178,66 @@ TEST_F(RegistryIntegrationTest, ClientMovesOnFromADeadServerInItsList) {
 
 // ---- raw gRPC: what any-language clients see ----
 
+// Delta pushes, production shape: 30 publishers of one service over three
+// clients, a subscriber that takes deltas and one that does not. After every
+// kind of change (republish, unregister, a whole client gone) both see the
+// same data, and the registry sent deltas (the last changes touch one
+// publisher of 30).
+TEST_F(RegistryIntegrationTest, DeltaAndWholePushSubscribersSeeTheSameData) {
+  std::vector<std::unique_ptr<RegistryClient>> publishers;
+  std::vector<std::shared_ptr<Publisher>> handles;
+  std::vector<std::string> want;
+  for (int c = 0; c < 3; ++c) {
+    publishers.push_back(Client("pub-" + std::to_string(c)));
+    for (int i = 0; i < 10; ++i) {
+      std::string data = "10.0." + std::to_string(c) + "." + std::to_string(i) + ":80";
+      auto handle = publishers.back()->Publish({Key("svc.delta"), {data}, "", "", {}});
+      ASSERT_TRUE(handle.ok()) << handle.status();
+      handles.push_back(std::move(*handle));
+      want.push_back(data);
+    }
+  }
+  auto delta_client = Client("sub-delta");
+  RegistryClientOptions whole_options;
+  whole_options.servers = {server_->grpc_address()};
+  whole_options.client_id = "sub-whole";
+  whole_options.delta_pushes = false;
+  auto whole_client = RegistryClient::Create(whole_options);
+  ASSERT_TRUE(whole_client.ok()) << whole_client.status();
+  PushCollector deltas, wholes;
+  auto s1 = delta_client->Subscribe({Key("svc.delta")}, deltas.Callback());
+  auto s2 = (*whole_client)->Subscribe({Key("svc.delta")}, wholes.Callback());
+  ASSERT_TRUE(s1.ok() && s2.ok());
+  auto both_see = [&](const std::vector<std::string>& data) {
+    auto a = deltas.WaitForData(data, seconds(10));
+    auto b = wholes.WaitForData(data, seconds(10));
+    return a.has_value() && b.has_value() && a->version() == b->version();
+  };
+  ASSERT_TRUE(both_see(want));
+
+  ASSERT_TRUE(handles[4]->Republish({"10.9.9.4:80"}).ok());
+  want[4] = "10.9.9.4:80";
+  ASSERT_TRUE(both_see(want));
+  ASSERT_TRUE(handles[15]->Unregister().ok());
+  want.erase(want.begin() + 15);
+  ASSERT_TRUE(both_see(want));
+  // pub-2's stream ends: its ten publishers go at once.
+  publishers[2].reset();
+  want.erase(want.begin() + 19, want.end());
+  ASSERT_TRUE(both_see(want));
+  ASSERT_TRUE(handles[7]->Republish({"10.9.9.7:80"}).ok());
+  want[7] = "10.9.9.7:80";
+  ASSERT_TRUE(both_see(want));
+
+  auto [code, metrics] = RunCommand(
+      {"/usr/bin/curl", "-sS", "http://" + server_->admin_address() + "/metrics"}, seconds(10));
+  ASSERT_EQ(code, 0);
+  auto at = metrics.find("\ncairn_registry_delta_pushes_total ");
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::stod(metrics.substr(at + 35)), 2) << "the one-publisher changes went as deltas";
+  EXPECT_NE(metrics.find("\ncairn_registry_delta_need_full_total 0"), std::string::npos);
+}
+
 class RawStream {
  public:
   explicit RawStream(const std::string& address)

@@ -48,7 +48,9 @@ void PushEngine::Unsubscribe(uint64_t id) {
 void PushEngine::OnDatumChanged(const std::string& data_info_id, uint64_t /*version*/) {
   auto index = by_data_info_.find(data_info_id);
   if (index == by_data_info_.end()) return;
-  payloads_.Forget(data_info_id);  // the next push of each subscriber builds the new version
+  // The cache keeps the bodies of the version it has: the next push of each
+  // subscriber fetches the new snapshot, which replaces them (and keeps the
+  // old snapshot as the base of deltas).
   SteadyTime now = SteadyNow();
   for (uint64_t id : index->second) MarkDirty(*subscribers_.at(id), now);
 }
@@ -107,7 +109,7 @@ void PushEngine::Drain() {
     if (!sub.dirty || sub.inflight_push_id != 0) continue;
     data_.Fetch(sub.data_info_id, [this, id](std::shared_ptr<const DatumSnapshot> snapshot) {
       auto found = subscribers_.find(id);
-      if (found != subscribers_.end()) SendNewest(*found->second, *snapshot);
+      if (found != subscribers_.end()) SendNewest(*found->second, snapshot);
     });
   }
   if (!ready_.empty() && !drain_posted_) {
@@ -118,19 +120,29 @@ void PushEngine::Drain() {
   }
 }
 
-void PushEngine::SendNewest(Subscriber& sub, const DatumSnapshot& snapshot) {
+void PushEngine::SendNewest(Subscriber& sub, const std::shared_ptr<const DatumSnapshot>& newest) {
+  const DatumSnapshot& snapshot = *newest;
   if (sub.initial_acked && snapshot.version <= sub.acked_version) {
     sub.dirty = false;  // the client already has this (or newer) data
     return;
   }
+  payloads_.Observe(newest);
   uint64_t push_id = next_push_id_++;
-  EncodedPush message = EncodeFor(payloads_, snapshot, sub.spec, push_id);
+  std::shared_ptr<const std::string> delta;
+  if (sub.spec.accepts_deltas && sub.initial_acked && sub.acked_version != 0) {
+    delta = payloads_.DeltaBody(snapshot, sub.acked_version, sub.spec.scope, sub.spec.zone);
+  }
+  bool is_delta = delta != nullptr;
+  EncodedPush message =
+      is_delta ? EncodePush(sub.spec.registration_id, push_id, sub.spec.key, std::move(delta))
+               : EncodeFor(payloads_, snapshot, sub.spec, push_id);
   sub.inflight_push_id = push_id;
   sub.inflight_version = snapshot.version;
   sub.inflight_change_time = sub.dirty_since;
   sub.dirty = false;
   if (transport_.SendPush(sub.spec.connection_id, std::move(message))) {
     metrics_.pushes_sent.Increment();
+    if (is_delta) metrics_.delta_pushes.Increment();
     sub.pushed_version = std::max(sub.pushed_version, snapshot.version);
   }
   // Sent or not, wait for the ack; the timeout resends the newest data.
@@ -140,11 +152,27 @@ void PushEngine::SendNewest(Subscriber& sub, const DatumSnapshot& snapshot) {
   });
 }
 
-void PushEngine::OnAck(uint64_t id, uint64_t push_id) {
+void PushEngine::OnAck(uint64_t id, uint64_t push_id, bool need_full) {
   auto it = subscribers_.find(id);
   if (it == subscribers_.end()) return;
   Subscriber& sub = *it->second;
   if (push_id == 0 || push_id != sub.inflight_push_id) return;
+  if (need_full) {
+    // The client holds another version than the delta's base: start over
+    // with a whole push, as for a new subscriber.
+    metrics_.delta_need_full.Increment();
+    sub.inflight_push_id = 0;
+    sub.attempts = 0;
+    sub.retry_timer.reset();
+    sub.initial_acked = false;
+    sub.acked_version = 0;
+    if (!sub.dirty) {
+      sub.dirty = true;
+      sub.dirty_since = sub.inflight_change_time;
+    }
+    Enqueue(sub);
+    return;
+  }
   metrics_.pushes_acked.Increment();
   metrics_.push_latency.Observe(
       std::chrono::duration<double>(SteadyNow() - sub.inflight_change_time).count());

@@ -18,7 +18,9 @@
 // coalesces repeated changes of the same subscriber into one push.
 // The datum part of a push is encoded once per datum version and view and
 // shared by every subscriber (PushPayloadCache): a change to a datum with many
-// subscribers costs one protobuf build, not one per subscriber.
+// subscribers costs one protobuf build, not one per subscriber. A subscriber
+// whose client accepts deltas and who acknowledged the version before the
+// newest gets only what changed (a delta, also built once and shared).
 //
 // Thread-safety: not thread-safe; every method runs on the registry loop.
 #pragma once
@@ -67,6 +69,9 @@ class PushEngine final : public DataChangeListener {
     pb::Scope scope = pb::SCOPE_DATACENTER;
     std::string zone;
     uint64_t connection_id = 0;
+    // The client applies delta pushes (Hello.accepts_delta_pushes): once it
+    // acknowledged a version, the next push carries only what changed since.
+    bool accepts_deltas = false;
   };
 
   // What a query shows about a subscriber.
@@ -87,7 +92,9 @@ class PushEngine final : public DataChangeListener {
   // Forgets the subscriber; a late ack for it is ignored.
   void Unsubscribe(uint64_t subscriber_id);
   // The client confirmed push_id. Unknown or old ids are ignored.
-  void OnAck(uint64_t subscriber_id, uint64_t push_id);
+  // need_full: it could not apply that delta push; it is sent the whole
+  // datum next.
+  void OnAck(uint64_t subscriber_id, uint64_t push_id, bool need_full = false);
 
   // Hold: send no push until Resume; subscribers stay queued and are sent
   // the newest data on Resume (one push each, whatever changed meanwhile).
@@ -139,7 +146,7 @@ class PushEngine final : public DataChangeListener {
   void MarkDirty(Subscriber& sub, SteadyTime change_time);
   void Enqueue(Subscriber& sub);
   void Drain();
-  void SendNewest(Subscriber& sub, const DatumSnapshot& snapshot);
+  void SendNewest(Subscriber& sub, const std::shared_ptr<const DatumSnapshot>& snapshot);
   void OnAckTimeout(uint64_t subscriber_id, uint64_t push_id);
   std::chrono::milliseconds Backoff(int attempts) const;
 

@@ -45,19 +45,31 @@ struct EncodedPush {
 void FillPushDatum(const DatumSnapshot& snapshot, pb::Scope scope, const std::string& zone,
                    pb::Push* push);
 
+// Fills the datum part of a delta push (version, empty, zones, base_version,
+// removed) that turns what a subscriber with this scope and zone saw of
+// `base` into what it sees of `now`: the publishers added or changed (in
+// zones, ordered as FillPushDatum orders them) and the ids of those no longer
+// visible. `empty` describes `now`. REQUIRES: both snapshots of one datum,
+// publishers ordered by registration id, base.version < now.version.
+void FillPushDelta(const DatumSnapshot& base, const DatumSnapshot& now, pb::Scope scope,
+                   const std::string& zone, pb::Push* push);
+
 // Encodes a whole ServerMessage{push} from the per-subscriber fields and a
 // serialized datum part (as PushPayloadCache::Body returns).
 EncodedPush EncodePush(const std::string& registration_id, uint64_t push_id,
                        const pb::DataInfoKey& key, std::shared_ptr<const std::string> body);
 
-// Serialized datum parts by (dataInfoId, datum version, view).
+// Serialized datum parts by (dataInfoId, datum version, view), whole and
+// delta.
 //
 // Correctness rests on the DataService contract that a datum's version
 // identifies its content: two snapshots of one dataInfoId with the same
 // version have the same publishers. A snapshot with another version replaces
-// the cached entry. Callers Forget a dataInfoId when it changes or loses its
-// last subscriber, so the cache holds at most one version of each datum that
-// has subscribers. Bodies already handed out stay valid (shared ownership).
+// the cached bodies. For deltas the cache keeps the newest snapshot it was
+// shown of each datum and the one before (shared with the data role, so
+// mostly pointers): a subscriber that acknowledged the one before gets a
+// delta. Callers Forget a dataInfoId when it loses its last subscriber.
+// Bodies already handed out stay valid (shared ownership).
 //
 // Thread-safety: not thread-safe (the registry loop owns it). The returned
 // bodies are immutable and may be read from any thread.
@@ -68,12 +80,27 @@ class PushPayloadCache {
   std::shared_ptr<const std::string> Body(const DatumSnapshot& snapshot, pb::Scope scope,
                                           const std::string& zone);
 
+  // Records `snapshot` as the newest version of its datum (an older one than
+  // the newest recorded is ignored: fetches may complete out of order).
+  void Observe(const std::shared_ptr<const DatumSnapshot>& snapshot);
+
+  // The serialized fields 4-8 of the delta push that brings a subscriber
+  // with (scope, zone) from `base_version` to `snapshot`, built on first use
+  // and shared. Null when the cache has no snapshot of base_version (only
+  // the newest observed version and the one before are kept) or `snapshot`
+  // is not the newest observed, or when the delta would not be smaller than
+  // the whole body.
+  std::shared_ptr<const std::string> DeltaBody(const DatumSnapshot& snapshot, uint64_t base_version,
+                                               pb::Scope scope, const std::string& zone);
+
   // Drops what is cached for the dataInfoId.
   void Forget(const std::string& data_info_id) { entries_.erase(data_info_id); }
 
   size_t datum_count() const { return entries_.size(); }
   // Bodies built since construction (a cache miss each); for tests and metrics.
   uint64_t builds() const { return builds_; }
+  // Delta bodies built (each also a cache miss).
+  uint64_t delta_builds() const { return delta_builds_; }
 
  private:
   struct View {
@@ -84,10 +111,18 @@ class PushPayloadCache {
   struct Entry {
     uint64_t version = 0;
     std::vector<View> views;  // few: one for all zones plus one per zone subscribed alone
+    // Deltas: the newest observed snapshot, the one before, and the delta
+    // bodies from `previous` to `newest` by view (a null body: not smaller).
+    std::shared_ptr<const DatumSnapshot> newest;
+    std::shared_ptr<const DatumSnapshot> previous;
+    std::vector<View> delta_views;
   };
+  static const View* FindView(const std::vector<View>& views, bool zone_only,
+                              const std::string& zone);
 
   std::unordered_map<std::string, Entry> entries_;
   uint64_t builds_ = 0;
+  uint64_t delta_builds_ = 0;
 };
 
 }  // namespace cairn

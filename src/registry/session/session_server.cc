@@ -70,7 +70,9 @@ void SessionServer::OnMessage(uint64_t connection_id, pb::ClientMessage message)
         break;
       case pb::ClientMessage::kPushAck: {
         auto sub = conn.subscribers.find(message.push_ack().registration_id());
-        if (sub != conn.subscribers.end()) push_.OnAck(sub->second, message.push_ack().push_id());
+        if (sub != conn.subscribers.end()) {
+          push_.OnAck(sub->second, message.push_ack().push_id(), message.push_ack().need_full());
+        }
         break;
       }
       case pb::ClientMessage::kPing: {
@@ -186,6 +188,7 @@ void SessionServer::HandleHello(Connection& conn, uint64_t request_id, const pb:
   conn.owner.reset();  // records published from now on name the new client id
   conn.app_name = hello.app_name();
   conn.zone = hello.zone();
+  conn.accepts_delta_pushes = hello.accepts_delta_pushes();
   if (hello.keepalive_timeout_ms() != 0) {
     conn.keepalive_timeout =
         std::clamp(std::chrono::milliseconds(hello.keepalive_timeout_ms()),
@@ -383,6 +386,7 @@ void SessionServer::HandleSubscribe(Connection& conn, uint64_t request_id,
               : !conn.zone.empty()      ? conn.zone
                                         : std::string(kDefaultZone);
   spec.connection_id = conn.id;
+  spec.accepts_deltas = conn.accepts_delta_pushes;
   // Answer first: the first push is queued and goes out after the result.
   Reply(conn, to, absl::OkStatus());
   conn.subscribers[reg_id] = push_.Subscribe(std::move(spec));

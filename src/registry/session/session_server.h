@@ -150,6 +150,7 @@ class SessionServer final : private PushEngine::Transport {
     std::string client_id;
     std::string app_name;
     std::string zone;
+    bool accepts_delta_pushes = false;  // Hello.accepts_delta_pushes
     std::chrono::milliseconds keepalive_timeout{0};
     SteadyTime last_seen{};
     std::shared_ptr<ClientStream> stream;
