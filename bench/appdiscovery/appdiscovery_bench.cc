@@ -50,15 +50,22 @@ FleetSizes QuickSizes() {
   return s;
 }
 
-// The goals of issue 6: interface-level figure / app-level figure.
+// The goals of issue 6: interface-level figure / app-level figure. Memory
+// has two legitimate figures, both printed and named: the goal is on the
+// RSS the fleet added (loaded - idle); the total process RSS, the same idle
+// registry included in both modes, is reported without a goal (issue 17:
+// the table used to print it as a missed goal while the docs headlined the
+// fleet figure).
 struct Goal {
   std::string metric;
-  double min_ratio;
+  double min_ratio;  // 0: reported, no goal
+  std::string name;
 };
-const std::vector<Goal> kGoals = {{"publisher_records", 20},
-                                  {"push_bytes_per_change", 10},
-                                  {"registry_rss_bytes", 10},
-                                  {"registry_rss_bytes_fleet", 10}};
+const std::vector<Goal> kGoals = {
+    {"publisher_records", 20, ""},
+    {"push_bytes_per_change", 10, ""},
+    {"registry_rss_bytes", 0, "total RSS, idle registry included"},
+    {"registry_rss_bytes_fleet", 10, "RSS the fleet added (loaded - idle)"}};
 
 std::optional<double> Find(const std::vector<Record>& records, const std::string& system,
                            const std::string& metric) {
@@ -101,8 +108,13 @@ void PrintTable(const std::vector<Record>& records) {
     std::string goal;
     for (const auto& g : kGoals) {
       if (g.metric != metric) continue;
+      std::string name = g.name.empty() ? "" : absl::StrCat(" (", g.name, ")");
+      if (g.min_ratio == 0) {
+        goal = absl::StrCat("no goal", name);
+        continue;
+      }
       bool met = intf && app && *app > 0 && *intf / *app >= g.min_ratio;
-      goal = absl::StrFormat(">= %.0fx: %s", g.min_ratio, met ? "met" : "NOT met");
+      goal = absl::StrFormat(">= %.0fx: %s%s", g.min_ratio, met ? "met" : "NOT met", name);
     }
     std::printf("%-8s %-29s %-6s %14s %14s %9s  %s\n", workload.c_str(), metric.c_str(),
                 unit.c_str(), intf ? Format(*intf, unit).c_str() : "-",
