@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -96,6 +97,11 @@ class CairnConnection final : public Connection, private client_internal::Stream
  private:
   struct Sub {
     ViewCallback on_view;
+    // The instances seen, by registration id: replaced by a whole push,
+    // updated by a delta (as the etcd driver applies watch events).
+    std::map<std::string, std::pair<std::string, uint64_t>> instances;
+    uint64_t version = 0;
+    bool have_whole = false;
     std::vector<InstanceView> view;  // reused between pushes; one push at a time
     int pushes = 0;                  // guarded by mu_
   };
@@ -135,6 +141,7 @@ class CairnSystem final : public System {
   }
 
   std::string name() const override { return "cairn"; }
+  bool delta_pushes() const { return options_.cairn_delta_pushes; }
 
   absl::Status Start() override {
     Stop();
@@ -286,6 +293,7 @@ absl::Status CairnConnection::Open() {
   pb::ClientMessage message;
   message.mutable_hello()->set_client_id(client_id_);
   message.mutable_hello()->set_app_name("bench");
+  message.mutable_hello()->set_accepts_delta_pushes(system_->delta_pushes());
   Send(std::move(message), [wait](const absl::Status& s) {
     std::lock_guard lock(wait->mu);
     wait->status = s;
@@ -406,27 +414,39 @@ void CairnConnection::HandlePush(const pb::Push& push) {
     auto it = subs_.find(push.registration_id());
     if (it != subs_.end()) sub = it->second.get();
   }
+  bool need_full = false;
   if (sub != nullptr) {
-    sub->view.clear();
-    for (const auto& zone : push.zones()) {
-      for (const auto& p : zone.publishers()) {
-        const std::string& id = p.registration_id();
-        size_t slash = id.rfind('/');
-        std::string_view instance(id);
-        if (slash != std::string::npos) instance.remove_prefix(slash + 1);
-        sub->view.push_back({instance, p.data_size() > 0 ? ParseGen(p.data(0)) : 0});
+    bool delta = push.base_version() != 0;
+    if (delta && (!sub->have_whole || push.base_version() != sub->version)) {
+      need_full = push.version() > sub->version;  // else a replay: ack it
+    } else {
+      if (!delta) sub->instances.clear();
+      for (const auto& id : push.removed()) sub->instances.erase(id);
+      for (const auto& zone : push.zones()) {
+        for (const auto& p : zone.publishers()) {
+          const std::string& id = p.registration_id();
+          size_t slash = id.rfind('/');
+          std::string instance = slash == std::string::npos ? id : id.substr(slash + 1);
+          sub->instances[id] = {std::move(instance), p.data_size() > 0 ? ParseGen(p.data(0)) : 0};
+        }
       }
+      sub->have_whole = true;
+      sub->version = push.version();
+      sub->view.clear();
+      for (const auto& [id, entry] : sub->instances)
+        sub->view.push_back({entry.first, entry.second});
+      sub->on_view(sub->view);
+      std::lock_guard lock(mu_);
+      ++sub->pushes;
+      cv_.notify_all();
     }
-    sub->on_view(sub->view);
-    std::lock_guard lock(mu_);
-    ++sub->pushes;
-    cv_.notify_all();
   }
   // Acked after the callback, as RegistryClient does: the ack releases the
   // next push for this subscriber.
   pb::ClientMessage ack;
   ack.mutable_push_ack()->set_registration_id(push.registration_id());
   ack.mutable_push_ack()->set_push_id(push.push_id());
+  if (need_full) ack.mutable_push_ack()->set_need_full(true);
   stream_->Send(std::move(ack));
 }
 

@@ -120,6 +120,11 @@ struct SystemOptions {
   // (which keeps registrations in memory) does not. Systems "etcd-tmpfs"
   // and "zookeeper-nosync".
   bool in_memory = false;
+  // Cairn only: the sessions accept delta pushes (Hello.accepts_delta_pushes,
+  // as the C++ client does by default): after a subscriber's first push only
+  // what changed travels, as an etcd watcher gets only the changed key.
+  // --cairn-whole-pushes turns it off (every push carries every instance).
+  bool cairn_delta_pushes = true;
 };
 
 // One system: its server process and a way to connect to it.

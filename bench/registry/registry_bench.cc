@@ -313,6 +313,7 @@ int main(int argc, char** argv) {
   int rounds = 0;
   Warmup warmup;
   int64_t warmup_registrations = -1;
+  bool cairn_whole_pushes = false;
   CLI::App app{
       "Cairn registry benchmark: starts cairn registry, etcd and ZooKeeper on 127.0.0.1 (the "
       "anchors also on tmpfs without fsync) and drives the same workloads against each"};
@@ -325,6 +326,9 @@ int main(int argc, char** argv) {
                  "also write every figure as a JSON array of records: a run record with the "
                  "machine and settings, per-round records (\"round\") and median records "
                  "(\"spread_pct\", \"rounds\")");
+  app.add_flag("--cairn-whole-pushes", cairn_whole_pushes,
+               "Cairn's sessions do not accept delta pushes: every push carries every instance "
+               "(the behaviour before deltas, for comparison)");
   app.add_option("--bin-dir", bin_dir, "directory of the cairn binary (default: this binary's)");
   app.add_option("--systems", systems_text,
                  "comma-separated: cairn,etcd,zookeeper (fsync to disk, their default), "
@@ -389,6 +393,7 @@ int main(int argc, char** argv) {
                         : bin_dir;
   options.zk_heap = zk_heap;
   options.tls_dir = tls_dir;
+  options.cairn_delta_pushes = !cairn_whole_pushes;
   // Cairn caps registrations per stream: allow the largest any workload makes.
   options.max_registrations_per_connection =
       1000 + std::max({sizes.hold_instances / std::max(sizes.hold_connections, 1),
@@ -466,6 +471,7 @@ int main(int argc, char** argv) {
         {"rss_settle_ms", absl::StrCat(sizes.rss_settle.count())},
         {"zk_heap", JsonString(zk_heap)},
         {"cairn_tls", tls_dir.empty() ? "false" : "true"},
+        {"cairn_delta_pushes", cairn_whole_pushes ? "false" : "true"},
         {"etcd_lease", JsonString("TTL 60 s, renewed at TTL/3 on one LeaseKeepAlive stream per "
                                   "connection, resent and reopened after 500 ms")},
         {"etcd_durability", JsonString("etcd: data dir on disk, fsync; etcd-tmpfs: data dir on "
