@@ -37,9 +37,9 @@ import struct
 import sys
 import time
 
-SYSTEMS = ["direct", "nginx", "haproxy", "cairn", "cairn-hold-off"]
+SYSTEMS = ["direct", "nginx", "haproxy", "cairn", "cairn-hold-on"]
 PROXIES = ["nginx", "haproxy"]
-CAIRNS = ["cairn", "cairn-hold-off"]
+CAIRNS = ["cairn", "cairn-hold-on"]
 MIXED = ["mixed_h2_load", "mixed_h1_lone", "mixed_h2_lone"]
 
 
@@ -449,10 +449,11 @@ def cmd_report(results, json_out=None):
         table(["system", "req/s", "spread %", "p50 ms", "p99 ms", "p99.9 ms", "errors", "PSS MiB after"], rows)
         for c in CAIRNS:
             ratio_line(w, c)
-        on, off = val(w, "cairn", "req_per_s"), val(w, "cairn-hold-off", "req_per_s")
+        on, off = val(w, "cairn-hold-on", "req_per_s"), val(w, "cairn", "req_per_s")
         if on and off:
             print(f"hold on / hold off: {on / off:.2f}x req/s")
-            ratios.append(rec(w, "cairn", "req_per_s_vs_hold_off", round(on / off, 3), "ratio"))
+            ratios.append(rec(w, "cairn-hold-on", "req_per_s_vs_hold_off", round(on / off, 3),
+                              "ratio"))
 
     if any(k[0] in MIXED for k in list(get) + list(failures)):
         print("\n== mixed: 1-worker proxies; h2load -c10 -m10 and, meanwhile, a lone HTTP/1.1 client "

@@ -151,8 +151,10 @@ struct ListenerConfig {
   // responses are ready; 0: no count limit) so that one send() carries
   // several responses. Never applies with a single stream in flight, and the
   // batch leaves as soon as the last in-flight stream completes. 0: off.
-  // Default 100: see docs/benchmarks.md, "holding HTTP/2 flushes".
-  uint32_t http2_flush_delay_us = 100;  // default 100; at most 10000
+  // Default 0 (off) since issue 17: once the hold stopped pausing the whole
+  // worker it no longer won on equal terms (docs/benchmarks.md, "The HTTP/2
+  // hold on equal terms").
+  uint32_t http2_flush_delay_us = 0;  // default 0; at most 10000
   uint32_t http2_flush_batch = 8;       // default 8
 
   // Limits against slow, idle and abusive clients (HTTP listeners, and

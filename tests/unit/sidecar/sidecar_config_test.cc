@@ -52,7 +52,7 @@ TEST(SidecarConfigTest, ParsesAValidConfigWithDefaults) {
   EXPECT_EQ(c->FindCluster("a")->health_check.path, "/ready");
   EXPECT_EQ(c->FindCluster("b")->registry->data_id, "com.example.Echo");
   EXPECT_EQ(c->FindCluster("b")->limits.max_connections, 1024u);
-  EXPECT_EQ(c->listeners[0].http2_flush_delay_us, 100u);
+  EXPECT_EQ(c->listeners[0].http2_flush_delay_us, 0u);
   EXPECT_EQ(c->listeners[0].http2_flush_batch, 8u);
 }
 
