@@ -599,7 +599,10 @@ void ClientCore::DispatchLoop() {
       reg = it->second;
       // A delta becomes the whole datum here; one that does not apply is
       // neither delivered nor taken: the ack asks for the whole datum.
-      auto outcome = reg->assembler.Apply(item.push);
+      // Without deltas asked for, every push is whole and nothing is kept.
+      auto outcome = options_.delta_pushes           ? reg->assembler.Apply(item.push)
+                     : item.push.base_version() == 0 ? PushAssembler::Outcome::kWhole
+                                                     : PushAssembler::Outcome::kNeedFull;
       if (outcome == PushAssembler::Outcome::kNeedFull) need_full = true;
       bool whole =
           outcome == PushAssembler::Outcome::kWhole || outcome == PushAssembler::Outcome::kApplied;

@@ -60,8 +60,9 @@ struct Registration {
   bool live = true;                // false once unregistered: no replay, no delivery
   std::shared_ptr<Waiter> waiter;  // the user operation in progress, if any
   std::shared_ptr<const PushCallback> callback;
-  // Subscriber: its data, to rebuild whole pushes from deltas (used only by
-  // the dispatch thread, so not guarded).
+  // Subscriber: its data, to rebuild whole pushes from deltas (only with
+  // RegistryClientOptions::delta_pushes; used by the dispatch thread, under
+  // mu_ like the fields around it).
   PushAssembler assembler;
   bool delivered_any = false;
   // Read without the lock by the handle accessors.

@@ -166,6 +166,7 @@ void PushEngine::OnAck(uint64_t id, uint64_t push_id, bool need_full) {
     sub.retry_timer.reset();
     sub.initial_acked = false;
     sub.acked_version = 0;
+    sub.stalled = false;  // it answered
     if (!sub.dirty) {
       sub.dirty = true;
       sub.dirty_since = sub.inflight_change_time;
