@@ -77,6 +77,19 @@ clusters:
 )";
 }
 
+// Connects `fd` to "127.0.0.1:PORT" with TCP_NODELAY: without it, a request
+// written in two sends waits for the server's delayed ACK (40 ms), longer
+// than any hold.
+bool ConnectNoDelay(int fd, const std::string& address) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
 // A blocking h2c client on nghttp2: each stream's status, x-test-* headers,
 // body and the time it ended.
 class H2Client {
@@ -91,15 +104,7 @@ class H2Client {
 
   explicit H2Client(const std::string& address) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    // Without it, a request written in two sends waits for the server's
-    // delayed ACK (40 ms): longer than any hold.
-    int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    connected_ = ConnectNoDelay(fd_, address);
     nghttp2_session_callbacks* cbs;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_header_callback(cbs, &OnHeader);
@@ -288,15 +293,7 @@ class Http1Client {
  public:
   explicit Http1Client(const std::string& address) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    // Without it, a request written in two sends waits for the server's
-    // delayed ACK (40 ms): longer than any hold.
-    int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    connected_ = ConnectNoDelay(fd_, address);
   }
   ~Http1Client() { close(fd_); }
   bool connected() const { return connected_; }

@@ -155,7 +155,7 @@ struct ListenerConfig {
   // worker it no longer won on equal terms (docs/benchmarks.md, "The HTTP/2
   // hold on equal terms").
   uint32_t http2_flush_delay_us = 0;  // default 0; at most 10000
-  uint32_t http2_flush_batch = 8;       // default 8
+  uint32_t http2_flush_batch = 8;     // default 8
 
   // Limits against slow, idle and abusive clients (HTTP listeners, and
   // max_connections for every protocol; 0 turns each off, except
