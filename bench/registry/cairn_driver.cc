@@ -142,6 +142,7 @@ class CairnSystem final : public System {
 
   std::string name() const override { return "cairn"; }
   bool delta_pushes() const { return options_.cairn_delta_pushes; }
+  bool server_batches() const { return options_.cairn_server_batches; }
 
   absl::Status Start() override {
     Stop();
@@ -294,6 +295,7 @@ absl::Status CairnConnection::Open() {
   message.mutable_hello()->set_client_id(client_id_);
   message.mutable_hello()->set_app_name("bench");
   message.mutable_hello()->set_accepts_delta_pushes(system_->delta_pushes());
+  message.mutable_hello()->set_accepts_server_batches(system_->server_batches());
   Send(std::move(message), [wait](const absl::Status& s) {
     std::lock_guard lock(wait->mu);
     wait->status = s;
@@ -470,7 +472,8 @@ void CairnConnection::HandleResults(const pb::Result* const* results, int count)
   }
 }
 
-void CairnConnection::OnStreamMessage(client_internal::SessionStream*, pb::ServerMessage message) {
+void CairnConnection::OnStreamMessage(client_internal::SessionStream* stream,
+                                      pb::ServerMessage message) {
   if (message.has_result()) {
     const pb::Result* result = &message.result();
     HandleResults(&result, 1);
@@ -480,6 +483,11 @@ void CairnConnection::OnStreamMessage(client_internal::SessionStream*, pb::Serve
     HandleResults(results.data(), results.size());
   } else if (message.has_push()) {
     HandlePush(message.push());
+  } else if (message.has_batch()) {
+    // Messages that queued on the server while it wrote: each as if alone.
+    for (pb::ServerMessage& inner : *message.mutable_batch()->mutable_messages()) {
+      if (!inner.has_batch()) OnStreamMessage(stream, std::move(inner));
+    }
   }
 }
 

@@ -125,6 +125,10 @@ struct SystemOptions {
   // what changed travels, as an etcd watcher gets only the changed key.
   // --cairn-whole-pushes turns it off (every push carries every instance).
   bool cairn_delta_pushes = true;
+  // Cairn only: the sessions read server batches (Hello.accepts_server_batches,
+  // as RegistryClient does by default) and ack a batch with one Batch;
+  // --cairn-no-server-batches turns it off (one gRPC message per push).
+  bool cairn_server_batches = true;
 };
 
 // One system: its server process and a way to connect to it.

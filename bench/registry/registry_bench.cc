@@ -314,6 +314,7 @@ int main(int argc, char** argv) {
   Warmup warmup;
   int64_t warmup_registrations = -1;
   bool cairn_whole_pushes = false;
+  bool cairn_no_server_batches = false;
   CLI::App app{
       "Cairn registry benchmark: starts cairn registry, etcd and ZooKeeper on 127.0.0.1 (the "
       "anchors also on tmpfs without fsync) and drives the same workloads against each"};
@@ -329,6 +330,9 @@ int main(int argc, char** argv) {
   app.add_flag("--cairn-whole-pushes", cairn_whole_pushes,
                "Cairn's sessions do not accept delta pushes: every push carries every instance "
                "(the behaviour before deltas, for comparison)");
+  app.add_flag("--cairn-no-server-batches", cairn_no_server_batches,
+               "Cairn's sessions do not read server batches: one gRPC message per push and per "
+               "ack (the behaviour before batches, for comparison)");
   app.add_option("--bin-dir", bin_dir, "directory of the cairn binary (default: this binary's)");
   app.add_option("--systems", systems_text,
                  "comma-separated: cairn,etcd,zookeeper (fsync to disk, their default), "
@@ -394,6 +398,7 @@ int main(int argc, char** argv) {
   options.zk_heap = zk_heap;
   options.tls_dir = tls_dir;
   options.cairn_delta_pushes = !cairn_whole_pushes;
+  options.cairn_server_batches = !cairn_no_server_batches;
   // Cairn caps registrations per stream: allow the largest any workload makes.
   options.max_registrations_per_connection =
       1000 + std::max({sizes.hold_instances / std::max(sizes.hold_connections, 1),
@@ -472,6 +477,7 @@ int main(int argc, char** argv) {
         {"zk_heap", JsonString(zk_heap)},
         {"cairn_tls", tls_dir.empty() ? "false" : "true"},
         {"cairn_delta_pushes", cairn_whole_pushes ? "false" : "true"},
+        {"cairn_server_batches", cairn_no_server_batches ? "false" : "true"},
         {"etcd_lease", JsonString("TTL 60 s, renewed at TTL/3 on one LeaseKeepAlive stream per "
                                   "connection, resent and reopened after 500 ms")},
         {"etcd_durability", JsonString("etcd: data dir on disk, fsync; etcd-tmpfs: data dir on "

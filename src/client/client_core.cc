@@ -204,6 +204,7 @@ void ClientCore::StartStreamLocked(SteadyTime now) {
   body->set_zone(options_.zone);
   body->set_keepalive_timeout_ms(options_.keepalive_timeout_ms);
   body->set_accepts_delta_pushes(options_.delta_pushes);
+  body->set_accepts_server_batches(options_.server_batches);
   // Above every earlier stream's, also across a restart of this process.
   stream_epoch_ =
       std::max<uint64_t>(stream_epoch_ + 1, std::chrono::duration_cast<std::chrono::microseconds>(
@@ -284,6 +285,12 @@ void ClientCore::OnStreamMessage(SessionStream* stream, pb::ServerMessage messag
     last_error_.clear();
     spdlog::debug("registry client: connected to {}", stream->server());
   }
+  HandleServerMessageLocked(stream, message, /*inside_batch=*/false);
+  cv_.notify_all();
+}
+
+void ClientCore::HandleServerMessageLocked(SessionStream* stream, pb::ServerMessage& message,
+                                           bool inside_batch) {
   switch (message.body_case()) {
     case pb::ServerMessage::kResult:
       HandleResultLocked(message.result());
@@ -297,10 +304,15 @@ void ClientCore::OnStreamMessage(SessionStream* stream, pb::ServerMessage messag
       ++stats_.pushes_received;
       pushes_.push_back(PushItem{stream->generation(), std::move(*message.mutable_push())});
       break;
+    case pb::ServerMessage::kBatch:
+      if (inside_batch) break;  // servers never nest batches: ignore, as unknown
+      for (pb::ServerMessage& inner : *message.mutable_batch()->mutable_messages()) {
+        HandleServerMessageLocked(stream, inner, /*inside_batch=*/true);
+      }
+      break;
     default:  // pong, or a body this client does not know: liveness only
       break;
   }
-  cv_.notify_all();
 }
 
 void ClientCore::OnStreamDrained(SessionStream* /*stream*/) {

@@ -133,6 +133,10 @@ class ClientCore final : public StreamObserver, public std::enable_shared_from_t
   bool SendUnregisterLocked(const std::shared_ptr<Registration>& reg,
                             std::shared_ptr<Waiter> waiter);
   void HandleResultLocked(const pb::Result& result);
+  // One message from the stream; a ServerBatch is unpacked into its inner
+  // messages (one level only). REQUIRES: mu_ held.
+  void HandleServerMessageLocked(SessionStream* stream, pb::ServerMessage& message,
+                                 bool inside_batch);
   // The waits release `lock` (holding mu_) while blocked.
   absl::Status AwaitLocked(std::unique_lock<std::mutex>& lock, const Waiter& waiter,
                            SteadyTime deadline);

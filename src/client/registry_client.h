@@ -89,6 +89,10 @@ struct RegistryClientOptions {
   // of a subscriber, only what changed travels; the client rebuilds the
   // whole datum for the callback (PushAssembler). Off: every push is whole.
   bool delta_pushes = true;
+  // Read server batches (Hello.accepts_server_batches): messages that queue
+  // on the server while it writes to this client arrive as one gRPC message,
+  // and the acks for their pushes go back as one. Off: one message each.
+  bool server_batches = true;
   // Delay before reconnecting: starts at initial, doubles per failed attempt up
   // to max, and is reset once a stream reaches a server.
   std::chrono::milliseconds reconnect_backoff_initial{100};

@@ -3,14 +3,10 @@
 #include <utility>
 
 namespace cairn::client_internal {
-namespace {
-
-// Requests the server accepts inside a Batch.
-bool Batchable(const pb::ClientMessage& message) {
-  return message.has_publish() || message.has_unregister();
+bool SessionStream::BatchableLocked(const pb::ClientMessage& message) const {
+  return message.has_publish() || message.has_unregister() ||
+         (server_batches_seen_ && message.has_push_ack());
 }
-
-}  // namespace
 
 SessionStream::SessionStream(StreamObserver* observer, uint64_t generation, std::string server)
     : observer_(observer), generation_(generation), server_(std::move(server)) {
@@ -64,13 +60,13 @@ void SessionStream::StartNextLocked() {
 }
 
 void SessionStream::CoalesceFrontLocked() {
-  if (queue_.size() < 2 || !Batchable(queue_[0]) || !Batchable(queue_[1])) return;
+  if (queue_.size() < 2 || !BatchableLocked(queue_[0]) || !BatchableLocked(queue_[1])) return;
   // Sizes are cached in the messages, so serializing the batch reuses them.
   size_t bytes = queue_[0].ByteSizeLong() + queue_[1].ByteSizeLong();
   if (bytes > kMaxBatchBytes) return;  // large messages go alone
   size_t taken = 2;
   while (taken < queue_.size() && taken < static_cast<size_t>(kMaxBatchMessages) &&
-         Batchable(queue_[taken])) {
+         BatchableLocked(queue_[taken])) {
     size_t size = queue_[taken].ByteSizeLong();
     if (bytes + size > kMaxBatchBytes) break;
     bytes += size;
@@ -97,6 +93,8 @@ void SessionStream::OnReadDone(bool ok) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     corked_ = true;
+    // Only a server that sends batches takes push acks inside a Batch.
+    if (message.has_batch()) server_batches_seen_ = true;
   }
   observer_->OnStreamMessage(this, std::move(message));
   {

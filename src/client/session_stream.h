@@ -14,7 +14,8 @@
 // observer handles a received message, new messages wait ("cork"): the
 // answers in a ResultBatch typically release as many new requests, and
 // starting the write at the first of them would send it alone and batch only
-// the rest.
+// the rest. Push acks join batches once the server has sent a ServerBatch
+// (registry.proto, Hello.accepts_server_batches).
 //
 // Thread safety: Send(), CloseWrites() and Cancel() may be called from any
 // thread, also before Start(), until the owner has seen OnStreamDone. The
@@ -93,9 +94,14 @@ class SessionStream final : public grpc::ClientBidiReactor<pb::ClientMessage, pb
 
   // Starts the next write or the WritesDone if nothing is in flight.
   void StartNextLocked();
-  // Replaces the queued publishes and unregisters at the front of the queue
-  // (two or more) by one Batch holding them, in order.
+  // Replaces the queued publishes and unregisters (and push acks, see
+  // BatchableLocked) at the front of the queue (two or more) by one Batch
+  // holding them, in order.
   void CoalesceFrontLocked();
+  // Requests the server accepts inside a Batch: publishes and unregisters,
+  // and push acks once the server has shown, by sending a ServerBatch, that
+  // it is new enough to take them (an older one would refuse the batch).
+  bool BatchableLocked(const pb::ClientMessage& message) const;
 
   StreamObserver* const observer_;
   const uint64_t generation_;
@@ -112,7 +118,8 @@ class SessionStream final : public grpc::ClientBidiReactor<pb::ClientMessage, pb
   bool corked_ = false;  // OnStreamMessage is running: Send only queues
   bool close_requested_ = false;
   bool writes_done_started_ = false;
-  bool broken_ = false;  // a read or write failed: nothing more will be written
+  bool broken_ = false;               // a read or write failed: nothing more will be written
+  bool server_batches_seen_ = false;  // a ServerBatch arrived: acks may batch
 };
 
 }  // namespace cairn::client_internal

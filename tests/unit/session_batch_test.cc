@@ -3,6 +3,8 @@
 // ResultBatch; structural errors refuse the whole batch with one Result.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "registry/data/local_data_server.h"
 #include "registry/session/session_server.h"
 
@@ -17,8 +19,10 @@ class RecordingStream : public ClientStream {
   }
   void Close(const absl::Status& /*status*/) override { closed = true; }
   void MessageHandled() override { ++handled; }
+  void AcceptServerBatches() override { accepts_batches = true; }
 
   std::vector<pb::ServerMessage> messages;
+  bool accepts_batches = false;
   bool closed = false;
   int handled = 0;
 };
@@ -147,7 +151,7 @@ TEST_F(SessionBatchTest, NestedBatchIsRefusedAndNothingOfItApplied) {
   EXPECT_EQ(session_.publisher_count(), 0u);
 }
 
-TEST_F(SessionBatchTest, OnlyPublishAndUnregisterMayBeBatchedAndAnEmptyBatchIsRefused) {
+TEST_F(SessionBatchTest, OnlyPublishUnregisterAndPushAckMayBeBatchedAndAnEmptyBatchIsRefused) {
   pb::ClientMessage subscribe;
   subscribe.set_request_id(2);
   subscribe.mutable_subscribe()->set_registration_id("s1");
@@ -156,7 +160,8 @@ TEST_F(SessionBatchTest, OnlyPublishAndUnregisterMayBeBatchedAndAnEmptyBatchIsRe
   pb::ServerMessage answer = TakeOne();
   EXPECT_EQ(answer.result().request_id(), 8u);
   EXPECT_EQ(answer.result().code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
-  EXPECT_NE(answer.result().message().find("not a publish or unregister"), std::string::npos);
+  EXPECT_NE(answer.result().message().find("not a publish, unregister or push_ack"),
+            std::string::npos);
 
   session_.OnMessage(conn_, BatchOf(9, {}));
   answer = TakeOne();
@@ -198,6 +203,53 @@ TEST_F(SessionBatchTest, BatchedPublishesReachSubscribersLikeSingleOnes) {
   const pb::Push& push = sub_stream->messages.back().push();
   ASSERT_EQ(push.zones_size(), 1);
   EXPECT_EQ(push.zones(0).publishers_size(), 3);
+}
+
+TEST_F(SessionBatchTest, PushAcksInABatchAreAppliedAndGetNoAnswer) {
+  pb::ClientMessage hello;
+  hello.set_request_id(1);
+  hello.mutable_hello()->set_client_id("c1");
+  hello.mutable_hello()->set_accepts_server_batches(true);
+  session_.OnMessage(conn_, hello);
+  EXPECT_TRUE(stream_->accepts_batches) << "the Hello's wish reaches the stream";
+  for (const char* id : {"s1", "s2"}) {
+    pb::ClientMessage subscribe;
+    subscribe.mutable_subscribe()->set_registration_id(id);
+    subscribe.mutable_subscribe()->mutable_key()->set_data_id("svc.batch");
+    session_.OnMessage(conn_, subscribe);
+  }
+  loop_.PollForTest();
+  std::vector<pb::ClientMessage> acks;
+  for (const auto& m : stream_->messages) {
+    if (!m.has_push()) continue;
+    pb::ClientMessage ack;
+    ack.mutable_push_ack()->set_registration_id(m.push().registration_id());
+    ack.mutable_push_ack()->set_push_id(m.push().push_id());
+    acks.push_back(std::move(ack));
+  }
+  ASSERT_EQ(acks.size(), 2u);
+  stream_->messages.clear();
+
+  // Both acks and a publish in one batch: one answer, for the publish only.
+  acks.push_back(Publish(6, "p1"));
+  session_.OnMessage(conn_, BatchOf(5, acks));
+  loop_.PollForTest();
+  int answers = 0;
+  std::set<std::string> pushed;
+  for (const auto& m : stream_->messages) {
+    if (m.has_result_batch()) {
+      ++answers;
+      ASSERT_EQ(m.result_batch().results_size(), 1) << m.DebugString();
+      EXPECT_EQ(m.result_batch().results(0).request_id(), 6u);
+      EXPECT_EQ(m.result_batch().results(0).code(), 0);
+    }
+    EXPECT_FALSE(m.has_result()) << "an accepted batch has no Result: " << m.DebugString();
+    // Without the acks applied, the next push would wait for the 2 s ack
+    // timeout instead of following the publish at once.
+    if (m.has_push() && m.push().zones_size() == 1) pushed.insert(m.push().registration_id());
+  }
+  EXPECT_EQ(answers, 1);
+  EXPECT_EQ(pushed, (std::set<std::string>{"s1", "s2"}));
 }
 
 }  // namespace

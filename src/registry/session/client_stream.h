@@ -31,6 +31,11 @@ class ClientStream {
     return Send(std::move(message), /*droppable=*/true);
   }
 
+  // The client reads ServerMessage.batch (it said so in its Hello): from
+  // now on, messages that queue while a write is on the wire may leave
+  // together as one batch. Streams that cannot batch ignore it.
+  virtual void AcceptServerBatches() {}
+
   // Ends the stream with this status. Idempotent.
   virtual void Close(const absl::Status& status) = 0;
 

@@ -2,6 +2,8 @@
 
 #include <deque>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "common/grpc_status.h"
 #include "common/grpc_tls.h"
@@ -13,6 +15,17 @@ namespace {
 // One client's Session stream. Lives as long as both gRPC (until OnDone) and
 // the session role (until it drops the connection) hold it: `self_` is the
 // gRPC side's reference.
+// ServerBatch limits: the batch stays well under a client's default 4 MiB
+// receive limit, and one write never holds up the stream for long.
+constexpr size_t kMaxBatchMessages = 1000;
+constexpr size_t kMaxBatchBytes = 1 << 20;
+// Field numbers of ServerMessage.batch and ServerBatch.messages (checked
+// against the generated code below).
+constexpr int kServerMessageBatchField = 5;
+constexpr int kServerBatchMessagesField = 1;
+static_assert(pb::ServerMessage::kBatchFieldNumber == kServerMessageBatchField);
+static_assert(pb::ServerBatch::kMessagesFieldNumber == kServerBatchMessagesField);
+
 class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                              public ClientStream,
                              public std::enable_shared_from_this<SessionReactor> {
@@ -55,6 +68,11 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
         grpc::Slice(push.head),
         grpc::Slice(const_cast<char*>((*body)->data()), (*body)->size(), &ReleaseBody, body)};
     return Enqueue(grpc::ByteBuffer(slices, 2), /*droppable=*/true);
+  }
+
+  void AcceptServerBatches() override {
+    std::lock_guard lock(mu_);
+    accepts_batches_ = true;
   }
 
   void Close(const absl::Status& status) override {
@@ -119,6 +137,7 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
         close_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
       }
       if (!outbound_.empty() && !close_requested_) {
+        CoalesceFrontLocked();
         StartWrite(&outbound_.front());
         MaybeResumeReadLocked();
         return;
@@ -170,6 +189,61 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
     return true;
   }
 
+  // Replaces the messages at the front of the queue, those that waited while
+  // the previous write was on the wire, with one ServerBatch holding them
+  // (up to the limits below). No copy: the batch is a few header bytes
+  // around the messages' own slices. Nothing ever waits for a batch to
+  // fill: a message that finds the stream idle leaves at once, alone.
+  // REQUIRES: mu_ held, no write in flight.
+  void CoalesceFrontLocked() {
+    if (!accepts_batches_ || outbound_.size() < 2) return;
+    size_t taken = 0;
+    size_t body_bytes = 0;  // of the ServerBatch
+    while (taken < outbound_.size() && taken < kMaxBatchMessages) {
+      size_t size = outbound_[taken].Length();
+      size_t field = 1 + VarintSize(size) + size;  // tag, length, message
+      if (body_bytes + field > kMaxBatchBytes) break;
+      body_bytes += field;
+      ++taken;
+    }
+    if (taken < 2) return;  // a large message goes alone
+    std::vector<grpc::Slice> slices;
+    slices.reserve(1 + 3 * taken);
+    std::string header;
+    AppendFieldHeader(header, kServerMessageBatchField, body_bytes);
+    slices.emplace_back(header);
+    for (size_t i = 0; i < taken; ++i) {
+      header.clear();
+      AppendFieldHeader(header, kServerBatchMessagesField, outbound_[i].Length());
+      slices.emplace_back(header);
+      std::vector<grpc::Slice> parts;
+      if (!outbound_[i].Dump(&parts).ok()) return;  // leave the queue as it was
+      for (auto& part : parts) slices.push_back(std::move(part));
+    }
+    grpc::ByteBuffer batch(slices.data(), slices.size());
+    outbound_.erase(outbound_.begin(), outbound_.begin() + static_cast<std::ptrdiff_t>(taken));
+    outbound_.push_front(std::move(batch));
+  }
+
+  static size_t VarintSize(size_t value) {
+    size_t n = 1;
+    while (value >= 0x80) {
+      value >>= 7;
+      ++n;
+    }
+    return n;
+  }
+
+  // A length-delimited field's tag and length, in protobuf wire format.
+  static void AppendFieldHeader(std::string& out, int field, size_t length) {
+    out.push_back(static_cast<char>((field << 3) | 2));  // fields < 16: one byte
+    while (length >= 0x80) {
+      out.push_back(static_cast<char>((length & 0x7f) | 0x80));
+      length >>= 7;
+    }
+    out.push_back(static_cast<char>(length));
+  }
+
   void PostDisconnect(std::string reason) {
     loop_.Post([this, keep = shared_from_this(), reason = std::move(reason)] {
       session_.OnDisconnect(connection_id_, reason);
@@ -210,6 +284,7 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
   bool close_requested_ = false;
   bool finished_ = false;
   bool done_ = false;
+  bool accepts_batches_ = false;  // the client said accepts_server_batches
   grpc::Status close_status_;
 };
 

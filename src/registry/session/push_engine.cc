@@ -52,7 +52,23 @@ void PushEngine::OnDatumChanged(const std::string& data_info_id, uint64_t /*vers
   // subscriber fetches the new snapshot, which replaces them (and keeps the
   // old snapshot as the base of deltas).
   SteadyTime now = SteadyNow();
-  for (uint64_t id : index->second) MarkDirty(*subscribers_.at(id), now);
+  if (index->second.size() < 2) {
+    for (uint64_t id : index->second) MarkDirty(*subscribers_.at(id), now);
+    return;
+  }
+  // Queued connection by connection: the pushes of one connection then
+  // leave in the same drain turn, back to back, and its stream sends them as
+  // one or two batches (Hello.accepts_server_batches) instead of one gRPC
+  // message each. Sorting costs about 1 ms per 10,000 subscribers.
+  std::vector<Subscriber*> dirty;
+  dirty.reserve(index->second.size());
+  for (uint64_t id : index->second) dirty.push_back(subscribers_.at(id).get());
+  std::sort(dirty.begin(), dirty.end(), [](const Subscriber* a, const Subscriber* b) {
+    return a->spec.connection_id != b->spec.connection_id
+               ? a->spec.connection_id < b->spec.connection_id
+               : a->id < b->id;
+  });
+  for (Subscriber* sub : dirty) MarkDirty(*sub, now);
 }
 
 void PushEngine::OnDatumsMaybeChanged(const std::function<bool(const std::string&)>& affected) {

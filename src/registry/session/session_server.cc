@@ -68,13 +68,9 @@ void SessionServer::OnMessage(uint64_t connection_id, pb::ClientMessage message)
       case pb::ClientMessage::kRegisterRevision:
         HandleRegisterRevision(conn, request_id, message.register_revision());
         break;
-      case pb::ClientMessage::kPushAck: {
-        auto sub = conn.subscribers.find(message.push_ack().registration_id());
-        if (sub != conn.subscribers.end()) {
-          push_.OnAck(sub->second, message.push_ack().push_id(), message.push_ack().need_full());
-        }
+      case pb::ClientMessage::kPushAck:
+        HandlePushAck(conn, message.push_ack());
         break;
-      }
       case pb::ClientMessage::kPing: {
         pb::ServerMessage pong;
         pong.mutable_pong()->set_nonce(message.ping().nonce());
@@ -141,9 +137,11 @@ void SessionServer::HandleBatch(Connection& conn, uint64_t request_id, const pb:
     if (body == pb::ClientMessage::kBatch) {
       invalid = absl::InvalidArgumentError(
           absl::StrCat("message ", i, " of the batch is itself a batch; batches do not nest"));
-    } else if (body != pb::ClientMessage::kPublish && body != pb::ClientMessage::kUnregister) {
+    } else if (body != pb::ClientMessage::kPublish && body != pb::ClientMessage::kUnregister &&
+               body != pb::ClientMessage::kPushAck) {
       invalid = absl::InvalidArgumentError(absl::StrCat(
-          "message ", i, " of the batch is not a publish or unregister (only those batch)"));
+          "message ", i,
+          " of the batch is not a publish, unregister or push_ack (only those batch)"));
     }
   }
   if (!invalid.ok()) {
@@ -155,10 +153,15 @@ void SessionServer::HandleBatch(Connection& conn, uint64_t request_id, const pb:
   pending->connection_id = conn.id;
   // +1 until every inner message is dispatched: answers that come back at
   // once must not send the batch early.
-  pending->outstanding = static_cast<size_t>(batch.messages_size()) + 1;
+  pending->outstanding = 1;
   pending->message.mutable_result_batch()->mutable_results()->Reserve(batch.messages_size());
   for (const pb::ClientMessage& inner : batch.messages()) {
+    if (inner.has_push_ack()) {  // no answer, so not outstanding
+      HandlePushAck(conn, inner.push_ack());
+      continue;
+    }
     ReplyTo to{inner.request_id(), pending, /*registration=*/inner.has_publish()};
+    ++pending->outstanding;
     if (inner.has_publish()) {
       HandlePublish(conn, to, inner.publish());
     } else {
@@ -166,6 +169,11 @@ void SessionServer::HandleBatch(Connection& conn, uint64_t request_id, const pb:
     }
   }
   BatchAnswered(*pending);
+}
+
+void SessionServer::HandlePushAck(Connection& conn, const pb::PushAck& ack) {
+  auto sub = conn.subscribers.find(ack.registration_id());
+  if (sub != conn.subscribers.end()) push_.OnAck(sub->second, ack.push_id(), ack.need_full());
 }
 
 void SessionServer::BatchAnswered(PendingBatch& batch) {
@@ -189,6 +197,7 @@ void SessionServer::HandleHello(Connection& conn, uint64_t request_id, const pb:
   conn.app_name = hello.app_name();
   conn.zone = hello.zone();
   conn.accepts_delta_pushes = hello.accepts_delta_pushes();
+  if (hello.accepts_server_batches()) conn.stream->AcceptServerBatches();
   if (hello.keepalive_timeout_ms() != 0) {
     conn.keepalive_timeout =
         std::clamp(std::chrono::milliseconds(hello.keepalive_timeout_ms()),

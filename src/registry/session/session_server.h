@@ -199,6 +199,9 @@ class SessionServer final : private PushEngine::Transport {
   }
   // One more inner message of `batch` is answered; sends it after the last.
   void BatchAnswered(PendingBatch& batch);
+  // A PushAck, alone or inside a Batch: acks for unknown subscribers (one
+  // unsubscribed meanwhile) are ignored.
+  void HandlePushAck(Connection& conn, const pb::PushAck& ack);
   void DropSubscriber(const std::string& registration_id);
   // Adds the entry to / removes it from conn's publisher list.
   static void Link(Connection& conn, PublisherEntry& entry);
