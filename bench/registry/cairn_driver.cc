@@ -206,8 +206,12 @@ class CairnSystem final : public System {
   }
 
   absl::StatusOr<int64_t> CountInstances(const std::vector<std::string>& services) override {
-    auto channel = NewDedicatedChannel(address_, Credentials().admin);
-    auto stub = pb::Registry::NewStub(channel);
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    // hold-10m lists 100,000 services: over gRPC's default 4 MiB.
+    args.SetMaxReceiveMessageSize(-1);
+    auto stub =
+        pb::Registry::NewStub(grpc::CreateCustomChannel(address_, Credentials().admin, args));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + seconds(60));
     pb::ListDataInfosRequest request;

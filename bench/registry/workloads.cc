@@ -111,8 +111,7 @@ void RunRegister(System& system, const Sizes& sizes, Results& results) {
   tally.Report(results, workload, sys);
 }
 
-void RunHold(System& system, const Sizes& sizes, Results& results) {
-  const std::string workload = "hold";
+void RunHold(System& system, const Sizes& sizes, Results& results, const std::string& workload) {
   const std::string sys = system.name();
   Tally tally;
   auto connections = ConnectMany(system, sizes.hold_connections);

@@ -6,6 +6,9 @@
 //             registrations/s and the latency of one registration.
 //   hold      N instances (per_service per service) held by C connections:
 //             server RSS before and after, bytes per instance.
+//   hold-10m  hold at SOFARegistry's production scale, 10,000,000 instances
+//             (Cairn only, first round only; not in the default set): RSS
+//             and registrations/s while filling it.
 //   push      one publisher, one subscriber, idle: publish-call to subscriber
 //             callback latency over R changes.
 //   fanout    one service with P publishers and S subscribers over K
@@ -50,6 +53,9 @@ struct Sizes {
   int hold_per_service = 100;  // also the service size in `register`
   int hold_connections = 100;
   std::chrono::seconds hold_timeout{900};
+  // hold-10m: the same shape (per_service, connections) at this size.
+  int64_t hold10m_instances = 10000000;
+  std::chrono::seconds hold10m_timeout{1800};
 
   int push_repeats = 2000;
 
@@ -99,7 +105,9 @@ class Results {
 void RunRegister(System& system, const Sizes& sizes, Results& results);
 // Stops `system` before closing its connections: tearing down a million
 // registrations one connection at a time would take longer than holding them.
-void RunHold(System& system, const Sizes& sizes, Results& results);
+// Records under `workload` ("hold", or "hold-10m" with the sizes set).
+void RunHold(System& system, const Sizes& sizes, Results& results,
+             const std::string& workload = "hold");
 void RunPush(System& system, const Sizes& sizes, Results& results);
 void RunFanout(System& system, const Sizes& sizes, Results& results);
 void RunStorm(System& system, const Sizes& sizes, Results& results);

@@ -12,9 +12,6 @@
 namespace cairn {
 namespace {
 
-// One client's Session stream. Lives as long as both gRPC (until OnDone) and
-// the session role (until it drops the connection) hold it: `self_` is the
-// gRPC side's reference.
 // ServerBatch limits: the batch stays well under a client's default 4 MiB
 // receive limit, and one write never holds up the stream for long.
 constexpr size_t kMaxBatchMessages = 1000;
@@ -26,6 +23,9 @@ constexpr int kServerBatchMessagesField = 1;
 static_assert(pb::ServerMessage::kBatchFieldNumber == kServerMessageBatchField);
 static_assert(pb::ServerBatch::kMessagesFieldNumber == kServerBatchMessagesField);
 
+// One client's Session stream. Lives as long as both gRPC (until OnDone) and
+// the session role (until it drops the connection) hold it: `self_` is the
+// gRPC side's reference.
 class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                              public ClientStream,
                              public std::enable_shared_from_this<SessionReactor> {
