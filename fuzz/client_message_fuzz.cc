@@ -5,9 +5,10 @@
 // with the real data role behind it, wrapped by application-level discovery
 // (so register_revision and app-instance publishes reach the real index). Whatever the bytes, the
 // server must not crash, must answer every request that carries an id, and must release the read
-// window once per message. A batch (registry.proto: 1..1000 publishes and unregisters) is
-// answered by one ResultBatch with a Result per inner message that has an id, and none of its
-// own; a refused batch by one Result for its own id. The seeds come from make_client_message_seeds.
+// window once per message. A batch (registry.proto: 1..1000 publishes, unregisters and push
+// acks) is answered by one ResultBatch with a Result per inner publish or unregister that has an
+// id, and none of its own; a refused batch by one Result for its own id. The seeds come from
+// make_client_message_seeds.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -49,8 +50,9 @@ int BatchAnswers(const cairn::pb::ClientMessage& message) {
   if (inner.empty() || inner.size() > 1000) return -1;
   int answers = 0;
   for (const cairn::pb::ClientMessage& m : inner) {
-    if (!m.has_publish() && !m.has_unregister()) return -1;
-    answers += m.request_id() != 0 ? 1 : 0;
+    if (!m.has_publish() && !m.has_unregister() && !m.has_push_ack()) return -1;
+    // A push_ack is never answered, with or without an id.
+    answers += m.request_id() != 0 && !m.has_push_ack() ? 1 : 0;
   }
   return answers;
 }

@@ -446,7 +446,7 @@ int main(int argc, char** argv) {
   const bool hold10m =
       std::find(workloads->begin(), workloads->end(), "hold-10m") != workloads->end();
   options.max_registrations_per_connection =
-      1000 + std::max({(hold10m ? sizes.hold10m_instances : sizes.hold_instances) /
+      1000 + std::max({std::max(hold10m ? sizes.hold10m_instances : 0, sizes.hold_instances) /
                            std::max(sizes.hold_connections, 1),
                        sizes.register_instances / std::max(sizes.register_connections, 1),
                        int64_t{sizes.storm_services}, int64_t{sizes.fanout_subscribers},

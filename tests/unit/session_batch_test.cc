@@ -19,7 +19,7 @@ class RecordingStream : public ClientStream {
   }
   void Close(const absl::Status& /*status*/) override { closed = true; }
   void MessageHandled() override { ++handled; }
-  void AcceptServerBatches() override { accepts_batches = true; }
+  void SetServerBatches(bool on) override { accepts_batches = on; }
 
   std::vector<pb::ServerMessage> messages;
   bool accepts_batches = false;

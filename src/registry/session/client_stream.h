@@ -31,10 +31,10 @@ class ClientStream {
     return Send(std::move(message), /*droppable=*/true);
   }
 
-  // The client reads ServerMessage.batch (it said so in its Hello): from
-  // now on, messages that queue while a write is on the wire may leave
-  // together as one batch. Streams that cannot batch ignore it.
-  virtual void AcceptServerBatches() {}
+  // Whether the client reads ServerMessage.batch (what its latest Hello
+  // said): while on, messages that queue while a write is on the wire may
+  // leave together as one batch. Streams that cannot batch ignore it.
+  virtual void SetServerBatches(bool /*on*/) {}
 
   // Ends the stream with this status. Idempotent.
   virtual void Close(const absl::Status& status) = 0;

@@ -70,9 +70,9 @@ class SessionReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, gr
     return Enqueue(grpc::ByteBuffer(slices, 2), /*droppable=*/true);
   }
 
-  void AcceptServerBatches() override {
+  void SetServerBatches(bool on) override {
     std::lock_guard lock(mu_);
-    accepts_batches_ = true;
+    accepts_batches_ = on;
   }
 
   void Close(const absl::Status& status) override {

@@ -197,7 +197,7 @@ void SessionServer::HandleHello(Connection& conn, uint64_t request_id, const pb:
   conn.app_name = hello.app_name();
   conn.zone = hello.zone();
   conn.accepts_delta_pushes = hello.accepts_delta_pushes();
-  if (hello.accepts_server_batches()) conn.stream->AcceptServerBatches();
+  conn.stream->SetServerBatches(hello.accepts_server_batches());
   if (hello.keepalive_timeout_ms() != 0) {
     conn.keepalive_timeout =
         std::clamp(std::chrono::milliseconds(hello.keepalive_timeout_ms()),
