@@ -22,9 +22,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sidecar/codec/rpc_codec.h"
 #include "sidecar/config/sidecar_config.h"
 #include "sidecar/network/worker.h"
 #include "sidecar/pool/connection_pool.h"
+#include "sidecar/pool/rpc_pool.h"
 #include "sidecar/stats/local_metrics.h"
 #include "sidecar/upstream/host.h"
 #include "sidecar/upstream/load_balancer.h"
@@ -65,7 +67,15 @@ class ClusterWorker : private ConnectionPool::Observer {
 
   // nullptr when the cluster has no host.
   upstream::HostPtr ChooseHost(const upstream::LbContext& ctx);
+  // The pools of `host`, by what the cluster's protocol can do: HTTP/1 and
+  // HTTP/2 streams go through a ConnectionPool; an RPC protocol (rpc_codec()
+  // non-null: Bolt, Dubbo) multiplexes every request of the worker over one
+  // connection with rewritten request ids (RpcHostPool). Created on first
+  // use; by address, so a host that leaves and comes back finds its pool.
   ConnectionPool& PoolFor(const upstream::HostPtr& host);
+  RpcHostPool& RpcPoolFor(const upstream::HostPtr& host);
+  // The cluster's RPC codec (config.protocol names one), or nullptr.
+  const RpcCodec* rpc_codec() const { return rpc_codec_; }
   // Upstream TLS of this cluster (config.tls), set before the first request.
   void SetTls(std::shared_ptr<TlsContextSource> tls) { tls_ = std::move(tls); }
   // Null: plaintext upstreams.
@@ -90,6 +100,8 @@ class ClusterWorker : private ConnectionPool::Observer {
       std::shared_ptr<std::unordered_map<const upstream::Host*, std::shared_ptr<HostHealth>>>
           health);
   std::shared_ptr<const upstream::HostSet> hosts() const { return hosts_; }
+  // Once a second, and after a host set change: closes idle connections,
+  // sends RPC heartbeats, and drops the pools of departed hosts once idle.
   void CloseIdleConnections();
 
  private:
@@ -106,6 +118,8 @@ class ClusterWorker : private ConnectionPool::Observer {
   // By address: a host that leaves and comes back (a new Host object) gets
   // its old pool, and no pointer is ever reused as a key.
   std::unordered_map<std::string, std::unique_ptr<ConnectionPool>> pools_;
+  const RpcCodec* rpc_codec_ = nullptr;
+  std::unordered_map<std::string, std::unique_ptr<RpcHostPool>> rpc_pools_;
   std::shared_ptr<TlsContextSource> tls_;
   // Refused upstream warnings: at most one a second per worker (the counter
   // has them all), with how many were not logged.

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "sidecar/cluster/cluster.h"
+#include "sidecar/codec/rpc_codecs.h"
 
 namespace cairn::sidecar {
 namespace {
@@ -56,9 +57,14 @@ ClusterWorker::ClusterWorker(Worker& worker, const ClusterConfig& config, Cluste
     : worker_(worker), config_(config), stats_(stats), on_outlier_(std::move(on_outlier)) {
   auto lb = upstream::CreateLoadBalancer(config.lb, static_cast<uint64_t>(worker.index()) + 1);
   lb_ = lb.ok() ? std::move(*lb) : upstream::NewRoundRobinLoadBalancer(1);
+  rpc_codec_ = FindRpcCodec(config.protocol);
 }
 
-ClusterWorker::~ClusterWorker() = default;
+ClusterWorker::~ClusterWorker() {
+  // Pools tell this cluster (their observer) as their connections go.
+  rpc_pools_.clear();
+  pools_.clear();
+}
 
 upstream::HostPtr ClusterWorker::ChooseHost(const upstream::LbContext& ctx) {
   return lb_->ChooseHost(ctx);
@@ -82,6 +88,27 @@ ConnectionPool& ClusterWorker::PoolFor(const upstream::HostPtr& host) {
     ConnectionPool::Observer* observer = this;
     pool = std::make_unique<ConnectionPool>(
         worker_, endpoint.ok() ? *endpoint : asio::ip::tcp::endpoint(), options, observer);
+  }
+  return *pool;
+}
+
+RpcHostPool& ClusterWorker::RpcPoolFor(const upstream::HostPtr& host) {
+  std::unique_ptr<RpcHostPool>& pool = rpc_pools_[host->address_string()];
+  if (pool == nullptr) {
+    RpcPoolOptions options;
+    options.connect_timeout = std::chrono::milliseconds(config_.connect_timeout_ms);
+    options.idle_timeout = std::chrono::milliseconds(config_.idle_timeout_ms);
+    options.heartbeat_interval = std::chrono::milliseconds(config_.heartbeat_interval_ms);
+    options.max_pending = config_.limits.max_pending;
+    options.tls = tls_;
+    if (options.tls != nullptr) options.tls_policy = TlsPolicyFor(host);
+    // Addresses were validated when the host set was built.
+    auto endpoint = ToEndpoint(host->address());
+    ConnectionPool::Observer* observer = this;
+    // REQUIRES (callers): rpc_codec() is set.
+    pool = std::make_unique<RpcHostPool>(worker_, *rpc_codec_,
+                                         endpoint.ok() ? *endpoint : asio::ip::tcp::endpoint(),
+                                         std::move(options), observer);
   }
   return *pool;
 }
@@ -171,16 +198,33 @@ void ClusterWorker::UpdateHosts(
 }
 
 void ClusterWorker::CloseIdleConnections() {
+  auto present = [this](const std::string& address) {
+    if (hosts_ == nullptr) return false;
+    for (const auto& h : hosts_->hosts()) {
+      if (h->address_string() == address) return true;
+    }
+    return false;
+  };
   for (auto it = pools_.begin(); it != pools_.end();) {
     ConnectionPool& pool = *it->second;
     pool.CloseIdle();
-    bool present = false;
-    if (hosts_ != nullptr) {
-      for (const auto& h : hosts_->hosts()) present |= h->address_string() == it->first;
-    }
     // A departed host's pool goes once its last request has finished.
-    if (!present && pool.connection_count() == 0 && pool.pending_count() == 0) {
+    if (!present(it->first) && pool.connection_count() == 0 && pool.pending_count() == 0) {
       it = pools_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (rpc_pools_.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  // Ticking may fail requests, whose retries may add pools: tick a snapshot.
+  std::vector<RpcHostPool*> all;
+  all.reserve(rpc_pools_.size());
+  for (auto& [address, pool] : rpc_pools_) all.push_back(pool.get());
+  for (RpcHostPool* pool : all) pool->Tick(now);
+  for (auto it = rpc_pools_.begin(); it != rpc_pools_.end();) {
+    if (!present(it->first) && !it->second->busy()) {
+      it = rpc_pools_.erase(it);
     } else {
       ++it;
     }

@@ -11,6 +11,9 @@
 namespace cairn::sidecar {
 namespace {
 
+// Debian's abseil has its own string_view type (not std::string_view).
+absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
 // Walks one YAML mapping, remembering which keys were read, so that unknown
 // keys (usually typos) are reported with their full path.
 class MapReader {
@@ -165,7 +168,7 @@ absl::Status ParseRoute(const YAML::Node& node, const std::string& path, Route* 
   return absl::OkStatus();
 }
 
-absl::Status ParseBoltRoute(const YAML::Node& node, const std::string& path, BoltRoute* route) {
+absl::Status ParseRpcRoute(const YAML::Node& node, const std::string& path, RpcRoute* route) {
   MapReader r(node, path);
   {
     MapReader m(r.Child("match"), r.Path("match"));
@@ -257,9 +260,9 @@ absl::Status ParseCluster(const YAML::Node& node, const std::string& path, Clust
     return absl::InvalidArgumentError(absl::StrCat(r.Path("lb"), ": unknown policy '", c->lb, "'"));
   }
   if (c->protocol != "http1" && c->protocol != "http2" && c->protocol != "tcp" &&
-      c->protocol != "bolt") {
+      !IsRpcProtocol(c->protocol)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(r.Path("protocol"), ": must be http1, http2, tcp or bolt"));
+        absl::StrCat(r.Path("protocol"), ": must be http1, http2, tcp, bolt or dubbo"));
   }
   if (c->endpoints.empty() == !c->registry.has_value()) {
     return absl::InvalidArgumentError(
@@ -278,9 +281,9 @@ absl::Status ParseCluster(const YAML::Node& node, const std::string& path, Clust
     return absl::InvalidArgumentError(
         absl::StrCat(r.Path("health_check.type"), ": must be tcp or http"));
   }
-  if (c->protocol == "bolt" && c->health_check.type == "http") {
-    return absl::InvalidArgumentError(
-        absl::StrCat(r.Path("health_check.type"), ": a bolt cluster supports tcp checks only"));
+  if (IsRpcProtocol(c->protocol) && c->health_check.type == "http") {
+    return absl::InvalidArgumentError(absl::StrCat(r.Path("health_check.type"), ": a ", c->protocol,
+                                                   " cluster supports tcp checks only"));
   }
   return absl::OkStatus();
 }
@@ -309,13 +312,16 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
       l->routes.push_back(std::move(route));
     }
   }
-  YAML::Node bolt_routes = r.Child("bolt_routes");
-  if (bolt_routes && bolt_routes.IsSequence()) {
-    for (size_t i = 0; i < bolt_routes.size(); ++i) {
-      BoltRoute route;
+  for (std::string_view protocol : kRpcProtocols) {
+    const std::string key = absl::StrCat(AV(protocol), "_routes");
+    YAML::Node rpc_routes = r.Child(key.c_str());
+    if (!rpc_routes || !rpc_routes.IsSequence() || rpc_routes.size() == 0) continue;
+    std::vector<RpcRoute>& routes = l->rpc_routes[std::string(protocol)];
+    for (size_t i = 0; i < rpc_routes.size(); ++i) {
+      RpcRoute route;
       CAIRN_RETURN_IF_ERROR(
-          ParseBoltRoute(bolt_routes[i], absl::StrCat(r.Path("bolt_routes"), "[", i, "]"), &route));
-      l->bolt_routes.push_back(std::move(route));
+          ParseRpcRoute(rpc_routes[i], absl::StrCat(r.Path(key), "[", i, "]"), &route));
+      routes.push_back(std::move(route));
     }
   }
   if (YAML::Node tls = r.Child("tls")) {
@@ -330,9 +336,11 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
                        "].allow: needs tls with ca on the listener (who is calling?)"));
     }
   }
-  if (l->tls && l->protocol == "auto" && !l->bolt_routes.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        r.Path("tls"), ": not supported on an auto listener with bolt_routes (use protocol bolt)"));
+  if (l->tls && l->protocol == "auto" && !l->rpc_routes.empty()) {
+    const std::string& rpc = l->rpc_routes.begin()->first;
+    return absl::InvalidArgumentError(absl::StrCat(r.Path("tls"),
+                                                   ": not supported on an auto listener with ", rpc,
+                                                   "_routes (use protocol ", rpc, ")"));
   }
   YAML::Node publish = r.Child("publish");
   if (publish) {
@@ -380,29 +388,31 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
       return absl::InvalidArgumentError(absl::StrCat(r.Path(key), ": at most 86400000 (a day)"));
     }
   }
-  static const std::set<std::string> kProtocols = {"auto", "http1", "http2", "tcp", "bolt"};
-  if (kProtocols.count(l->protocol) == 0) {
+  static const std::set<std::string> kProtocols = {"auto", "http1", "http2", "tcp"};
+  if (kProtocols.count(l->protocol) == 0 && !IsRpcProtocol(l->protocol)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(r.Path("protocol"), ": must be auto, http1, http2, tcp or bolt"));
+        absl::StrCat(r.Path("protocol"), ": must be auto, http1, http2, tcp, bolt or dubbo"));
   }
   if (l->protocol == "tcp" && l->tcp_cluster.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": a tcp listener needs tcp_cluster"));
   }
-  const bool takes_bolt = l->protocol == "bolt" || l->protocol == "auto";
-  if (!takes_bolt && !l->bolt_routes.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(r.Path("bolt_routes"), ": only for protocol bolt or auto"));
+  for (const auto& [rpc, routes] : l->rpc_routes) {
+    if (l->protocol != rpc && l->protocol != "auto") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(r.Path(rpc + "_routes"), ": only for protocol ", rpc, " or auto"));
+    }
   }
-  if (l->protocol == "bolt" && !l->routes.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(r.Path("routes"), ": a bolt listener takes bolt_routes only"));
+  if (IsRpcProtocol(l->protocol) && !l->routes.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        r.Path("routes"), ": a ", l->protocol, " listener takes ", l->protocol, "_routes only"));
   }
-  if (l->protocol == "bolt" && l->bolt_routes.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": a bolt listener needs bolt_routes"));
-  }
-  if (l->protocol == "auto" && l->routes.empty() && l->bolt_routes.empty()) {
+  if (IsRpcProtocol(l->protocol) && l->RoutesOf(l->protocol).empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": an auto listener needs routes or bolt_routes"));
+        absl::StrCat(path, ": a ", l->protocol, " listener needs ", l->protocol, "_routes"));
+  }
+  if (l->protocol == "auto" && l->routes.empty() && l->rpc_routes.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": an auto listener needs routes, bolt_routes or dubbo_routes"));
   }
   if ((l->protocol == "http1" || l->protocol == "http2") && l->routes.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": an HTTP listener needs routes"));
@@ -412,9 +422,11 @@ absl::Status ParseListener(const YAML::Node& node, const std::string& path, List
 
 absl::Status CheckReferences(const SidecarConfig& c) {
   auto known = [&c](const std::string& name) { return c.FindCluster(name) != nullptr; };
-  auto is_bolt = [&c](const std::string& name) {
+  // The RPC protocol of a cluster, or "" (HTTP, TCP, unknown).
+  auto rpc_of = [&c](const std::string& name) {
     const ClusterConfig* cluster = c.FindCluster(name);
-    return cluster != nullptr && cluster->protocol == "bolt";
+    return cluster != nullptr && IsRpcProtocol(cluster->protocol) ? cluster->protocol
+                                                                  : std::string();
   };
   for (size_t i = 0; i < c.listeners.size(); ++i) {
     const ListenerConfig& l = c.listeners[i];
@@ -434,32 +446,34 @@ absl::Status CheckReferences(const SidecarConfig& c) {
         return absl::InvalidArgumentError(
             absl::StrCat(rpath, ".cluster: no cluster named '", r.cluster, "'"));
       }
-      if (is_bolt(r.cluster)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(rpath, ".cluster: cluster '", r.cluster,
-                         "' speaks bolt: route to it from bolt_routes"));
+      if (const std::string rpc = rpc_of(r.cluster); !rpc.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(rpath, ".cluster: cluster '", r.cluster,
+                                                       "' speaks ", rpc, ": route to it from ", rpc,
+                                                       "_routes"));
       }
       for (const auto& w : r.weighted_clusters) {
         if (!known(w.cluster)) {
           return absl::InvalidArgumentError(
               absl::StrCat(rpath, ".weighted_clusters: no cluster named '", w.cluster, "'"));
         }
-        if (is_bolt(w.cluster)) {
+        if (const std::string rpc = rpc_of(w.cluster); !rpc.empty()) {
           return absl::InvalidArgumentError(
-              absl::StrCat(rpath, ".weighted_clusters: cluster '", w.cluster, "' speaks bolt"));
+              absl::StrCat(rpath, ".weighted_clusters: cluster '", w.cluster, "' speaks ", rpc));
         }
       }
     }
-    for (size_t j = 0; j < l.bolt_routes.size(); ++j) {
-      const BoltRoute& r = l.bolt_routes[j];
-      std::string rpath = absl::StrCat(path, ".bolt_routes[", j, "].cluster");
-      if (!known(r.cluster)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(rpath, ": no cluster named '", r.cluster, "'"));
-      }
-      if (!is_bolt(r.cluster)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(rpath, ": cluster '", r.cluster, "' is not protocol bolt"));
+    for (const auto& [rpc, routes] : l.rpc_routes) {
+      for (size_t j = 0; j < routes.size(); ++j) {
+        const RpcRoute& r = routes[j];
+        std::string rpath = absl::StrCat(path, ".", rpc, "_routes[", j, "].cluster");
+        if (!known(r.cluster)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(rpath, ": no cluster named '", r.cluster, "'"));
+        }
+        if (rpc_of(r.cluster) != rpc) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(rpath, ": cluster '", r.cluster, "' is not protocol ", rpc));
+        }
       }
     }
   }
@@ -474,6 +488,19 @@ absl::Status CheckReferences(const SidecarConfig& c) {
 }
 
 }  // namespace
+
+bool IsRpcProtocol(std::string_view protocol) {
+  for (std::string_view rpc : kRpcProtocols) {
+    if (rpc == protocol) return true;
+  }
+  return false;
+}
+
+const std::vector<RpcRoute>& ListenerConfig::RoutesOf(std::string_view rpc_protocol) const {
+  static const std::vector<RpcRoute> kNone;
+  auto it = rpc_routes.find(std::string(rpc_protocol));
+  return it == rpc_routes.end() ? kNone : it->second;
+}
 
 const ClusterConfig* SidecarConfig::FindCluster(const std::string& name) const {
   for (const auto& c : clusters) {

@@ -5,10 +5,12 @@
 // shared read-only by every worker.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -76,30 +78,37 @@ struct Route {
   std::vector<std::string> allow;
 };
 
-// Bolt (SOFARPC) routing. A request is matched by its service: the header
-// map's `sofa_head_target_service`, else `service` ("interface:version").
-struct BoltRetryPolicy {
+// The RPC protocols a listener or cluster may speak besides http1, http2 and
+// tcp. Each has a codec (sidecar/codec/rpc_codecs.cc; a test checks that the
+// two lists agree) and a listener key `<name>_routes`.
+inline constexpr std::array<std::string_view, 2> kRpcProtocols = {"bolt", "dubbo"};
+bool IsRpcProtocol(std::string_view protocol);
+
+// RPC routing (bolt_routes, dubbo_routes). A request is matched by its
+// service: for Bolt the header map's `sofa_head_target_service`, else
+// `service` ("interface:version"); for Dubbo the service path (interface).
+struct RpcRetryPolicy {
   // Retries after the first try, each on another host when there is one.
   uint32_t attempts = 2;
   // Retry when the frame never left the sidecar (the connect failed).
   bool on_connect_failure = true;
   // Retry a frame already written when its upstream connection closed before
-  // the response (a provider killed mid-call). Off: Bolt calls may not be
+  // the response (a provider killed mid-call). Off: RPC calls may not be
   // idempotent; turn it on for services that are.
   bool on_reset = false;
 };
 
-struct BoltRoute {
+struct RpcRoute {
   // Match: at most one of service (exact) and service_prefix; neither
   // matches every request. Exact routes win over prefix routes; prefix
   // routes (and match-all ones) are tried in order, first match wins.
   std::string service;
   std::string service_prefix;
-  std::string cluster;  // required: a cluster with protocol bolt
+  std::string cluster;  // required: a cluster of the listener's RPC protocol
   // Deadline when the frame's own timeout is 0 or negative (the frame's own
   // timeout wins otherwise); retries included; 0: none.
   uint32_t timeout_ms = 15000;
-  BoltRetryPolicy retry;
+  RpcRetryPolicy retry;
 };
 
 // One interface an inbound listener serves, for application-level discovery
@@ -135,12 +144,16 @@ struct PublishConfig {
 struct ListenerConfig {
   std::string name;
   std::string address;  // HOST:PORT
-  // auto: detect per connection (HTTP/2 preface, else HTTP/1; with
-  // bolt_routes also Bolt, by its first byte 0x01 or 0x02); or http1, http2,
-  // tcp, bolt.
+  // auto: detect per connection (HTTP/2 preface, else HTTP/1; with RPC
+  // routes also that protocol, by its first byte: Bolt 0x01 or 0x02, Dubbo
+  // 0xda); or http1, http2, tcp, bolt, dubbo.
   std::string protocol = "auto";
-  std::vector<Route> routes;             // HTTP protocols
-  std::vector<BoltRoute> bolt_routes;    // protocols bolt and auto
+  std::vector<Route> routes;  // HTTP protocols
+  // RPC routes by protocol ("bolt" from bolt_routes, "dubbo" from
+  // dubbo_routes): for a listener of that protocol, or auto. Only non-empty
+  // lists are present.
+  std::map<std::string, std::vector<RpcRoute>> rpc_routes;
+  const std::vector<RpcRoute>& RoutesOf(std::string_view rpc_protocol) const;
   std::string tcp_cluster;               // protocol tcp
   std::optional<PublishConfig> publish;  // inbound: publish while the app is healthy
   std::string publish_health_cluster;    // the local app's cluster whose health gates publishing
@@ -243,12 +256,12 @@ struct ClusterConfig {
   std::string name;
   std::string lb =
       "round_robin";  // round_robin | weighted_round_robin | random | least_request | ring_hash
-  std::string protocol = "http1";          // upstream protocol: http1 | http2 | tcp | bolt
+  std::string protocol = "http1";          // upstream protocol: http1 | http2 | tcp | bolt | dubbo
   std::vector<std::string> endpoints;      // static "host:port[?weight=N]"
   std::optional<RegistrySource> registry;  // endpoints from the registry instead
   uint32_t connect_timeout_ms = 1000;
   uint32_t idle_timeout_ms = 60000;  // pooled upstream connection idle close
-  // bolt: an upstream connection that has read nothing for this long sends
+  // bolt, dubbo: an upstream connection that has read nothing for this long sends
   // a heartbeat, and is closed when the next interval passes without an
   // answer (checked once a second); 0: off.
   uint32_t heartbeat_interval_ms = 15000;

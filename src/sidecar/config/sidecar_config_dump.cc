@@ -40,7 +40,7 @@ void EmitCluster(YAML::Emitter& out, const ClusterConfig& c) {
   }
   out << YAML::Key << "connect_timeout_ms" << YAML::Value << c.connect_timeout_ms;
   out << YAML::Key << "idle_timeout_ms" << YAML::Value << c.idle_timeout_ms;
-  if (c.protocol == "bolt") {
+  if (IsRpcProtocol(c.protocol)) {
     out << YAML::Key << "heartbeat_interval_ms" << YAML::Value << c.heartbeat_interval_ms;
   }
   if (c.tls) EmitTls(out, *c.tls, false);
@@ -111,7 +111,7 @@ void EmitRoute(YAML::Emitter& out, const Route& r) {
   out << YAML::EndMap;
 }
 
-void EmitBoltRoute(YAML::Emitter& out, const BoltRoute& r) {
+void EmitRpcRoute(YAML::Emitter& out, const RpcRoute& r) {
   out << YAML::BeginMap;
   out << YAML::Key << "match" << YAML::Value << YAML::Flow << YAML::BeginMap;
   if (!r.service.empty()) out << YAML::Key << "service" << YAML::Value << r.service;
@@ -177,9 +177,9 @@ std::string DumpSidecarConfig(const SidecarConfig& c) {
       for (const auto& r : l.routes) EmitRoute(out, r);
       out << YAML::EndSeq;
     }
-    if (!l.bolt_routes.empty()) {
-      out << YAML::Key << "bolt_routes" << YAML::Value << YAML::BeginSeq;
-      for (const auto& r : l.bolt_routes) EmitBoltRoute(out, r);
+    for (const auto& [rpc, routes] : l.rpc_routes) {
+      out << YAML::Key << rpc + "_routes" << YAML::Value << YAML::BeginSeq;
+      for (const auto& r : routes) EmitRpcRoute(out, r);
       out << YAML::EndSeq;
     }
     if (l.publish) {

@@ -59,13 +59,29 @@ AppRegistrar::~AppRegistrar() {
   if (thread_.joinable()) thread_.join();
 }
 
+namespace {
+
+// Whether `listener` can take calls of `protocol` (an interface's protocol
+// parameter): an RPC protocol it serves, or anything else (HTTP) on a
+// listener that is not RPC-only.
+bool Serves(const RegistrarListener& listener, const std::string& protocol) {
+  if (IsRpcProtocol(protocol)) {
+    return std::find(listener.rpc_protocols.begin(), listener.rpc_protocols.end(), protocol) !=
+           listener.rpc_protocols.end();
+  }
+  return !IsRpcProtocol(listener.protocol);
+}
+
+}  // namespace
+
 AppRegistrar::Served AppRegistrar::MakeServed(size_t listener, RegistryDataKey key,
                                               std::map<std::string, std::string> params,
                                               bool plain_url, bool from_api) const {
   // The protocol picks, in the app-level record, which of the instance's
   // endpoints serves the interface (RenderInterfaceUrls).
   if (params.count("protocol") == 0) {
-    params["protocol"] = listeners_[listener].protocol == "bolt" ? "bolt" : "http";
+    params["protocol"] =
+        IsRpcProtocol(listeners_[listener].protocol) ? listeners_[listener].protocol : "http";
   }
   return Served{std::move(key), listener, std::move(params), plain_url, from_api};
 }
@@ -73,11 +89,12 @@ AppRegistrar::Served AppRegistrar::MakeServed(size_t listener, RegistryDataKey k
 std::string AppRegistrar::EndpointOf(const Served& served) const {
   const RegistrarListener& listener = listeners_[served.listener];
   if (!listener.publish->endpoint.empty()) return listener.publish->endpoint;
+  if (IsRpcProtocol(listener.protocol))
+    return absl::StrCat(listener.protocol, "://", listener.address);
   auto protocol = served.params.find("protocol");
-  bool bolt =
-      listener.protocol == "bolt" ||
-      (listener.takes_bolt && protocol != served.params.end() && protocol->second == "bolt");
-  return absl::StrCat(bolt ? "bolt://" : "http://", listener.address);
+  const bool rpc = protocol != served.params.end() && Serves(listener, protocol->second) &&
+                   IsRpcProtocol(protocol->second);
+  return absl::StrCat(rpc ? protocol->second : std::string("http"), "://", listener.address);
 }
 
 void AppRegistrar::SetHealthy(size_t listener_index, bool healthy) {
@@ -104,9 +121,7 @@ absl::StatusOr<bool> AppRegistrar::Publish(const std::string& listener, Registry
       if (listeners_[l].name == listener) index = l;
       continue;
     }
-    bool speaks =
-        protocol == params.end() ||
-        (protocol->second == "bolt" ? listeners_[l].takes_bolt : listeners_[l].protocol != "bolt");
+    bool speaks = protocol == params.end() || Serves(listeners_[l], protocol->second);
     if (speaks) index = l;
   }
   if (!index && listener.empty()) {

@@ -48,8 +48,10 @@ const char* DiscoveryModeName(DiscoveryMode mode);
 struct RegistrarListener {
   std::string name;
   std::string address;   // HOST:PORT it listens on
-  std::string protocol;  // the listener's: auto | http1 | http2 | tcp | bolt
-  bool takes_bolt = false;
+  std::string protocol;  // the listener's: auto | http1 | http2 | tcp | bolt | dubbo
+  // The RPC protocols it serves: its protocol, or on auto those it has
+  // routes for ("bolt", "dubbo").
+  std::vector<std::string> rpc_protocols;
   std::optional<PublishConfig> publish;  // none: the listener publishes nothing
 };
 

@@ -40,17 +40,12 @@
 #include "sidecar/codec/codec.h"
 #include "sidecar/http/route_table.h"
 #include "sidecar/network/connection.h"
+#include "sidecar/network/connection_handler.h"
 #include "sidecar/network/timeout_list.h"
+#include "sidecar/stats/access_log.h"
 #include "sidecar/stats/local_metrics.h"
 
 namespace cairn::sidecar {
-
-class AccessLog {
- public:
-  virtual ~AccessLog() = default;
-  // One line per finished request. May be called from any worker.
-  virtual void Log(const std::string& line) = 0;
-};
 
 // Everything a listener's connections share (read-only after start).
 struct HttpListenerContext {
@@ -79,17 +74,19 @@ struct HttpListenerContext {
 
 class ActiveStream;
 
-class HttpConnectionManager : private Connection::Handler, private ServerCodecCallbacks {
+class HttpConnectionManager : public DownstreamSession,
+                              private Connection::Handler,
+                              private ServerCodecCallbacks {
  public:
   HttpConnectionManager(Worker& worker, std::unique_ptr<Connection> connection,
                         const HttpListenerContext& context, WorkerClusters& clusters,
                         std::function<void(HttpConnectionManager*)> on_finished);
   ~HttpConnectionManager() override;
 
-  void Start();
+  void Start() override;
   // Graceful drain: HTTP/1 closes after the current response; HTTP/2 sends
   // GOAWAY via the codec's close handling.
-  void Drain();
+  void Drain() override;
 
  private:
   friend class ActiveStream;

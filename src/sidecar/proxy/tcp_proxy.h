@@ -12,18 +12,22 @@
 
 #include "sidecar/cluster/cluster.h"
 #include "sidecar/network/connection.h"
+#include "sidecar/network/connection_handler.h"
 #include "sidecar/network/connector.h"
 
 namespace cairn::sidecar {
 
-class TcpProxy {
+class TcpProxy : public DownstreamSession {
  public:
   static constexpr size_t kHighWatermark = 1 << 20;
 
   TcpProxy(Worker& worker, std::unique_ptr<Connection> downstream, ClusterWorker& cluster,
            std::function<void(TcpProxy*)> on_finished);
-  ~TcpProxy();
-  void Start();
+  ~TcpProxy() override;
+  void Start() override;
+  // TCP has no way to ask a client to leave: the connection runs until
+  // either side closes or the server's drain timeout ends it.
+  void Drain() override {}
 
  private:
   class Side : public Connection::Handler {

@@ -18,18 +18,19 @@
 #include "common/event_loop.h"
 #include "common/host_port.h"
 #include "core/http/admin_http_server.h"
-#include "sidecar/bolt/bolt_connection_manager.h"
-#include "sidecar/bolt/protocol_sniffer.h"
 #include "sidecar/cluster/cluster_manager.h"
+#include "sidecar/codec/rpc_codecs.h"
 #include "sidecar/discovery/app_cluster_feed.h"
 #include "sidecar/discovery/app_registrar.h"
 #include "sidecar/discovery/local_registry_api.h"
 #include "sidecar/http/connection_manager.h"
 #include "sidecar/network/connection_balancer.h"
+#include "sidecar/network/connection_handler.h"
 #include "sidecar/network/connection_limit.h"
 #include "sidecar/network/listener.h"
 #include "sidecar/proxy/tcp_proxy.h"
 #include "sidecar/registry/registry_link.h"
+#include "sidecar/rpc/rpc_connection_manager.h"
 #include "sidecar/server/admin_auth.h"
 #include "sidecar/server/sidecar_tls.h"
 
@@ -50,18 +51,14 @@ class FileAccessLog : public AccessLog {
   std::shared_ptr<spdlog::logger> logger_;
 };
 
-// The connections one worker accepted, owned here until they finish.
+// One worker's listening sockets and accepted connections.
 struct WorkerState {
   std::unordered_map<void*, std::shared_ptr<void>> sessions;  // worker-lifetime closures
-  std::unordered_map<HttpConnectionManager*, std::unique_ptr<HttpConnectionManager>> http;
-  std::unordered_map<TcpProxy*, std::unique_ptr<TcpProxy>> tcp;
-  std::unordered_map<bolt::BoltConnectionManager*, std::unique_ptr<bolt::BoltConnectionManager>>
-      bolt;
-  // Connections of auto listeners with Bolt routes, before their first byte.
-  std::unordered_map<bolt::ProtocolSniffer*, std::unique_ptr<bolt::ProtocolSniffer>> sniffers;
-  // Bolt pools and stats of this worker (when a listener speaks Bolt).
-  // Destroyed after the connections above and before the worker's clusters.
-  std::unique_ptr<bolt::BoltWorkerContext> bolt_context;
+  // The worker's share of the RPC path (its clusters, its metric cells).
+  // Destroyed after the connections and before the worker's clusters.
+  std::unique_ptr<RpcWorkerContext> rpc_context;
+  // Every accepted connection of the worker, whatever its protocol.
+  std::unique_ptr<ConnectionHandler> connections;
   std::vector<std::unique_ptr<Listener>> listeners;
 };
 
@@ -83,8 +80,10 @@ struct SidecarServer::Impl {
   std::unique_ptr<ConnectionBalancer> balancer;  // spreads accepted connections
   std::unique_ptr<ClusterManager> clusters;
   std::vector<std::unique_ptr<HttpListenerContext>> http_contexts;  // by listener index
-  std::unique_ptr<bolt::BoltStats> bolt_stats;  // null when no listener speaks Bolt
-  std::vector<std::unique_ptr<bolt::BoltListenerContext>> bolt_contexts;  // by listener (or null)
+  // Per-service metrics of each RPC protocol some listener serves, by name.
+  std::map<std::string, std::unique_ptr<RpcStats>> rpc_stats;
+  // By listener: the context of each RPC protocol it serves, by name.
+  std::vector<std::map<std::string, std::unique_ptr<RpcListenerContext>>> rpc_contexts;
   std::unique_ptr<AccessLog> access_log;
   std::unique_ptr<http::AdminHttpServer> admin;
   std::unique_ptr<RegistryLink> registry;  // null when no cluster or listener uses it
@@ -113,14 +112,14 @@ struct SidecarServer::Impl {
   }
 
   absl::Status StartListeners();
-  // `slot` (the listener's max_connections) is held by the session's
-  // on_finished closure: released once the connection is done.
-  void Accept(size_t worker_index, size_t listener_index, int fd, ConnectionLimit::Slot slot);
-  void Sniff(size_t w, size_t l, int fd, ConnectionLimit::Slot slot);
-  void StartHttp(size_t w, size_t l, std::unique_ptr<Connection> connection,
-                 ConnectionLimit::Slot slot);
-  void StartBolt(size_t w, size_t l, std::unique_ptr<Connection> connection,
-                 ConnectionLimit::Slot slot);
+  // The session of a connection accepted by worker `w` on listener `l`
+  // (ConnectionHandler::SessionFactory): the listener's protocol, or on an
+  // auto listener that sniffs, the RPC codec its first byte names (HTTP
+  // otherwise). Null refuses the connection.
+  std::unique_ptr<DownstreamSession> MakeSession(size_t w, size_t l,
+                                                 std::unique_ptr<Connection> connection,
+                                                 int first_byte,
+                                                 ConnectionHandler::FinishCallback on_finished);
   void StartRegistry();
   void UpdatePublications();
   void ReloadTls();
@@ -128,109 +127,37 @@ struct SidecarServer::Impl {
   size_t OpenSessions();
 };
 
-void SidecarServer::Impl::Accept(size_t w, size_t l, int fd, ConnectionLimit::Slot slot) {
+std::unique_ptr<DownstreamSession> SidecarServer::Impl::MakeSession(
+    size_t w, size_t l, std::unique_ptr<Connection> connection, int first_byte,
+    ConnectionHandler::FinishCallback on_finished) {
   Worker& worker = *workers[w];
-  WorkerState& state = *worker_states[w];
   const ListenerConfig& listener = config.listeners[l];
-  if (listener.protocol == "auto" && !listener.bolt_routes.empty()) {
-    Sniff(w, l, fd, std::move(slot));
-    return;
+  std::string protocol = listener.protocol;
+  if (first_byte >= 0) {
+    // A protocol the listener has no routes for falls to HTTP, which
+    // answers 400 as it does to any other stranger.
+    const RpcCodec* codec = DetectRpcCodec(static_cast<uint8_t>(first_byte));
+    protocol = codec != nullptr && rpc_contexts[l].count(std::string(codec->name())) != 0
+                   ? std::string(codec->name())
+                   : std::string("auto");
+  } else if (tls.listeners[l] != nullptr &&
+             !connection->StartTls(tls.listeners[l]->Current()).ok()) {
+    return nullptr;
   }
-  auto connection = std::make_unique<Connection>(worker, fd, nullptr);
-  if (tls.listeners[l] != nullptr && !connection->StartTls(tls.listeners[l]->Current()).ok()) {
-    return;
-  }
-  connection->CountAsDownstream();
-  if (listener.protocol == "tcp") {
+  if (protocol == "tcp") {
     ClusterWorker* cluster =
         clusters->worker_clusters(static_cast<int>(w)).Find(listener.tcp_cluster);
-    if (cluster == nullptr) return;
-    auto proxy = std::make_unique<TcpProxy>(
-        worker, std::move(connection), *cluster, [&worker, &state, slot](TcpProxy* done) {
-          (void)slot;  // held, not used: released with this closure
-          worker.Post([&state, done] { state.tcp.erase(done); });
-        });
-    TcpProxy* raw = proxy.get();
-    state.tcp[raw] = std::move(proxy);
-    raw->Start();
-    return;
+    if (cluster == nullptr) return nullptr;
+    return std::make_unique<TcpProxy>(worker, std::move(connection), *cluster,
+                                      std::move(on_finished));
   }
-  if (listener.protocol == "bolt") {
-    StartBolt(w, l, std::move(connection), std::move(slot));
-    return;
+  if (auto it = rpc_contexts[l].find(protocol); it != rpc_contexts[l].end()) {
+    return std::make_unique<RpcConnectionManager>(
+        std::move(connection), *it->second, *worker_states[w]->rpc_context, std::move(on_finished));
   }
-  StartHttp(w, l, std::move(connection), std::move(slot));
-}
-
-// Bolt or HTTP on one port: decided by the first byte, which the sniffer
-// peeks at (it stays in the socket for the manager that takes over).
-void SidecarServer::Impl::Sniff(size_t w, size_t l, int fd, ConnectionLimit::Slot slot) {
-  WorkerState& state = *worker_states[w];
-  // The sniffer has no clock: a client that sends nothing is closed after
-  // the listener's request header timeout, as an HTTP client would be.
-  auto deadline = std::make_shared<Worker::TimerId>(0);
-  auto sniffer = std::make_unique<bolt::ProtocolSniffer>(
-      *workers[w], fd,
-      [this, w, l, slot, deadline](bolt::ProtocolSniffer* done, int sniffed_fd,
-                                   bolt::SniffedProtocol protocol) {
-        if (*deadline != 0) workers[w]->CancelTimer(*deadline);
-        *deadline = 0;
-        WorkerState& owner = *worker_states[w];
-        auto it = owner.sniffers.find(done);
-        if (it == owner.sniffers.end()) return;
-        // Destroyed on a later turn: it is calling us.
-        workers[w]->Post(
-            [doomed = std::shared_ptr<bolt::ProtocolSniffer>(std::move(it->second))] {});
-        owner.sniffers.erase(it);
-        if (sniffed_fd < 0) return;
-        auto connection = std::make_unique<Connection>(*workers[w], sniffed_fd, nullptr);
-        connection->CountAsDownstream();
-        if (protocol == bolt::SniffedProtocol::kBolt) {
-          StartBolt(w, l, std::move(connection), slot);
-        } else {
-          StartHttp(w, l, std::move(connection), slot);
-        }
-      });
-  bolt::ProtocolSniffer* raw = sniffer.get();
-  state.sniffers[raw] = std::move(sniffer);
-  raw->Start();
-  const uint32_t timeout_ms = config.listeners[l].request_header_timeout_ms;
-  if (timeout_ms > 0 && state.sniffers.count(raw) != 0) {  // Start may have called back
-    *deadline = workers[w]->RunAfter(std::chrono::milliseconds(timeout_ms), [this, w, raw] {
-      worker_states[w]->sniffers.erase(raw);  // closes the socket, frees its slot
-    });
-  }
-}
-
-void SidecarServer::Impl::StartHttp(size_t w, size_t l, std::unique_ptr<Connection> connection,
-                                    ConnectionLimit::Slot slot) {
-  Worker& worker = *workers[w];
-  WorkerState& state = *worker_states[w];
-  auto manager = std::make_unique<HttpConnectionManager>(
-      worker, std::move(connection), *http_contexts[l],
-      clusters->worker_clusters(static_cast<int>(w)),
-      [&worker, &state, slot](HttpConnectionManager* done) {
-        (void)slot;  // held, not used: released with this closure
-        worker.Post([&state, done] { state.http.erase(done); });
-      });
-  HttpConnectionManager* raw = manager.get();
-  state.http[raw] = std::move(manager);
-  raw->Start();
-}
-
-void SidecarServer::Impl::StartBolt(size_t w, size_t l, std::unique_ptr<Connection> connection,
-                                    ConnectionLimit::Slot slot) {
-  Worker& worker = *workers[w];
-  WorkerState& state = *worker_states[w];
-  auto manager = std::make_unique<bolt::BoltConnectionManager>(
-      std::move(connection), *bolt_contexts[l], *state.bolt_context,
-      [&worker, &state, slot](bolt::BoltConnectionManager* done) {
-        (void)slot;  // held, not used: released with this closure
-        worker.Post([&state, done] { state.bolt.erase(done); });
-      });
-  bolt::BoltConnectionManager* raw = manager.get();
-  state.bolt[raw] = std::move(manager);
-  raw->Start();
+  return std::make_unique<HttpConnectionManager>(worker, std::move(connection), *http_contexts[l],
+                                                 clusters->worker_clusters(static_cast<int>(w)),
+                                                 std::move(on_finished));
 }
 
 absl::Status SidecarServer::Impl::StartListeners() {
@@ -251,10 +178,13 @@ absl::Status SidecarServer::Impl::StartListeners() {
           return;
         }
         Worker& target = balancer->Pick(*workers[w]);
-        if (&target == workers[w].get()) return Accept(w, l, fd, std::move(slot));
+        if (&target == workers[w].get()) {
+          worker_states[w]->connections->Accept(l, fd, std::move(slot));
+          return;
+        }
         size_t t = static_cast<size_t>(target.index());
         target.Post([this, t, l, fd, slot = std::move(slot)] {
-          Accept(t, l, fd, slot);
+          worker_states[t]->connections->Accept(l, fd, slot);
           balancer->Arrived(*workers[t]);
         });
       });
@@ -354,10 +284,10 @@ void SidecarServer::Impl::StartRegistry() {
     if (listener.publish && registrar_options.zone.empty()) {
       registrar_options.zone = listener.publish->zone;
     }
+    std::vector<std::string> rpc_protocols;
+    for (const auto& [rpc, routes] : listener.rpc_routes) rpc_protocols.push_back(rpc);
     registrar_listeners.push_back({listener.name, listener_addresses[l], listener.protocol,
-                                   listener.protocol == "bolt" || (listener.protocol == "auto" &&
-                                                                   !listener.bolt_routes.empty()),
-                                   listener.publish});
+                                   std::move(rpc_protocols), listener.publish});
   }
   registrar = std::make_unique<discovery::AppRegistrar>(*registry, registrar_options,
                                                         std::move(registrar_listeners));
@@ -482,10 +412,7 @@ size_t SidecarServer::Impl::OpenSessions() {
   for (size_t w = 0; w < workers.size(); ++w) {
     WorkerState* state = worker_states[w].get();
     std::promise<size_t> count;
-    workers[w]->Post([state, &count] {
-      count.set_value(state->http.size() + state->tcp.size() + state->bolt.size() +
-                      state->sniffers.size());
-    });
+    workers[w]->Post([state, &count] { count.set_value(state->connections->open()); });
     open += count.get_future().get();
   }
   return open;
@@ -504,6 +431,7 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
   for (uint32_t i = 0; i < worker_count; ++i) {
     s.workers.push_back(std::make_unique<Worker>(static_cast<int>(i)));
     s.worker_states.push_back(std::make_unique<WorkerState>());
+    s.worker_states.back()->connections = std::make_unique<ConnectionHandler>(*s.workers.back());
   }
   {
     std::vector<Worker*> all;
@@ -556,20 +484,45 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
     }
     s.http_contexts.push_back(std::move(context));
   }
-  // Bolt: listeners with protocol bolt, or auto with Bolt routes.
-  s.bolt_contexts.resize(s.config.listeners.size());
+  // RPC: every protocol a listener has routes for (its own, or on auto).
+  s.rpc_contexts.resize(s.config.listeners.size());
   for (size_t l = 0; l < s.config.listeners.size(); ++l) {
     const ListenerConfig& listener = s.config.listeners[l];
-    if (listener.bolt_routes.empty()) continue;
-    if (s.bolt_stats == nullptr) {
-      s.bolt_stats = std::make_unique<bolt::BoltStats>(*s.local_metrics);
+    for (const auto& [name, routes] : listener.rpc_routes) {
+      const RpcCodec* codec = FindRpcCodec(name);
+      if (codec == nullptr) {
+        return absl::InternalError(absl::StrCat("no codec for protocol ", name));
+      }
+      std::unique_ptr<RpcStats>& stats = s.rpc_stats[name];
+      if (stats == nullptr) stats = std::make_unique<RpcStats>(*s.local_metrics, *codec);
+      const HttpListenerContext& http = *s.http_contexts[l];
+      s.rpc_contexts[l][name] = std::make_unique<RpcListenerContext>(RpcListenerContext{
+          listener.name, codec, RpcRouteTable(routes), RpcLimits{}, stats.get(), s.access_log.get(),
+          http.downstream_requests, http.downstream_connections,
+          // The listener's timeouts and counters ({kind="header"} counts frames).
+          http.request_header_timeout, http.idle_timeout, http.header_timeouts,
+          http.idle_timeouts});
     }
-    const HttpListenerContext& http = *s.http_contexts[l];
-    s.bolt_contexts[l] = std::make_unique<bolt::BoltListenerContext>(bolt::BoltListenerContext{
-        listener.name, bolt::BoltRouteTable(listener.bolt_routes), bolt::BoltLimits{},
-        s.access_log.get(), http.downstream_requests, http.downstream_connections,
-        // The listener's timeouts and counters ({kind="header"} counts frames).
-        http.request_header_timeout, http.idle_timeout, http.header_timeouts, http.idle_timeouts});
+  }
+  // How each worker takes a listener's connections: one factory per
+  // listener; auto listeners with RPC routes wait for the first byte.
+  for (size_t w = 0; w < s.workers.size(); ++w) {
+    ConnectionHandler& handler = *s.worker_states[w]->connections;
+    for (size_t l = 0; l < s.config.listeners.size(); ++l) {
+      const ListenerConfig& listener = s.config.listeners[l];
+      Impl* self = &s;
+      handler.AddListener(ConnectionHandler::ListenerSetup{
+          .make_session =
+              [self, w, l](std::unique_ptr<Connection> connection, int first_byte,
+                           ConnectionHandler::FinishCallback on_finished) {
+                return self->MakeSession(w, l, std::move(connection), first_byte,
+                                         std::move(on_finished));
+              },
+          .sniff = listener.protocol == "auto" && !listener.rpc_routes.empty(),
+          // The sniffer has no clock of its own: a client that sends
+          // nothing is closed after the request header timeout.
+          .first_byte_timeout = std::chrono::milliseconds(listener.request_header_timeout_ms)});
+    }
   }
   if (auto tls = SidecarTls::Load(s.config); tls.ok()) {
     s.tls = std::move(*tls);
@@ -589,18 +542,10 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
     failed->Shutdown();
     return status;
   }
-  // Each worker's Bolt pools (before any listener accepts: posts run in order).
-  if (s.bolt_stats != nullptr) {
-    for (size_t w = 0; w < s.workers.size(); ++w) {
-      WorkerState* state = s.worker_states[w].get();
-      Worker* worker = s.workers[w].get();
-      WorkerClusters* clusters = &s.clusters->worker_clusters(static_cast<int>(w));
-      bolt::BoltStats* stats = s.bolt_stats.get();
-      worker->Post([state, worker, clusters, stats] {
-        state->bolt_context = std::make_unique<bolt::BoltWorkerContext>(*worker, *clusters, *stats);
-        state->bolt_context->upstreams.Start();
-      });
-    }
+  // Each worker's RPC context (before any listener accepts: posts run in order).
+  for (size_t w = 0; w < s.workers.size(); ++w) {
+    s.worker_states[w]->rpc_context = std::make_unique<RpcWorkerContext>(
+        *s.workers[w], s.clusters->worker_clusters(static_cast<int>(w)));
   }
   // Upstream TLS, on each worker before any listener accepts.
   for (size_t w = 0; w < s.workers.size() && !s.tls.clusters.empty(); ++w) {
@@ -694,9 +639,7 @@ void SidecarServer::Drain() {
     WorkerState* state = s.worker_states[w].get();
     s.workers[w]->RunAndWait([state] {
       for (auto& listener : state->listeners) listener->Close();
-      state->sniffers.clear();  // no byte yet: nothing in flight
-      for (auto& [ptr, manager] : state->http) manager->Drain();
-      for (auto& [ptr, manager] : state->bolt) manager->Drain();
+      state->connections->Drain();
     });
   }
   auto deadline =
@@ -728,12 +671,9 @@ void SidecarServer::Shutdown() {
     ClusterManager* clusters = s.clusters.get();
     s.workers[w]->RunAndWait([state, clusters, w] {
       state->listeners.clear();
-      state->sniffers.clear();
-      state->http.clear();
-      state->bolt.clear();
-      state->tcp.clear();
+      state->connections->Clear();
       state->sessions.clear();
-      state->bolt_context.reset();
+      state->rpc_context.reset();
       if (clusters != nullptr) clusters->worker_clusters(static_cast<int>(w)).all().clear();
     });
     s.workers[w]->Stop();

@@ -146,7 +146,7 @@ clusters:
 TEST(SidecarConfigTest, BoltRoutesAndClustersWithDefaults) {
   auto c = ParseSidecarConfig(kBolt);
   ASSERT_TRUE(c.ok()) << c.status();
-  const auto& routes = c->listeners[0].bolt_routes;
+  const auto& routes = c->listeners[0].RoutesOf("bolt");
   ASSERT_EQ(routes.size(), 3u);
   EXPECT_EQ(c->listeners[0].protocol, "auto");
   EXPECT_TRUE(c->listeners[0].routes.empty());
@@ -174,8 +174,31 @@ TEST(SidecarConfigTest, BoltRoutesAndClustersWithDefaults) {
   auto again = ParseSidecarConfig(dumped);
   ASSERT_TRUE(again.ok()) << again.status() << "\n" << dumped;
   EXPECT_EQ(DumpSidecarConfig(*again), dumped);
-  EXPECT_EQ(again->listeners[0].bolt_routes[1].retry.attempts, 1u);
+  EXPECT_EQ(again->listeners[0].RoutesOf("bolt")[1].retry.attempts, 1u);
   EXPECT_NE(dumped.find("heartbeat_interval_ms: 5000"), std::string::npos) << dumped;
+}
+
+TEST(SidecarConfigTest, AnAutoListenerTakesRoutesOfEveryRpcProtocolAndDumpsThem) {
+  auto c = ParseSidecarConfig(
+      "listeners: [{name: l, address: '127.0.0.1:1', routes: [{cluster: h}],"
+      " bolt_routes: [{cluster: b}],"
+      " dubbo_routes: [{match: {service: org.example.Demo}, cluster: d, timeout_ms: 700}]}]\n"
+      "clusters: [{name: b, protocol: bolt, endpoints: ['127.0.0.1:2']},"
+      " {name: d, protocol: dubbo, endpoints: ['127.0.0.1:3']},"
+      " {name: h, endpoints: ['127.0.0.1:4']}]");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ListenerConfig& l = c->listeners[0];
+  EXPECT_EQ(l.rpc_routes.size(), 2u);
+  ASSERT_EQ(l.RoutesOf("dubbo").size(), 1u);
+  EXPECT_EQ(l.RoutesOf("dubbo")[0].service, "org.example.Demo");
+  EXPECT_EQ(l.RoutesOf("dubbo")[0].timeout_ms, 700u);
+  EXPECT_EQ(l.RoutesOf("bolt")[0].cluster, "b");
+  EXPECT_TRUE(l.RoutesOf("thrift").empty());
+  std::string dumped = DumpSidecarConfig(*c);
+  EXPECT_NE(dumped.find("dubbo_routes"), std::string::npos) << dumped;
+  auto again = ParseSidecarConfig(dumped);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << dumped;
+  EXPECT_EQ(DumpSidecarConfig(*again), dumped);
 }
 
 TEST(SidecarConfigTest, BoltErrorsNameTheKeyPath) {
@@ -216,7 +239,7 @@ TEST(SidecarConfigTest, BoltErrorsNameTheKeyPath) {
            bolt_cluster,
        "listeners[0].routes: a bolt listener takes bolt_routes only"},
       {"listeners: [{name: l, address: '127.0.0.1:1', protocol: auto}]" + bolt_cluster,
-       "listeners[0]: an auto listener needs routes or bolt_routes"},
+       "listeners[0]: an auto listener needs routes, bolt_routes or dubbo_routes"},
       {"listeners: [{name: l, address: '127.0.0.1:1', routes: [{cluster: b}]}]" + bolt_cluster,
        "listeners[0].routes[0].cluster: cluster 'b' speaks bolt"},
       {"listeners: [{name: l, address: '127.0.0.1:1', protocol: tcp, tcp_cluster: b}]\n"
@@ -224,8 +247,22 @@ TEST(SidecarConfigTest, BoltErrorsNameTheKeyPath) {
        "health_check: {type: http}}]",
        "clusters[0].health_check.type: a bolt cluster supports tcp checks only"},
       {"listeners: [{name: l, address: '127.0.0.1:1', protocol: tcp, tcp_cluster: b}]\n"
-       "clusters: [{name: b, protocol: dubbo, endpoints: ['127.0.0.1:2']}]",
-       "clusters[0].protocol: must be http1, http2, tcp or bolt"},
+       "clusters: [{name: b, protocol: thrift, endpoints: ['127.0.0.1:2']}]",
+       "clusters[0].protocol: must be http1, http2, tcp, bolt or dubbo"},
+      // Dubbo takes the same schema, under its own key and protocol.
+      {"listeners: [{name: l, address: '127.0.0.1:1', protocol: dubbo, "
+       "dubbo_routes: [{cluster: b}]}]" +
+           bolt_cluster,
+       "listeners[0].dubbo_routes[0].cluster: cluster 'b' is not protocol dubbo"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', protocol: bolt, "
+       "bolt_routes: [{cluster: b}], dubbo_routes: [{cluster: b}]}]" +
+           bolt_cluster,
+       "listeners[0].dubbo_routes: only for protocol dubbo or auto"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', protocol: dubbo}]" + bolt_cluster,
+       "listeners[0]: a dubbo listener needs dubbo_routes"},
+      {"listeners: [{name: l, address: '127.0.0.1:1', protocol: http1, routes: [{cluster: d}]}]\n"
+       "clusters: [{name: d, protocol: dubbo, endpoints: ['127.0.0.1:2']}]",
+       "listeners[0].routes[0].cluster: cluster 'd' speaks dubbo: route to it from dubbo_routes"},
   };
   for (const auto& c : cases) {
     auto parsed = ParseSidecarConfig(c.yaml);

@@ -1,4 +1,4 @@
-#include "sidecar/bolt/bolt_error.h"
+#include "sidecar/codec/bolt/bolt_error.h"
 
 #include <algorithm>
 

@@ -1,11 +1,11 @@
-#include "sidecar/bolt/protocol_sniffer.h"
+#include "sidecar/network/protocol_sniffer.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 
-namespace cairn::sidecar::bolt {
+namespace cairn::sidecar {
 
 ProtocolSniffer::ProtocolSniffer(Worker& worker, int fd, Callback callback)
     : worker_(worker), fd_(fd), callback_(std::move(callback)) {}
@@ -19,7 +19,7 @@ void ProtocolSniffer::Start() {
   if (worker_.Watch(fd_, this, &watch_token_).ok()) {
     watching_ = true;
   } else {
-    Done(SniffedProtocol::kClosed);
+    Done(/*closed=*/true, 0);
   }
 }
 
@@ -30,30 +30,30 @@ void ProtocolSniffer::OnFdEvents(uint32_t) {
     uint8_t first = 0;
     ssize_t n = ::recv(fd_, &first, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 1) {
-      Done(IsBoltFirstByte(first) ? SniffedProtocol::kBolt : SniffedProtocol::kOther);
+      Done(/*closed=*/false, first);
       return;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // not yet
-    Done(SniffedProtocol::kClosed);  // EOF or an error before any byte
+    Done(/*closed=*/true, 0);  // EOF or an error before any byte
     return;
   }
 }
 
-void ProtocolSniffer::Done(SniffedProtocol protocol) {
+void ProtocolSniffer::Done(bool closed, uint8_t first_byte) {
   if (watching_) {
     worker_.Unwatch(fd_, watch_token_);
     watching_ = false;
   }
   int fd = fd_;
   fd_ = -1;
-  if (protocol == SniffedProtocol::kClosed) {
+  if (closed) {
     ::close(fd);
     fd = -1;
   }
   auto callback = std::move(callback_);
   callback_ = nullptr;
-  if (callback) callback(this, fd, protocol);  // may destroy this
+  if (callback) callback(this, fd, first_byte);  // may destroy this
 }
 
-}  // namespace cairn::sidecar::bolt
+}  // namespace cairn::sidecar

@@ -1,16 +1,17 @@
-// Bolt metrics per service, exported with the sidecar's other metrics:
+// RPC metrics per protocol and service, exported with the sidecar's other
+// metrics (<p> is the codec's name: bolt, dubbo):
 //
-//   cairn_sidecar_bolt_requests_total{service}
-//   cairn_sidecar_bolt_responses_total{service,status}   status by name: SUCCESS, TIMEOUT, ...
-//   cairn_sidecar_bolt_request_duration_seconds{service}  request read to response written
+//   cairn_sidecar_<p>_requests_total{service}
+//   cairn_sidecar_<p>_responses_total{service,status}   status by the codec's name: SUCCESS, OK,
+//   ... cairn_sidecar_<p>_request_duration_seconds{service}  request read to response written
 //
 // Services come from the network, so their number is capped: once
 // `max_services` distinct names have a label, every new one is counted
 // under service="other". Requests without a service count under "-".
 //
-// Threading: BoltStats (the label set) is shared by every worker and locks,
+// Threading: RpcStats (the label set) is shared by every worker and locks,
 // but only when a worker meets a service name it has not seen. Each worker
-// has a BoltStatsCache holding its own cells (LocalMetrics: one writer, no
+// has an RpcStatsCache holding its own cells (LocalMetrics: one writer, no
 // read-modify-write), so the request path does one hash lookup and plain
 // relaxed stores.
 #pragma once
@@ -24,35 +25,37 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "sidecar/codec/bolt/bolt_frame.h"
+#include "sidecar/codec/rpc_codec.h"
 #include "sidecar/stats/local_metrics.h"
 
-namespace cairn::sidecar::bolt {
+namespace cairn::sidecar {
 
 inline constexpr size_t kDefaultMaxServiceLabels = 1000;
 inline constexpr std::string_view kOtherServiceLabel = "other";
 inline constexpr std::string_view kNoServiceLabel = "-";
 
-// One slot per named status (see BoltStatusName) and one for the rest.
-inline constexpr size_t kStatusSlots = 14;
-size_t StatusSlot(BoltStatus status);
-
-class BoltStats {
+class RpcStats {
  public:
-  BoltStats(LocalMetrics& metrics, size_t max_services = kDefaultMaxServiceLabels);
-  BoltStats(const BoltStats&) = delete;
-  BoltStats& operator=(const BoltStats&) = delete;
+  RpcStats(LocalMetrics& metrics, const RpcCodec& codec,
+           size_t max_services = kDefaultMaxServiceLabels);
+  RpcStats(const RpcStats&) = delete;
+  RpcStats& operator=(const RpcStats&) = delete;
 
   // The label `service` is counted under: itself, "-" when empty, or
   // "other" past the cap. Thread-safe.
   std::string Label(std::string_view service);
 
   LocalMetrics& metrics() { return metrics_; }
+  const RpcCodec& codec() const { return codec_; }
+  // cairn_sidecar_<codec>_<suffix>
+  const std::string& metric_prefix() const { return prefix_; }
   const std::shared_ptr<const std::vector<double>>& duration_buckets() const { return buckets_; }
   size_t max_services() const { return max_services_; }
 
  private:
   LocalMetrics& metrics_;
+  const RpcCodec& codec_;
+  const std::string prefix_;
   const size_t max_services_;
   const std::shared_ptr<const std::vector<double>> buckets_;
   std::mutex mu_;
@@ -60,32 +63,32 @@ class BoltStats {
 };
 
 // One worker's cells for one label.
-struct BoltServiceStats {
+struct RpcServiceStats {
   std::string label;
   LocalCounter* requests = nullptr;
   LocalHistogram* duration = nullptr;
-  std::array<LocalCounter*, kStatusSlots> responses{};  // made on first use
+  std::array<LocalCounter*, kRpcStatusSlots> responses{};  // made on first use
 };
 
-// A worker's view of BoltStats. Thread-safety: its worker only.
-class BoltStatsCache {
+// A worker's view of RpcStats. Thread-safety: its worker only.
+class RpcStatsCache {
  public:
-  explicit BoltStatsCache(BoltStats& stats) : stats_(stats) {}
+  explicit RpcStatsCache(RpcStats& stats) : stats_(stats) {}
 
   // The stats of `service`; the reference stays valid for the life of the
   // cache (requests keep it).
-  BoltServiceStats& For(std::string_view service);
-  void CountResponse(BoltServiceStats& service, BoltStatus status);
+  RpcServiceStats& For(std::string_view service);
+  void CountResponse(RpcServiceStats& service, uint32_t status);
 
  private:
-  BoltServiceStats& ForLabel(const std::string& label);
+  RpcServiceStats& ForLabel(const std::string& label);
 
-  BoltStats& stats_;
+  RpcStats& stats_;
   // Names seen by this worker -> their label's cells. Bounded (2 x the cap):
-  // past that, unseen names ask BoltStats each time (only under a flood of
+  // past that, unseen names ask RpcStats each time (only under a flood of
   // distinct names, which the cap turns into "other" anyway).
-  absl::flat_hash_map<std::string, BoltServiceStats*> by_service_;
-  absl::flat_hash_map<std::string, std::unique_ptr<BoltServiceStats>> by_label_;
+  absl::flat_hash_map<std::string, RpcServiceStats*> by_service_;
+  absl::flat_hash_map<std::string, std::unique_ptr<RpcServiceStats>> by_label_;
 };
 
-}  // namespace cairn::sidecar::bolt
+}  // namespace cairn::sidecar

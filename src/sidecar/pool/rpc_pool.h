@@ -1,11 +1,12 @@
-// The upstream side of the Bolt proxy, per worker:
+// The upstream side of the RPC path (Bolt, Dubbo: any RpcCodec), per worker
+// and host, owned by the cluster (ClusterWorker::RpcPoolFor):
 //
-//   BoltUpstreams ── per (cluster, host address) ── BoltHostPool
-//                                                      └ BoltUpstreamConnection (one, multiplexed)
+//   ClusterWorker ── per host address ── RpcHostPool
+//                                          └ RpcUpstreamConnection (one, multiplexed)
 //
 // Every request a worker forwards to a host shares one connection: the frame
-// is written as it came, with only its requestId replaced by one from the
-// connection's BoltPendingMap, and the response is matched back by that id.
+// is written as it came, with only its request id replaced by one from the
+// connection's RpcPendingMap, and the response is matched back by that id.
 // A connection that has read nothing for the cluster's heartbeat interval
 // sends a heartbeat; if the next interval passes in silence too, it is
 // closed as dead. Idle connections (no request for idle_timeout_ms) close,
@@ -16,11 +17,11 @@
 // OnUpstreamFailure; requests waiting for a connect that fails hear
 // OnPoolFailure. The request decides about retries.
 //
-// Ownership: BoltUpstreams owns the pools, a pool owns its connection.
+// Ownership: the cluster owns the pools, a pool owns its connection.
 // Closed connections are destroyed on a later loop turn, never inside their
 // own callbacks. Callbacks objects are borrowed: a request that goes away
-// first calls Cancel. REQUIRES: BoltUpstreams outlives every request that
-// uses it (the server destroys connection managers first).
+// first calls Cancel. REQUIRES: the pools outlive every request that uses
+// them (the server destroys connection managers first).
 // Thread-safety: one worker's thread only.
 #pragma once
 
@@ -33,54 +34,55 @@
 #include <asio/ip/tcp.hpp>
 
 #include "absl/container/flat_hash_map.h"
-#include "sidecar/bolt/bolt_pending.h"
-#include "sidecar/cluster/cluster.h"
-#include "sidecar/codec/bolt/bolt_frame.h"
+#include "sidecar/codec/rpc_codec.h"
 #include "sidecar/network/connection.h"
 #include "sidecar/network/connector.h"
+#include "sidecar/pool/connection_pool.h"
+#include "sidecar/pool/rpc_pending.h"
 
-namespace cairn::sidecar::bolt {
+namespace cairn::sidecar {
 
 // What a forwarded (two-way) request hears from its upstream connection.
 // Exactly one of these, once; the connection forgets the request first.
-class BoltUpstreamCallbacks {
+class RpcUpstreamCallbacks {
  public:
-  virtual ~BoltUpstreamCallbacks() = default;
-  // The response; `frame` (its request_id is the upstream one) is valid
+  virtual ~RpcUpstreamCallbacks() = default;
+  // The response; `response` (its request_id is the upstream one) is valid
   // only during the call.
-  virtual void OnUpstreamResponse(const BoltFrameView& frame) = 0;
+  virtual void OnUpstreamResponse(const RpcMessage& response) = 0;
   // The connection closed before the response; `reason` for messages.
   virtual void OnUpstreamFailure(std::string_view reason) = 0;
 };
 
-class BoltUpstreamConnection;
+class RpcUpstreamConnection;
 
 // What a request waiting for a connection hears from the pool (never
 // synchronously from Wait()).
-class BoltPoolCallbacks {
+class RpcPoolCallbacks {
  public:
-  virtual ~BoltPoolCallbacks() = default;
+  virtual ~RpcPoolCallbacks() = default;
   // REQUIRES of the callee: send now (conn.Send) or not at all.
-  virtual void OnPoolReady(BoltUpstreamConnection& conn) = 0;
+  virtual void OnPoolReady(RpcUpstreamConnection& conn) = 0;
   // The connect failed: the frame was never written.
   virtual void OnPoolFailure(std::string_view reason) = 0;
 };
 
-class BoltUpstreamConnection : private Connection::Handler {
+class RpcUpstreamConnection : private Connection::Handler {
  public:
   class Owner {
    public:
     virtual ~Owner() = default;
-    virtual void OnConnected(BoltUpstreamConnection& conn) = 0;
-    virtual void OnConnectFailed(BoltUpstreamConnection& conn, const std::string& reason) = 0;
+    virtual void OnConnected(RpcUpstreamConnection& conn) = 0;
+    virtual void OnConnectFailed(RpcUpstreamConnection& conn, const std::string& reason) = 0;
     // Called once, before the waiting requests hear OnUpstreamFailure.
-    virtual void OnClosed(BoltUpstreamConnection& conn) = 0;
+    virtual void OnClosed(RpcUpstreamConnection& conn) = 0;
   };
 
-  BoltUpstreamConnection(Worker& worker, Owner& owner, const BoltLimits& limits);
-  ~BoltUpstreamConnection() override;  // closes without callbacks
-  BoltUpstreamConnection(const BoltUpstreamConnection&) = delete;
-  BoltUpstreamConnection& operator=(const BoltUpstreamConnection&) = delete;
+  RpcUpstreamConnection(Worker& worker, Owner& owner, const RpcCodec& codec,
+                        const RpcLimits& limits);
+  ~RpcUpstreamConnection() override;  // closes without callbacks
+  RpcUpstreamConnection(const RpcUpstreamConnection&) = delete;
+  RpcUpstreamConnection& operator=(const RpcUpstreamConnection&) = delete;
 
   // Originate TLS (before Connect): connected only once the handshake
   // finished and the upstream passed `policy`; a failure is an
@@ -98,12 +100,12 @@ class BoltUpstreamConnection : private Connection::Handler {
   // goes there and the id is returned for Cancel(); oneway: nullptr. Returns
   // 0 when the frame cannot be rewritten (nothing was sent).
   // REQUIRES: connected().
-  uint32_t Send(std::string_view frame, BoltUpstreamCallbacks* callbacks);
+  uint64_t Send(std::string_view frame, RpcUpstreamCallbacks* callbacks);
   // The request of `id` gave up: a late response is dropped.
-  void Cancel(uint32_t id) { pending_.Erase(id); }
+  void Cancel(uint64_t id) { pending_.Erase(id); }
   size_t pending() const { return pending_.size(); }
 
-  // Once a second (BoltUpstreams): heartbeats. Returns true when the
+  // Once a second (the cluster's tick): heartbeats. Returns true when the
   // connection has carried no request for `idle_timeout`.
   bool Tick(std::chrono::steady_clock::time_point now, std::chrono::milliseconds heartbeat_interval,
             std::chrono::milliseconds idle_timeout);
@@ -117,11 +119,12 @@ class BoltUpstreamConnection : private Connection::Handler {
   void OnTlsReady() override;
   void FailConnect(const std::string& reason);
 
-  void HandleFrame(const BoltFrameView& frame);
+  void HandleFrame(const RpcMessage& frame);
 
   Worker& worker_;
   Owner& owner_;
-  BoltDecoder decoder_;
+  const RpcCodec& codec_;
+  std::unique_ptr<RpcDecoder> decoder_;
   std::unique_ptr<Connector> connector_;
   std::unique_ptr<Connection> connection_;
   std::shared_ptr<TlsContextSource> tls_;  // null: plaintext
@@ -129,7 +132,7 @@ class BoltUpstreamConnection : private Connection::Handler {
   bool handshaking_ = false;
   bool tls_failed_ = false;
   Worker::TimerId handshake_timer_ = 0;
-  BoltPendingMap<BoltUpstreamCallbacks> pending_;
+  RpcPendingMap<RpcUpstreamCallbacks> pending_;
   std::string out_;
   bool closed_ = false;
   // Liveness, sampled by Tick.
@@ -137,29 +140,29 @@ class BoltUpstreamConnection : private Connection::Handler {
   bool sent_since_tick_ = false;
   std::chrono::steady_clock::time_point quiet_since_;  // last tick that saw a read
   std::chrono::steady_clock::time_point busy_since_;   // last tick that saw a request
-  uint32_t heartbeat_id_ = 0;                          // outstanding heartbeat, 0: none
+  uint64_t heartbeat_id_ = 0;                          // outstanding heartbeat, 0: none
   std::chrono::steady_clock::time_point heartbeat_sent_;
 };
 
-struct BoltPoolOptions {
+struct RpcPoolOptions {
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds heartbeat_interval{15000};  // 0: off
   uint32_t max_pending = 1024;                          // requests waiting for the connect
-  BoltLimits limits;
+  RpcLimits limits;
   std::shared_ptr<TlsContextSource> tls;  // null: plaintext
   TlsPeerPolicy tls_policy;
 };
 
 // The connection of one worker to one host.
-class BoltHostPool : private BoltUpstreamConnection::Owner {
+class RpcHostPool : private RpcUpstreamConnection::Owner {
  public:
-  BoltHostPool(Worker& worker, ClusterWorker& cluster, asio::ip::tcp::endpoint endpoint,
-               BoltPoolOptions options);
-  ~BoltHostPool() override;
+  RpcHostPool(Worker& worker, const RpcCodec& codec, asio::ip::tcp::endpoint endpoint,
+              RpcPoolOptions options, ConnectionPool::Observer* observer);
+  ~RpcHostPool() override;
 
   // The connected connection, or nullptr (then Wait).
-  BoltUpstreamConnection* ReadyConnection() {
+  RpcUpstreamConnection* ReadyConnection() {
     return current_ != nullptr && current_->connected() ? current_.get() : nullptr;
   }
   // Queues `client` for the connection (connecting if needed); it hears
@@ -167,8 +170,8 @@ class BoltHostPool : private BoltUpstreamConnection::Owner {
   // nothing queued) when max_pending clients wait already.
   // REQUIRES: ReadyConnection() is null; client stays valid until its
   // callback or Cancel(client).
-  bool Wait(BoltPoolCallbacks* client);
-  void Cancel(BoltPoolCallbacks* client);
+  bool Wait(RpcPoolCallbacks* client);
+  void Cancel(RpcPoolCallbacks* client);
 
   // Requests waiting on this pool (for a connect or for responses).
   bool busy() const;
@@ -176,48 +179,24 @@ class BoltHostPool : private BoltUpstreamConnection::Owner {
   void Tick(std::chrono::steady_clock::time_point now);
 
  private:
-  // BoltUpstreamConnection::Owner
-  void OnConnected(BoltUpstreamConnection& conn) override;
-  void OnConnectFailed(BoltUpstreamConnection& conn, const std::string& reason) override;
-  void OnClosed(BoltUpstreamConnection& conn) override;
+  // RpcUpstreamConnection::Owner
+  void OnConnected(RpcUpstreamConnection& conn) override;
+  void OnConnectFailed(RpcUpstreamConnection& conn, const std::string& reason) override;
+  void OnClosed(RpcUpstreamConnection& conn) override;
 
-  void Retire(BoltUpstreamConnection& conn);
+  void Retire(RpcUpstreamConnection& conn);
 
   Worker& worker_;
-  ClusterWorker& cluster_;
+  const RpcCodec& codec_;
+  ConnectionPool::Observer* observer_;
   asio::ip::tcp::endpoint endpoint_;
-  BoltPoolOptions options_;
-  std::unique_ptr<BoltUpstreamConnection> current_;
-  bool counted_ = false;  // current_ is counted in the cluster's connection gauge
-  std::list<BoltPoolCallbacks*> waiting_;
+  RpcPoolOptions options_;
+  std::unique_ptr<RpcUpstreamConnection> current_;
+  bool counted_ = false;  // current_ is counted by the observer (the connection gauge)
+  std::list<RpcPoolCallbacks*> waiting_;
   // Clients being told about a failed connect: Cancel() must find them
   // here too (a callback may end other requests of this pool).
-  std::list<BoltPoolCallbacks*> failing_;
+  std::list<RpcPoolCallbacks*> failing_;
 };
 
-// Every Bolt pool of one worker.
-class BoltUpstreams {
- public:
-  explicit BoltUpstreams(Worker& worker);
-  ~BoltUpstreams();
-  BoltUpstreams(const BoltUpstreams&) = delete;
-  BoltUpstreams& operator=(const BoltUpstreams&) = delete;
-
-  // Starts the once-a-second tick. Worker thread.
-  void Start();
-  // The pool of `host` in `cluster` (created on first use). By address: a
-  // host that leaves and comes back finds its old pool.
-  BoltHostPool& PoolFor(ClusterWorker& cluster, const upstream::HostPtr& host);
-
- private:
-  void Tick();
-
-  Worker& worker_;
-  // cluster -> host address -> pool
-  absl::flat_hash_map<ClusterWorker*,
-                      absl::flat_hash_map<std::string, std::unique_ptr<BoltHostPool>>>
-      pools_;
-  Worker::TimerId timer_ = 0;
-};
-
-}  // namespace cairn::sidecar::bolt
+}  // namespace cairn::sidecar

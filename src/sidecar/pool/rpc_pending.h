@@ -1,5 +1,5 @@
-// BoltPendingMap: the requests waiting for a response on one multiplexed
-// upstream Bolt connection, by the requestId the sidecar gave them there.
+// RpcPendingMap: the requests waiting for a response on one multiplexed
+// upstream RPC connection (Bolt, Dubbo), by the requestId the sidecar gave them there.
 //
 // Many downstream connections share one upstream connection, and their own
 // requestIds collide (every client counts from 1), so each forwarded request
@@ -19,29 +19,30 @@
 
 #include "absl/container/flat_hash_map.h"
 
-namespace cairn::sidecar::bolt {
+namespace cairn::sidecar {
 
 template <typename T>
-class BoltPendingMap {
+class RpcPendingMap {
  public:
   // An id not in the map (for a frame that expects no response tracked here,
   // e.g. a oneway request or a heartbeat).
-  uint32_t NextId() {
+  // Ids stay below 2^32, which every protocol's id field holds.
+  uint64_t NextId() {
     for (;;) {
-      const uint32_t id = next_++;
+      const uint64_t id = next_++;
       if (id != 0 && !map_.contains(id)) return id;
     }
   }
 
   // Stores `value` under a fresh id and returns the id. REQUIRES: value != nullptr.
-  uint32_t Insert(T* value) {
-    const uint32_t id = NextId();
+  uint64_t Insert(T* value) {
+    const uint64_t id = NextId();
     map_.emplace(id, value);
     return id;
   }
 
   // Removes and returns the value of `id`, or nullptr when there is none.
-  T* Take(uint32_t id) {
+  T* Take(uint64_t id) {
     auto it = map_.find(id);
     if (it == map_.end()) return nullptr;
     T* value = it->second;
@@ -50,12 +51,12 @@ class BoltPendingMap {
   }
 
   // Removes `id`; false when it was not there.
-  bool Erase(uint32_t id) { return map_.erase(id) > 0; }
+  bool Erase(uint64_t id) { return map_.erase(id) > 0; }
 
   // Removes and returns any one entry's value (nullptr when empty). Draining
   // with this, one entry per call, stays correct while the callee erases
   // other entries (which iterating the map would not).
-  T* TakeAny(uint32_t* id = nullptr) {
+  T* TakeAny(uint64_t* id = nullptr) {
     if (map_.empty()) return nullptr;
     auto it = map_.begin();
     T* value = it->second;
@@ -72,7 +73,7 @@ class BoltPendingMap {
 
  private:
   uint32_t next_ = 1;
-  absl::flat_hash_map<uint32_t, T*> map_;
+  absl::flat_hash_map<uint64_t, T*> map_;
 };
 
-}  // namespace cairn::sidecar::bolt
+}  // namespace cairn::sidecar

@@ -8,20 +8,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <future>
 #include <limits>
 #include <mutex>
 #include <set>
 
 #include "loopback_listener.h"
-#include "sidecar/bolt/bolt_error.h"
-#include "sidecar/bolt/bolt_pending.h"
-#include "sidecar/bolt/bolt_request.h"
-#include "sidecar/bolt/bolt_route_table.h"
-#include "sidecar/bolt/bolt_stats.h"
-#include "sidecar/bolt/bolt_upstream.h"
-#include "sidecar/bolt/protocol_sniffer.h"
+#include "sidecar/codec/bolt/bolt_codec.h"
 #include "sidecar/codec/bolt/bolt_encoder.h"
+#include "sidecar/codec/bolt/bolt_error.h"
+#include "sidecar/codec/rpc_codecs.h"
+#include "sidecar/config/sidecar_config.h"
+#include "sidecar/network/protocol_sniffer.h"
+#include "sidecar/pool/rpc_pending.h"
+#include "sidecar/pool/rpc_pool.h"
+#include "sidecar/rpc/rpc_request.h"
+#include "sidecar/rpc/rpc_route_table.h"
+#include "sidecar/rpc/rpc_stats.h"
 
 namespace cairn::sidecar::bolt {
 namespace {
@@ -30,8 +34,8 @@ using std::chrono::milliseconds;
 
 // ---------------------------------------------------------------- pending
 
-TEST(BoltPendingMapTest, IdsAreFreshAndResponsesFindTheirRequest) {
-  BoltPendingMap<int> map;
+TEST(RpcPendingMapTest, IdsAreFreshAndResponsesFindTheirRequest) {
+  RpcPendingMap<int> map;
   int a = 1, b = 2, c = 3;
   const uint32_t ia = map.Insert(&a);
   const uint32_t ib = map.Insert(&b);
@@ -48,8 +52,8 @@ TEST(BoltPendingMapTest, IdsAreFreshAndResponsesFindTheirRequest) {
   EXPECT_TRUE(map.empty());
 }
 
-TEST(BoltPendingMapTest, WrapsAroundSkippingZeroAndIdsStillWaiting) {
-  BoltPendingMap<int> map;
+TEST(RpcPendingMapTest, WrapsAroundSkippingZeroAndIdsStillWaiting) {
+  RpcPendingMap<int> map;
   int v[4] = {};
   map.set_next_id_for_test(1);
   const uint32_t first = map.Insert(&v[0]);  // 1, still waiting after the wrap
@@ -61,8 +65,8 @@ TEST(BoltPendingMapTest, WrapsAroundSkippingZeroAndIdsStillWaiting) {
   EXPECT_EQ(map.NextId(), 3u);
 }
 
-TEST(BoltPendingMapTest, TakeAnyDrainsWhileEntriesAreErasedMeanwhile) {
-  BoltPendingMap<int> map;
+TEST(RpcPendingMapTest, TakeAnyDrainsWhileEntriesAreErasedMeanwhile) {
+  RpcPendingMap<int> map;
   int v[10] = {};
   std::vector<uint32_t> ids;
   for (int& x : v) ids.push_back(map.Insert(&x));
@@ -79,16 +83,16 @@ TEST(BoltPendingMapTest, TakeAnyDrainsWhileEntriesAreErasedMeanwhile) {
 
 // ---------------------------------------------------------------- routes
 
-BoltRoute MakeRoute(std::string service, std::string prefix, std::string cluster) {
-  BoltRoute route;
+RpcRoute MakeRoute(std::string service, std::string prefix, std::string cluster) {
+  RpcRoute route;
   route.service = std::move(service);
   route.service_prefix = std::move(prefix);
   route.cluster = std::move(cluster);
   return route;
 }
 
-TEST(BoltRouteTableTest, ExactWinsThenPrefixesInOrderThenMatchAll) {
-  BoltRouteTable table({
+TEST(RpcRouteTableTest, ExactWinsThenPrefixesInOrderThenMatchAll) {
+  RpcRouteTable table({
       MakeRoute("", "com.foo.", "foo-prefix"),
       MakeRoute("com.foo.Bar:1.0", "", "bar-exact"),
       MakeRoute("com.foo.Bar:1.0", "", "duplicate"),
@@ -101,7 +105,7 @@ TEST(BoltRouteTableTest, ExactWinsThenPrefixesInOrderThenMatchAll) {
   EXPECT_EQ(table.Match("org.other.Svc:1.0")->cluster, "all");
   EXPECT_EQ(table.Match("")->cluster, "all");
 
-  BoltRouteTable strict({MakeRoute("com.foo.Bar:1.0", "", "bar"), MakeRoute("", "com.", "com")});
+  RpcRouteTable strict({MakeRoute("com.foo.Bar:1.0", "", "bar"), MakeRoute("", "com.", "com")});
   EXPECT_EQ(strict.Match("com.foo.Bar:1.0")->cluster, "bar");
   EXPECT_EQ(strict.Match("com.x:1")->cluster, "com");
   EXPECT_EQ(strict.Match("net.x:1"), nullptr);
@@ -144,8 +148,8 @@ std::map<std::string, double> Series(const LocalMetrics& metrics, const std::str
 
 TEST(BoltStatsTest, ServicesPastTheCapShareOneLabelAndWorkersAreSummed) {
   LocalMetrics metrics;
-  BoltStats stats(metrics, /*max_services=*/3);
-  BoltStatsCache worker0(stats), worker1(stats);
+  RpcStats stats(metrics, BoltCodec(), /*max_services=*/3);
+  RpcStatsCache worker0(stats), worker1(stats);
   for (const char* service : {"a", "b", "c", "d", "e", ""}) {
     worker0.For(service).requests->Increment();
   }
@@ -153,10 +157,10 @@ TEST(BoltStatsTest, ServicesPastTheCapShareOneLabelAndWorkersAreSummed) {
   worker1.For("z").requests->Increment();           // past the cap on any worker
   EXPECT_EQ(&worker0.For("d"), &worker0.For("e"));  // one "other" cell per worker
   EXPECT_EQ(worker0.For("e").label, "other");
-  worker0.CountResponse(worker0.For("a"), BoltStatus::kSuccess);
-  worker1.CountResponse(worker1.For("a"), BoltStatus::kSuccess);
-  worker1.CountResponse(worker1.For("a"), BoltStatus::kTimeout);
-  worker1.CountResponse(worker1.For("a"), static_cast<BoltStatus>(0x77));
+  worker0.CountResponse(worker0.For("a"), static_cast<uint32_t>(BoltStatus::kSuccess));
+  worker1.CountResponse(worker1.For("a"), static_cast<uint32_t>(BoltStatus::kSuccess));
+  worker1.CountResponse(worker1.For("a"), static_cast<uint32_t>(BoltStatus::kTimeout));
+  worker1.CountResponse(worker1.For("a"), 0x77);
   worker0.For("b").duration->Observe(0.01);
 
   EXPECT_EQ(Series(metrics, "cairn_sidecar_bolt_requests_total"),
@@ -173,15 +177,37 @@ TEST(BoltStatsTest, ServicesPastTheCapShareOneLabelAndWorkersAreSummed) {
 }
 
 TEST(BoltStatsTest, EveryNamedStatusHasItsOwnSlot) {
+  const RpcCodec& codec = BoltCodec();
   std::set<size_t> slots;
   for (uint16_t s : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0x10, 0x11, 0x12}) {
-    const size_t slot = StatusSlot(static_cast<BoltStatus>(s));
-    EXPECT_LT(slot, kStatusSlots - 1);
+    const size_t slot = codec.StatusSlot(s);
+    EXPECT_LT(slot, kRpcStatusSlots - 1);
+    EXPECT_NE(codec.StatusName(s), "UNRECOGNIZED") << s;
     slots.insert(slot);
   }
   EXPECT_EQ(slots.size(), 13u);
-  EXPECT_EQ(StatusSlot(static_cast<BoltStatus>(0x0a)), kStatusSlots - 1);
-  EXPECT_EQ(StatusSlot(static_cast<BoltStatus>(0xffff)), kStatusSlots - 1);
+  EXPECT_EQ(codec.StatusSlot(0x0a), kRpcStatusSlots - 1);
+  EXPECT_EQ(codec.StatusSlot(0xffff), kRpcStatusSlots - 1);
+  EXPECT_EQ(codec.StatusSlot(0x10000), kRpcStatusSlots - 1);
+  EXPECT_EQ(codec.StatusName(0x10000), "UNRECOGNIZED");
+}
+
+TEST(RpcStatsTest, MetricNamesAndStatusNamesComeFromTheCodec) {
+  const RpcCodec* dubbo = FindRpcCodec("dubbo");
+  ASSERT_NE(dubbo, nullptr);
+  LocalMetrics metrics;
+  RpcStats stats(metrics, *dubbo);
+  RpcStatsCache worker(stats);
+  worker.For("com.example.Echo").requests->Increment();
+  worker.CountResponse(worker.For("com.example.Echo"), 20);
+  worker.CountResponse(worker.For("com.example.Echo"), dubbo->ErrorStatus(RpcError::kNoRoute));
+  EXPECT_EQ(Series(metrics, "cairn_sidecar_dubbo_requests_total"),
+            (std::map<std::string, double>{{"service=com.example.Echo,", 1}}));
+  EXPECT_EQ(
+      Series(metrics, "cairn_sidecar_dubbo_responses_total"),
+      (std::map<std::string, double>{{"service=com.example.Echo,status=OK,", 1},
+                                     {"service=com.example.Echo,status=SERVICE_NOT_FOUND,", 1}}));
+  EXPECT_TRUE(Series(metrics, "cairn_sidecar_bolt_requests_total").empty());
 }
 
 // ----------------------------------------------------------------- errors
@@ -241,28 +267,50 @@ TEST(BoltErrorTest, Hessian2FramesCarryASerializedRpcServerException) {
   EXPECT_EQ((*frame)->content(), "down");
 }
 
+// ----------------------------------------------------------- the registry
+
+TEST(RpcCodecsTest, TheConfigAndTheCodecListNameTheSameProtocolsAndDetectorsDoNotOverlap) {
+  std::set<std::string> configured(kRpcProtocols.begin(), kRpcProtocols.end());
+  std::set<std::string> coded;
+  for (const RpcCodec* codec : RpcCodecs()) coded.insert(std::string(codec->name()));
+  EXPECT_EQ(configured, coded);
+  for (int b = 0; b < 256; ++b) {
+    int claims = 0;
+    for (const RpcCodec* codec : RpcCodecs()) claims += codec->MatchesFirstByte(b) ? 1 : 0;
+    EXPECT_LE(claims, 1) << "byte " << b;
+    // HTTP/1 methods and the HTTP/2 preface start with a letter.
+    if (std::isalpha(b)) {
+      EXPECT_EQ(claims, 0) << "byte " << b;
+    }
+  }
+}
+
 // ---------------------------------------------------------------- sniffer
 
-TEST(ProtocolSnifferTest, TellsBoltFromHttpByTheFirstByteAndLeavesItInTheSocket) {
+// The protocol a sniffed first byte picks: an RPC codec's name, or "http".
+std::string Detected(uint8_t first_byte) {
+  const RpcCodec* codec = DetectRpcCodec(first_byte);
+  return codec != nullptr ? std::string(codec->name()) : "http";
+}
+
+TEST(ProtocolSnifferTest, TellsRpcFromHttpByTheFirstByteAndLeavesItInTheSocket) {
   Worker worker(0);
   worker.Start();
   struct Case {
     std::string bytes;  // empty: the peer closes without sending
-    SniffedProtocol expected;
-  } cases[] = {{"\x01rest", SniffedProtocol::kBolt},
-               {"\x02rest", SniffedProtocol::kBolt},
-               {"GET / HTTP/1.1\r\n", SniffedProtocol::kOther},
-               {"PRI * HTTP/2.0", SniffedProtocol::kOther},
-               {"", SniffedProtocol::kClosed}};
+    std::string expected;
+  } cases[] = {{"\x01rest", "bolt"},       {"\x02rest", "bolt"},
+               {"\xda\xbb\xc2", "dubbo"},  {"GET / HTTP/1.1\r\n", "http"},
+               {"PRI * HTTP/2.0", "http"}, {"", "closed"}};
   for (const Case& c : cases) {
     int fds[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
-    std::promise<std::pair<int, SniffedProtocol>> result;
+    std::promise<std::pair<int, std::string>> result;
     std::unique_ptr<ProtocolSniffer> sniffer;
     worker.RunAndWait([&] {
       sniffer = std::make_unique<ProtocolSniffer>(
-          worker, fds[0], [&](ProtocolSniffer*, int fd, SniffedProtocol protocol) {
-            result.set_value({fd, protocol});
+          worker, fds[0], [&](ProtocolSniffer*, int fd, uint8_t first_byte) {
+            result.set_value({fd, fd < 0 ? std::string("closed") : Detected(first_byte)});
           });
       sniffer->Start();
     });
@@ -348,21 +396,26 @@ class FakeProvider {
 
 // Records what the connection tells its owner and its requests. The
 // callbacks run on the worker; the test reads after RunAndWait.
-struct Recorder : BoltUpstreamConnection::Owner {
-  struct Request : BoltUpstreamCallbacks {
+struct Recorder : RpcUpstreamConnection::Owner {
+  struct Request : RpcUpstreamCallbacks {
     explicit Request(Recorder& r, std::string name) : recorder(r), name(std::move(name)) {}
-    void OnUpstreamResponse(const BoltFrameView& frame) override {
-      recorder.Add(name + " response " + std::string(frame.content()));
+    void OnUpstreamResponse(const RpcMessage& response) override {
+      // The path sees only the codec's view: decode the raw frame for its content.
+      BoltDecoder decoder;
+      std::string_view raw = response.raw;
+      auto frame = decoder.Next(raw);
+      recorder.Add(name + " response " +
+                   (frame.ok() && *frame != nullptr ? std::string((*frame)->content()) : "?"));
     }
     void OnUpstreamFailure(std::string_view) override { recorder.Add(name + " failed"); }
     Recorder& recorder;
     std::string name;
   };
-  void OnConnected(BoltUpstreamConnection&) override { Add("connected"); }
-  void OnConnectFailed(BoltUpstreamConnection&, const std::string&) override {
+  void OnConnected(RpcUpstreamConnection&) override { Add("connected"); }
+  void OnConnectFailed(RpcUpstreamConnection&, const std::string&) override {
     Add("connect failed");
   }
-  void OnClosed(BoltUpstreamConnection&) override { Add("closed"); }
+  void OnClosed(RpcUpstreamConnection&) override { Add("closed"); }
   void Add(std::string event) {
     std::lock_guard lock(mu);
     events.push_back(std::move(event));
@@ -394,15 +447,15 @@ std::string Request(uint32_t client_id, std::string_view content, bool oneway = 
   return out;
 }
 
-TEST(BoltUpstreamConnectionTest, MultiplexesWithFreshIdsAndMatchesResponsesBack) {
+TEST(RpcUpstreamConnectionTest, MultiplexesWithFreshIdsAndMatchesResponsesBack) {
   Worker worker(0);
   worker.Start();
   FakeProvider provider;
   Recorder recorder;
   Recorder::Request a(recorder, "a"), b(recorder, "b"), c(recorder, "c");
-  std::unique_ptr<BoltUpstreamConnection> conn;
+  std::unique_ptr<RpcUpstreamConnection> conn;
   worker.RunAndWait([&] {
-    conn = std::make_unique<BoltUpstreamConnection>(worker, recorder, BoltLimits{});
+    conn = std::make_unique<RpcUpstreamConnection>(worker, recorder, BoltCodec(), RpcLimits{});
     conn->Connect(provider.endpoint(), milliseconds(1000));
   });
   ASSERT_TRUE(provider.Accept());
@@ -443,7 +496,7 @@ TEST(BoltUpstreamConnectionTest, MultiplexesWithFreshIdsAndMatchesResponsesBack)
   worker.Stop();
 }
 
-TEST(BoltUpstreamConnectionTest, ConnectFailureIsReported) {
+TEST(RpcUpstreamConnectionTest, ConnectFailureIsReported) {
   Worker worker(0);
   worker.Start();
   Recorder recorder;
@@ -452,9 +505,9 @@ TEST(BoltUpstreamConnectionTest, ConnectFailureIsReported) {
     FakeProvider gone;  // a port that was listening and is no more
     port = gone.endpoint().port();
   }
-  std::unique_ptr<BoltUpstreamConnection> conn;
+  std::unique_ptr<RpcUpstreamConnection> conn;
   worker.RunAndWait([&] {
-    conn = std::make_unique<BoltUpstreamConnection>(worker, recorder, BoltLimits{});
+    conn = std::make_unique<RpcUpstreamConnection>(worker, recorder, BoltCodec(), RpcLimits{});
     conn->Connect({asio::ip::make_address("127.0.0.1"), port}, milliseconds(1000));
   });
   EXPECT_TRUE(recorder.WaitFor("connect failed"));

@@ -1,12 +1,13 @@
-// ProtocolSniffer: tells a Bolt client from an HTTP one on an `auto`
-// listener by the first byte of the connection (Bolt v1 starts with 0x01,
-// v2 with 0x02; an HTTP/1 method or the HTTP/2 preface never does).
+// ProtocolSniffer: waits for the first byte of a connection on an `auto`
+// listener that serves an RPC protocol besides HTTP, so that the server can
+// pick the protocol once (DetectRpcCodec: Bolt starts with 0x01 or 0x02,
+// Dubbo with 0xda; an HTTP/1 method or the HTTP/2 preface with a letter).
 //
 // It peeks (MSG_PEEK), so the byte stays in the socket for the connection
 // manager that takes over: neither manager needs to be told about bytes
 // read before it existed. The cost is one epoll registration and one recv
 // per connection, which is why the server sniffs only on listeners that
-// have Bolt routes.
+// have RPC routes.
 //
 // Ownership: owned by the listener glue until the callback, which receives
 // the socket (or -1 when the peer closed first; the sniffer closed it).
@@ -19,17 +20,13 @@
 
 #include "sidecar/network/worker.h"
 
-namespace cairn::sidecar::bolt {
-
-enum class SniffedProtocol { kBolt, kOther, kClosed };
-
-// Whether `first_byte` opens a Bolt frame.
-inline bool IsBoltFirstByte(uint8_t first_byte) { return first_byte == 1 || first_byte == 2; }
+namespace cairn::sidecar {
 
 class ProtocolSniffer : private Worker::FdHandler {
  public:
-  // Called once, on the worker; may destroy the sniffer.
-  using Callback = std::function<void(ProtocolSniffer* self, int fd, SniffedProtocol protocol)>;
+  // Called once, on the worker, with the socket and its first byte (fd -1
+  // when the peer closed before sending one); may destroy the sniffer.
+  using Callback = std::function<void(ProtocolSniffer* self, int fd, uint8_t first_byte)>;
 
   // Takes ownership of fd (an accepted, non-blocking socket).
   ProtocolSniffer(Worker& worker, int fd, Callback callback);
@@ -41,7 +38,7 @@ class ProtocolSniffer : private Worker::FdHandler {
 
  private:
   void OnFdEvents(uint32_t events) override;
-  void Done(SniffedProtocol protocol);
+  void Done(bool closed, uint8_t first_byte);
 
   Worker& worker_;
   int fd_;
@@ -50,4 +47,4 @@ class ProtocolSniffer : private Worker::FdHandler {
   Callback callback_;
 };
 
-}  // namespace cairn::sidecar::bolt
+}  // namespace cairn::sidecar

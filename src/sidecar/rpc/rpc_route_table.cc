@@ -1,8 +1,8 @@
-#include "sidecar/bolt/bolt_route_table.h"
+#include "sidecar/rpc/rpc_route_table.h"
 
-namespace cairn::sidecar::bolt {
+namespace cairn::sidecar {
 
-BoltRouteTable::BoltRouteTable(std::vector<BoltRoute> routes) : routes_(std::move(routes)) {
+RpcRouteTable::RpcRouteTable(std::vector<RpcRoute> routes) : routes_(std::move(routes)) {
   for (size_t i = 0; i < routes_.size(); ++i) {
     if (!routes_[i].service.empty()) {
       exact_.emplace(routes_[i].service, i);  // keeps the first of duplicates
@@ -12,17 +12,17 @@ BoltRouteTable::BoltRouteTable(std::vector<BoltRoute> routes) : routes_(std::mov
   }
 }
 
-const BoltRoute* BoltRouteTable::Match(std::string_view service) const {
+const RpcRoute* RpcRouteTable::Match(std::string_view service) const {
   if (!exact_.empty() && !service.empty()) {
     // Debian's abseil has its own string_view type: convert for the lookup.
     auto it = exact_.find(absl::string_view(service.data(), service.size()));
     if (it != exact_.end()) return &routes_[it->second];
   }
   for (size_t i : ordered_) {
-    const BoltRoute& route = routes_[i];
+    const RpcRoute& route = routes_[i];
     if (service.substr(0, route.service_prefix.size()) == route.service_prefix) return &route;
   }
   return nullptr;
 }
 
-}  // namespace cairn::sidecar::bolt
+}  // namespace cairn::sidecar

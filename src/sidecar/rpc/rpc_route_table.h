@@ -1,5 +1,6 @@
-// BoltRouteTable: a listener's Bolt routes, matched by a request's service
-// (see RoutingService in codec/bolt/bolt_frame.h).
+// RpcRouteTable: a listener's routes of one RPC protocol (bolt_routes,
+// dubbo_routes), matched by a request's service (RpcMessage::service: Bolt's
+// target service header, Dubbo's service path).
 //
 // Order: a route with an exact `service` wins (one hash lookup, so a table
 // of thousands of services costs the same as one); otherwise prefix routes
@@ -15,24 +16,24 @@
 #include "absl/container/flat_hash_map.h"
 #include "sidecar/config/sidecar_config.h"
 
-namespace cairn::sidecar::bolt {
+namespace cairn::sidecar {
 
-class BoltRouteTable {
+class RpcRouteTable {
  public:
-  explicit BoltRouteTable(std::vector<BoltRoute> routes);
+  explicit RpcRouteTable(std::vector<RpcRoute> routes);
 
   // nullptr when no route matches. An empty service (a request without the
   // routing headers) matches only a match-all route (or an empty prefix).
-  const BoltRoute* Match(std::string_view service) const;
+  const RpcRoute* Match(std::string_view service) const;
 
   bool empty() const { return routes_.empty(); }
 
  private:
-  std::vector<BoltRoute> routes_;
+  std::vector<RpcRoute> routes_;
   // Exact services -> index into routes_ (the first route naming it).
   absl::flat_hash_map<std::string, size_t> exact_;
   // Prefix and match-all routes, in order (indexes into routes_).
   std::vector<size_t> ordered_;
 };
 
-}  // namespace cairn::sidecar::bolt
+}  // namespace cairn::sidecar

@@ -1,12 +1,11 @@
-#include "sidecar/bolt/bolt_request.h"
+#include "sidecar/rpc/rpc_request.h"
 
+#include <algorithm>
 #include <bit>
 
 #include "absl/strings/str_cat.h"
-#include "sidecar/bolt/bolt_connection_manager.h"
-#include "sidecar/http/connection_manager.h"  // AccessLog
 
-namespace cairn::sidecar::bolt {
+namespace cairn::sidecar {
 namespace {
 
 // Debian's abseil has its own string_view type (not std::string_view).
@@ -26,49 +25,50 @@ std::chrono::milliseconds QuantizeTimeout(uint32_t ms) {
   return std::chrono::milliseconds(static_cast<int64_t>(rounded));
 }
 
-BoltRequest::BoltRequest(BoltConnectionManager& manager) : manager_(manager) {}
+RpcRequest::RpcRequest(RpcRequestOwner& owner) : owner_(owner) {}
 
-BoltRequest::~BoltRequest() {
+RpcRequest::~RpcRequest() {
   TimeoutNode::Cancel();
   Detach();
   if (counted_retry_ && cluster_ != nullptr) cluster_->EndRetry();
   if (counted_request_ && cluster_ != nullptr) cluster_->EndRequest();
 }
 
-void BoltRequest::Start(const BoltFrameView& frame) {
+void RpcRequest::Start(const RpcMessage& frame) {
   start_time_ = std::chrono::steady_clock::now();
-  framing_ = FramingOf(frame);
+  framing_ = frame.framing;
   downstream_id_ = frame.request_id;
-  oneway_ = frame.is_oneway();
-  const BoltListenerContext& context = manager_.context_;
-  const std::string_view service = RoutingService(frame);
-  stats_ = &manager_.worker_.stats.For(service);
+  oneway_ = frame.kind == RpcKind::kOneway;
+  const std::string_view service = frame.service;
+  stats_ = &owner_.stats().For(service);
   stats_->requests->Increment();
-  if (!context.downstream_requests.empty()) {
-    context.downstream_requests[manager_.worker_.worker.index()]->Increment();
-  }
+  owner_.CountRequest();
 
-  route_ = context.routes.Match(service);
+  route_ = owner_.routes().Match(service);
   if (route_ == nullptr) {
-    Fail(BoltStatus::kNoProcessor,
-         absl::StrCat(kPrefix, "no route for service '", AV(service), "'"));
+    Fail(RpcError::kNoRoute, absl::StrCat(kPrefix, "no route for service '", AV(service), "'"));
     return;
   }
-  cluster_ = manager_.worker_.clusters.Find(route_->cluster);
-  if (cluster_ == nullptr) {
-    Fail(BoltStatus::kNoProcessor, absl::StrCat(kPrefix, "no cluster '", route_->cluster, "'"));
+  cluster_ = owner_.clusters().Find(route_->cluster);
+  // The config allows only clusters of the listener's protocol; checked
+  // again here because a frame must never reach a peer of another protocol.
+  if (cluster_ == nullptr || cluster_->rpc_codec() != &owner_.codec()) {
+    cluster_ = nullptr;
+    Fail(RpcError::kNoRoute, absl::StrCat(kPrefix, "no ", AV(owner_.codec().name()), " cluster '",
+                                          route_->cluster, "'"));
     return;
   }
   if (!cluster_->TryStartRequest()) {
-    Fail(BoltStatus::kServerThreadpoolBusy,
+    Fail(RpcError::kOverflow,
          absl::StrCat(kPrefix, "cluster ", route_->cluster, ": too many requests in flight"));
     return;
   }
   counted_request_ = true;
   if (!oneway_) {
-    timeout_ms_ =
-        frame.timeout_ms > 0 ? static_cast<uint32_t>(frame.timeout_ms) : route_->timeout_ms;
-    if (timeout_ms_ > 0) manager_.worker_.worker.Timeouts(QuantizeTimeout(timeout_ms_)).Add(this);
+    timeout_ms_ = frame.timeout_ms > 0
+                      ? static_cast<uint32_t>(std::min<int64_t>(frame.timeout_ms, UINT32_MAX))
+                      : route_->timeout_ms;
+    if (timeout_ms_ > 0) owner_.worker().Timeouts(QuantizeTimeout(timeout_ms_)).Add(this);
     // A reset may be retried: keep the bytes (the read buffer is reused).
     if (route_->retry.on_reset && route_->retry.attempts > 0) frame_.assign(frame.raw);
   }
@@ -77,21 +77,21 @@ void BoltRequest::Start(const BoltFrameView& frame) {
   // `this` may be gone: nothing after this line.
 }
 
-void BoltRequest::TryUpstream() {
+void RpcRequest::TryUpstream() {
   ++attempts_;
   upstream::LbContext ctx;
   ctx.avoid = host_.get();
   host_ = cluster_->ChooseHost(ctx);
   if (host_ == nullptr) {
-    Fail(BoltStatus::kErrorComm,
+    Fail(RpcError::kUpstreamFailure,
          absl::StrCat(kPrefix, "cluster ", route_->cluster, " has no provider"));
     return;
   }
   host_request_ = upstream::ActiveRequestHandle(host_);
   attempt_reported_ = false;
   cluster_->stats().requests.Increment();
-  BoltHostPool& pool = manager_.worker_.upstreams.PoolFor(*cluster_, host_);
-  if (BoltUpstreamConnection* conn = pool.ReadyConnection()) {
+  RpcHostPool& pool = cluster_->RpcPoolFor(host_);
+  if (RpcUpstreamConnection* conn = pool.ReadyConnection()) {
     Forward(*conn);
     return;
   }
@@ -99,68 +99,68 @@ void BoltRequest::TryUpstream() {
   if (frame_.empty()) frame_.assign(start_frame_);
   if (!pool.Wait(this)) {
     cluster_->stats().overflows.Increment();
-    Fail(BoltStatus::kServerThreadpoolBusy,
-         absl::StrCat(kPrefix, "cluster ", route_->cluster,
-                      ": too many requests waiting for a connection"));
+    Fail(RpcError::kOverflow, absl::StrCat(kPrefix, "cluster ", route_->cluster,
+                                           ": too many requests waiting for a connection"));
     return;
   }
   waiting_pool_ = &pool;
 }
 
-void BoltRequest::Forward(BoltUpstreamConnection& conn) {
-  const uint32_t id = conn.Send(FrameBytes(), oneway_ ? nullptr : this);
+void RpcRequest::Forward(RpcUpstreamConnection& conn) {
+  const uint64_t id = conn.Send(FrameBytes(), oneway_ ? nullptr : this);
   if (id == 0) {
-    Fail(BoltStatus::kCodecException, absl::StrCat(kPrefix, "the frame cannot be forwarded"));
+    Fail(RpcError::kCodecError, absl::StrCat(kPrefix, "the frame cannot be forwarded"));
     return;
   }
   if (oneway_) {
-    Finish(BoltStatus::kSuccess, /*answered=*/false);
+    Finish(/*status=*/0, /*answered=*/false);
     return;
   }
   upstream_ = &conn;
   upstream_id_ = id;
 }
 
-void BoltRequest::OnPoolReady(BoltUpstreamConnection& conn) {
+void RpcRequest::OnPoolReady(RpcUpstreamConnection& conn) {
   waiting_pool_ = nullptr;
   Forward(conn);
 }
 
-void BoltRequest::OnPoolFailure(std::string_view reason) {
+void RpcRequest::OnPoolFailure(std::string_view reason) {
   waiting_pool_ = nullptr;
   cluster_->stats().errors.Increment();
   Report(false);
   if (route_->retry.on_connect_failure && MaybeRetry()) return;
-  Fail(BoltStatus::kErrorComm,
+  Fail(RpcError::kUpstreamFailure,
        absl::StrCat(kPrefix, "cannot connect to ", HostName(), ": ", AV(reason)));
 }
 
-void BoltRequest::OnUpstreamResponse(const BoltFrameView& frame) {
+void RpcRequest::OnUpstreamResponse(const RpcMessage& response) {
   upstream_ = nullptr;
   Report(true);
-  manager_.WriteResponse(frame.raw, downstream_id_);
-  Finish(frame.status, /*answered=*/true);
+  owner_.WriteResponse(response.raw, downstream_id_);
+  Finish(response.status, /*answered=*/true);
 }
 
-void BoltRequest::OnUpstreamFailure(std::string_view reason) {
+void RpcRequest::OnUpstreamFailure(std::string_view reason) {
   upstream_ = nullptr;
   cluster_->stats().errors.Increment();
   Report(false);
   if (route_->retry.on_reset && MaybeRetry()) return;
-  Fail(BoltStatus::kErrorComm, absl::StrCat(kPrefix, "provider ", HostName(), ": ", AV(reason)));
+  Fail(RpcError::kUpstreamFailure,
+       absl::StrCat(kPrefix, "provider ", HostName(), ": ", AV(reason)));
 }
 
-void BoltRequest::OnTimeout() {
+void RpcRequest::OnTimeout() {
   Detach();
   if (cluster_ != nullptr) {
     cluster_->stats().timeouts.Increment();
     cluster_->stats().errors.Increment();
   }
-  Fail(BoltStatus::kTimeout,
+  Fail(RpcError::kTimeout,
        absl::StrCat(kPrefix, "no response from ", HostName(), " within ", timeout_ms_, " ms"));
 }
 
-bool BoltRequest::MaybeRetry() {
+bool RpcRequest::MaybeRetry() {
   // Only with the bytes kept (see Start/TryUpstream) and within the policy.
   if (frame_.empty() || attempts_ > route_->retry.attempts) return false;
   if (!counted_retry_) {
@@ -173,7 +173,7 @@ bool BoltRequest::MaybeRetry() {
   return true;
 }
 
-void BoltRequest::Detach() {
+void RpcRequest::Detach() {
   if (waiting_pool_ != nullptr) {
     waiting_pool_->Cancel(this);
     waiting_pool_ = nullptr;
@@ -184,45 +184,46 @@ void BoltRequest::Detach() {
   }
 }
 
-void BoltRequest::Report(bool success) {
+void RpcRequest::Report(bool success) {
   if (attempt_reported_ || host_ == nullptr) return;
   attempt_reported_ = true;
   cluster_->ReportResult(host_, success);
 }
 
-std::string BoltRequest::HostName() const {
+std::string RpcRequest::HostName() const {
   return host_ != nullptr ? host_->address_string() : std::string("-");
 }
 
-void BoltRequest::Fail(BoltStatus status, std::string_view message) {
+void RpcRequest::Fail(RpcError error, std::string_view message) {
   Detach();
-  if (!oneway_) manager_.WriteError(framing_, downstream_id_, status, message);
-  Finish(status, /*answered=*/!oneway_);
+  if (!oneway_) owner_.WriteError(framing_, downstream_id_, error, message);
+  Finish(owner_.codec().ErrorStatus(error), /*answered=*/!oneway_);
 }
 
-void BoltRequest::Finish(BoltStatus status, bool answered) {
+void RpcRequest::Finish(uint32_t status, bool answered) {
   TimeoutNode::Cancel();
   if (answered) {
-    manager_.worker_.stats.CountResponse(*stats_, status);
+    owner_.stats().CountResponse(*stats_, status);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time_).count();
     stats_->duration->Observe(seconds);
     if (counted_request_ && cluster_ != nullptr) cluster_->stats().latency.Observe(seconds);
   }
   LogAccess(status, answered);
-  manager_.RequestDone(this);  // destroys this
+  owner_.RequestDone(this);  // destroys this
 }
 
-void BoltRequest::LogAccess(BoltStatus status, bool answered) {
-  AccessLog* log = manager_.context_.access_log;
+void RpcRequest::LogAccess(uint32_t status, bool answered) {
+  AccessLog* log = owner_.access_log();
   if (log == nullptr) return;
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - start_time_)
                           .count();
-  log->Log(absl::StrCat(manager_.context_.name, " BOLT", oneway_ ? "-ONEWAY " : " ", stats_->label,
-                        " ", answered ? AV(BoltStatusName(status)) : "-", " ", micros, "us ",
+  log->Log(absl::StrCat(owner_.listener_name(), " ", AV(owner_.codec().log_tag()),
+                        oneway_ ? "-ONEWAY " : " ", stats_->label, " ",
+                        answered ? AV(owner_.codec().StatusName(status)) : "-", " ", micros, "us ",
                         cluster_ != nullptr ? cluster_->config().name : "-", " ", HostName(),
                         " attempts=", attempts_));
 }
 
-}  // namespace cairn::sidecar::bolt
+}  // namespace cairn::sidecar
