@@ -1,10 +1,12 @@
-// Codecs of the sidecar: protocol state machines that do no I/O.
+// Stream codecs of the sidecar: HTTP state machines that do no I/O.
 //
 // A codec turns bytes into events (OnIngress -> callbacks) and events into
 // bytes (Encode* append to a buffer the caller owns and writes to the
-// socket). The same interfaces serve HTTP/1.1 and HTTP/2 (and later Bolt), so
-// the connection manager and router never switch on the protocol: they ask
-// capabilities such as SupportsMultiplexing().
+// socket). The same interfaces serve HTTP/1.1 and HTTP/2, so the connection
+// manager and router never switch on the protocol: they ask capabilities
+// such as SupportsMultiplexing(). Message-oriented RPC protocols (Bolt,
+// Dubbo) implement the leaner RpcCodec instead (rpc_codec.h): they carry
+// whole frames with request ids, not streams of heads and bodies.
 //
 // Two roles per protocol:
 //   ServerCodec - downstream side: parses requests, encodes responses;

@@ -3,7 +3,6 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "sidecar/http/connection_manager.h"
 
 namespace cairn::sidecar {
 namespace {
@@ -19,9 +18,8 @@ uint64_t NextRandom() {
 
 }  // namespace
 
-ActiveStream::ActiveStream(HttpConnectionManager& manager, StreamId id, RequestHead&& head,
-                           bool end_stream)
-    : manager_(manager),
+ActiveStream::ActiveStream(HttpStreamOwner& owner, StreamId id, RequestHead&& head, bool end_stream)
+    : manager_(owner),
       id_(id),
       head_(std::move(head)),
       request_complete_(end_stream),
@@ -36,17 +34,14 @@ ActiveStream::~ActiveStream() {
 
 void ActiveStream::Start() {
   started_ = true;
-  if (!manager_.context_.downstream_requests.empty()) {
-    manager_.context_.downstream_requests[manager_.worker_.index()]->Increment();
-  }
-  route_ = manager_.context_.routes.Match(head_);
+  manager_.CountRequest();
+  route_ = manager_.routes().Match(head_);
   if (route_ == nullptr) {
     SendLocalReply(404, "no route matches this request\n");
     return;
   }
-  if (!route_->allow.empty() &&
-      !AllowListAdmits(route_->allow, manager_.connection_->peer_identity())) {
-    const Identity* peer = manager_.connection_->peer_identity();
+  if (!route_->allow.empty() && !AllowListAdmits(route_->allow, manager_.peer_identity())) {
+    const Identity* peer = manager_.peer_identity();
     SendLocalReply(403, absl::StrCat("caller ", peer != nullptr ? peer->Name() : "anonymous",
                                      " is not allowed on this route\n"));
     return;
@@ -56,7 +51,7 @@ void ActiveStream::Start() {
     return;
   }
   const std::string& cluster_name = RouteTable::PickCluster(*route_, NextRandom());
-  cluster_ = manager_.clusters_.Find(cluster_name);
+  cluster_ = manager_.clusters().Find(cluster_name);
   if (cluster_ == nullptr) {
     SendLocalReply(503, "cluster not found\n");
     return;
@@ -67,7 +62,7 @@ void ActiveStream::Start() {
   }
   counted_request_ = true;
   if (route_->timeout_ms > 0) {
-    manager_.worker_.Timeouts(std::chrono::milliseconds(route_->timeout_ms)).Add(this);
+    manager_.worker().Timeouts(std::chrono::milliseconds(route_->timeout_ms)).Add(this);
   }
   TryUpstream();
 }
@@ -323,18 +318,18 @@ void ActiveStream::Complete() {
 
 // " peer=<identity>" on TLS connections (who called), else nothing.
 std::string ActiveStream::PeerForLog() const {
-  const Identity* peer = manager_.connection_->peer_identity();
+  const Identity* peer = manager_.peer_identity();
   return peer != nullptr ? absl::StrCat(" peer=", peer->Name()) : std::string();
 }
 
 void ActiveStream::LogAccess() {
-  AccessLog* log = manager_.context_.access_log;
+  AccessLog* log = manager_.access_log();
   if (log == nullptr) return;
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - start_time_)
                     .count();
-  log->Log(absl::StrCat(manager_.context_.name, " ", head_.method, " ", head_.authority, head_.path,
-                        " ", status_, " ", response_bytes_, "B ", micros, "us ",
+  log->Log(absl::StrCat(manager_.listener_name(), " ", head_.method, " ", head_.authority,
+                        head_.path, " ", status_, " ", response_bytes_, "B ", micros, "us ",
                         cluster_ != nullptr ? cluster_->config().name : "-", " ",
                         host_ != nullptr ? host_->address_string() : "-", " attempts=", attempts_,
                         PeerForLog()));

@@ -2,7 +2,8 @@
 // end of its response, including the upstream attempts (with retries) and
 // the route timeout.
 //
-// Ownership: owned by its HttpConnectionManager. Thread-safety: worker only.
+// Ownership: owned by its HttpConnectionManager, which it reaches through
+// HttpStreamOwner only. Thread-safety: worker only.
 #pragma once
 
 #include <chrono>
@@ -10,18 +11,53 @@
 #include <optional>
 #include <string>
 
+#include "common/identity.h"
 #include "sidecar/cluster/cluster.h"
+#include "sidecar/codec/codec.h"
 #include "sidecar/http/route_table.h"
 #include "sidecar/network/timeout_list.h"
 #include "sidecar/pool/connection_pool.h"
+#include "sidecar/stats/access_log.h"
 
 namespace cairn::sidecar {
 
-class HttpConnectionManager;
+// What a stream needs from the connection it came on (the connection
+// manager implements it): where it runs, how it answers, backpressure.
+class HttpStreamOwner {
+ public:
+  virtual ~HttpStreamOwner() = default;
+  virtual Worker& worker() = 0;
+  virtual WorkerClusters& clusters() = 0;
+  virtual const RouteTable& routes() const = 0;
+  virtual const std::string& listener_name() const = 0;
+  virtual AccessLog* access_log() const = 0;  // null: off
+  // The client's verified certificate identity (TLS), else null.
+  virtual const Identity* peer_identity() const = 0;
+  // Counts a request on the listener (downstream requests metric).
+  virtual void CountRequest() = 0;
+
+  // The response, through the connection's codec.
+  virtual void EncodeHead(StreamId id, const ResponseHead& head, bool end_stream) = 0;
+  virtual void EncodeData(StreamId id, std::string_view data, bool end_stream) = 0;
+  virtual void EncodeTrailers(StreamId id, const HeaderList& trailers) = 0;
+  virtual void ResetDownstream(StreamId id) = 0;
+  // The stream is done: the owner destroys it on a later loop turn.
+  virtual void StreamFinished(StreamId id) = 0;
+
+  // Backpressure. Bytes waiting for the client.
+  virtual size_t queued_bytes() const = 0;
+  // `id` hears OnDownstreamDrained once the queue empties (once per call).
+  virtual void NotifyWhenDrained(StreamId id) = 0;
+  // Stop / resume reading requests: only without multiplexing (HTTP/1),
+  // where the connection carries one request body at a time.
+  virtual bool multiplexed() const = 0;
+  virtual void PauseReading() = 0;
+  virtual void ResumeReading() = 0;
+};
 
 class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, private TimeoutNode {
  public:
-  ActiveStream(HttpConnectionManager& manager, StreamId id, RequestHead&& head, bool end_stream);
+  ActiveStream(HttpStreamOwner& owner, StreamId id, RequestHead&& head, bool end_stream);
   ~ActiveStream() override;
 
   // Routes and starts the first attempt (or answers directly).
@@ -62,7 +98,7 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, privat
   void LogAccess();
   void Report(bool success);  // passive health, once per attempt
 
-  HttpConnectionManager& manager_;
+  HttpStreamOwner& manager_;
   const StreamId id_;
   RequestHead head_;
   bool request_complete_;

@@ -113,7 +113,8 @@ bool HttpConnectionManager::OnPeerHalfClosed() {
 }
 
 void HttpConnectionManager::OnRequestHead(StreamId id, RequestHead&& head, bool end_stream) {
-  auto stream = std::make_unique<ActiveStream>(*this, id, std::move(head), end_stream);
+  HttpStreamOwner& owner = *this;  // a private base: convert here
+  auto stream = std::make_unique<ActiveStream>(owner, id, std::move(head), end_stream);
   ActiveStream* raw = stream.get();
   streams_[id] = std::move(stream);
   if (!codec_->SupportsMultiplexing() && streams_.size() > 1) {
@@ -154,6 +155,12 @@ void HttpConnectionManager::StartNextQueued() {
     http1_queue_.pop_front();
     if (!it->second->started()) it->second->Start();
     return;
+  }
+}
+
+void HttpConnectionManager::CountRequest() {
+  if (!context_.downstream_requests.empty()) {
+    context_.downstream_requests[worker_.index()]->Increment();
   }
 }
 

@@ -38,6 +38,7 @@
 
 #include "sidecar/cluster/cluster.h"
 #include "sidecar/codec/codec.h"
+#include "sidecar/http/active_stream.h"
 #include "sidecar/http/route_table.h"
 #include "sidecar/network/connection.h"
 #include "sidecar/network/connection_handler.h"
@@ -72,11 +73,10 @@ struct HttpListenerContext {
   std::vector<LocalCounter*> idle_timeouts = {};
 };
 
-class ActiveStream;
-
 class HttpConnectionManager : public DownstreamSession,
                               private Connection::Handler,
-                              private ServerCodecCallbacks {
+                              private ServerCodecCallbacks,
+                              private HttpStreamOwner {
  public:
   HttpConnectionManager(Worker& worker, std::unique_ptr<Connection> connection,
                         const HttpListenerContext& context, WorkerClusters& clusters,
@@ -89,8 +89,6 @@ class HttpConnectionManager : public DownstreamSession,
   void Drain() override;
 
  private:
-  friend class ActiveStream;
-
   // Connection::Handler
   void OnRead(std::string_view data) override;
   void OnClose(const std::error_code& ec) override;
@@ -104,12 +102,19 @@ class HttpConnectionManager : public DownstreamSession,
 
   bool DetectProtocol(std::string_view data);
   void Feed(std::string_view data);
-  // Called by ActiveStream.
-  void EncodeHead(StreamId id, const ResponseHead& head, bool end_stream);
-  void EncodeData(StreamId id, std::string_view data, bool end_stream);
-  void EncodeTrailers(StreamId id, const HeaderList& trailers);
-  void ResetDownstream(StreamId id);
-  void StreamFinished(StreamId id);
+  // HttpStreamOwner (what its streams call)
+  Worker& worker() override { return worker_; }
+  WorkerClusters& clusters() override { return clusters_; }
+  const RouteTable& routes() const override { return context_.routes; }
+  const std::string& listener_name() const override { return context_.name; }
+  AccessLog* access_log() const override { return context_.access_log; }
+  const Identity* peer_identity() const override { return connection_->peer_identity(); }
+  void CountRequest() override;
+  void EncodeHead(StreamId id, const ResponseHead& head, bool end_stream) override;
+  void EncodeData(StreamId id, std::string_view data, bool end_stream) override;
+  void EncodeTrailers(StreamId id, const HeaderList& trailers) override;
+  void ResetDownstream(StreamId id) override;
+  void StreamFinished(StreamId id) override;
   // Hands out_ to the connection, unless the batching hold applies.
   void Flush();
   // Hands out_ to the connection now and ends a hold.
@@ -118,15 +123,11 @@ class HttpConnectionManager : public DownstreamSession,
   bool BatchFull() const;
   void Finish();
   void StartNextQueued();
-  // Backpressure, for ActiveStream. Bytes waiting for the client.
-  size_t queued_bytes() const { return out_.size() + connection_->queued_bytes(); }
-  // `id` hears OnDownstreamDrained once the queue empties (once per call).
-  void NotifyWhenDrained(StreamId id) { drain_waiters_.push_back(id); }
-  // Stop / resume reading requests: only without multiplexing (HTTP/1),
-  // where the connection carries one request body at a time.
-  bool multiplexed() const { return codec_ != nullptr && codec_->SupportsMultiplexing(); }
-  void PauseReading();
-  void ResumeReading();
+  size_t queued_bytes() const override { return out_.size() + connection_->queued_bytes(); }
+  void NotifyWhenDrained(StreamId id) override { drain_waiters_.push_back(id); }
+  bool multiplexed() const override { return codec_ != nullptr && codec_->SupportsMultiplexing(); }
+  void PauseReading() override;
+  void ResumeReading() override;
 
   Worker& worker_;
   std::unique_ptr<Connection> connection_;

@@ -108,7 +108,7 @@ namespace {
 // The commented examples in examples/ must stay valid.
 TEST(SidecarConfigTest, EveryExampleLoads) {
   for (const char* name : {"outbound-http-registry.yaml", "inbound-publish.yaml", "grpc-route.yaml",
-                           "bolt-outbound.yaml"}) {
+                           "bolt-outbound.yaml", "dubbo-outbound.yaml"}) {
     auto c = LoadSidecarConfig(std::string(CAIRN_SOURCE_DIR "/examples/") + name);
     EXPECT_TRUE(c.ok()) << name << ": " << c.status();
   }

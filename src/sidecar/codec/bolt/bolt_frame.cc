@@ -12,11 +12,6 @@
 namespace cairn::sidecar::bolt {
 namespace {
 
-// A frame assembled in the decoder's buffer may be large (up to
-// max_frame_bytes); keeping that much capacity per idle connection is
-// wasteful, keeping a little avoids reallocating for every split frame.
-constexpr size_t kKeepBufferBytes = 64 * 1024;
-
 // The fixed header, decoded and validated.
 struct FixedHeader {
   BoltProtocol protocol = BoltProtocol::kV1;
@@ -289,64 +284,29 @@ BoltDecoder::BoltDecoder(const BoltLimits& limits) : limits_(limits) {}
 
 absl::Status BoltDecoder::Fail(absl::Status status) {
   status_ = std::move(status);
-  pending_.clear();
+  assembler_.Clear();
   frame_ = BoltFrameView{};
   return status_;
 }
 
 absl::StatusOr<const BoltFrameView*> BoltDecoder::Next(std::string_view& input) {
   if (!status_.ok()) return status_;
-  if (from_pending_) {
-    // The previous frame was assembled here and the caller is done with it.
-    from_pending_ = false;
-    if (pending_.capacity() > kKeepBufferBytes) {
-      std::string().swap(pending_);
-    } else {
-      pending_.clear();
-    }
-  }
   BoltFrameSize size;
   FixedHeader header;
-  if (pending_.empty()) {
-    // Fast path: a frame wholly inside `input` is parsed in place.
-    if (input.empty()) return nullptr;
-    if (absl::Status s = Probe(input, limits_, size, &header); !s.ok()) return Fail(s);
-    if (size.total_bytes != 0 && input.size() >= size.total_bytes) {
-      const std::string_view data = input.substr(0, size.total_bytes);
-      if (absl::Status s = BuildFrame(data, header, size.header_bytes, limits_, headers_, frame_);
-          !s.ok()) {
-        return Fail(s);
-      }
-      input.remove_prefix(size.total_bytes);
-      return &frame_;
-    }
-    // Incomplete: keep it. Probe bounded total_bytes by max_frame_bytes, and
-    // an incomplete fixed header is under 24 bytes.
-    if (size.total_bytes != 0) pending_.reserve(size.total_bytes);
-    pending_.append(input);
-    input = {};
-    return nullptr;
+  absl::StatusOr<std::optional<std::string_view>> data =
+      assembler_.Next(input, [&](std::string_view prefix, FrameExtent& extent) {
+        absl::Status s = Probe(prefix, limits_, size, &header);
+        extent = FrameExtent{size.total_bytes, size.needed_bytes};
+        return s;
+      });
+  if (!data.ok()) return Fail(data.status());
+  if (!data->has_value()) return nullptr;
+  // `header` and `size` are the probe's last look: this frame's fixed header.
+  if (absl::Status s = BuildFrame(**data, header, size.header_bytes, limits_, headers_, frame_);
+      !s.ok()) {
+    return Fail(s);
   }
-  // Assembling a split frame: take only what it still needs, learning its
-  // length as the fixed header completes. Each turn takes at least one byte
-  // or returns, so the loop ends.
-  for (;;) {
-    if (absl::Status s = Probe(pending_, limits_, size, &header); !s.ok()) return Fail(s);
-    if (size.total_bytes != 0 && pending_.size() == size.total_bytes) {
-      if (absl::Status s =
-              BuildFrame(pending_, header, size.header_bytes, limits_, headers_, frame_);
-          !s.ok()) {
-        return Fail(s);
-      }
-      from_pending_ = true;
-      return &frame_;
-    }
-    if (input.empty()) return nullptr;
-    if (size.total_bytes != 0) pending_.reserve(size.total_bytes);
-    const size_t take = std::min(size.needed_bytes - pending_.size(), input.size());
-    pending_.append(input.data(), take);
-    input.remove_prefix(take);
-  }
+  return &frame_;
 }
 
 // ------------------------------------------------------------------ rewrite

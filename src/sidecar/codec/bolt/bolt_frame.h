@@ -34,6 +34,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "sidecar/codec/frame_assembler.h"
 
 namespace cairn::sidecar::bolt {
 
@@ -178,7 +179,7 @@ class BoltDecoder {
 
   // Bytes of an incomplete frame held by the decoder (a connection closing
   // with this non-zero cut a frame short).
-  size_t buffered_bytes() const { return from_pending_ ? 0 : pending_.size(); }
+  size_t buffered_bytes() const { return assembler_.buffered_bytes(); }
   const absl::Status& status() const { return status_; }
 
  private:
@@ -186,8 +187,7 @@ class BoltDecoder {
 
   BoltLimits limits_;
   absl::Status status_;
-  std::string pending_;        // an incomplete frame (or the last frame, if from_pending_)
-  bool from_pending_ = false;  // frame_ points into pending_; clear it on the next call
+  FrameAssembler assembler_;  // frame_ may point into its buffer until the next call
   std::vector<BoltHeader> headers_;
   BoltFrameView frame_;
 };

@@ -9,11 +9,6 @@
 namespace cairn::sidecar::dubbo {
 namespace {
 
-// A frame assembled in the decoder's buffer may be large (up to
-// max_frame_bytes); keeping that much capacity per idle connection is
-// wasteful, keeping a little avoids reallocating for every split frame.
-constexpr size_t kKeepBufferBytes = 64 * 1024;
-
 // Hessian2 string tags (see ReadHessian2String).
 constexpr uint8_t kShortStringMax = 0x1f;
 constexpr uint8_t kMediumString0 = 0x30;
@@ -222,56 +217,25 @@ DubboDecoder::DubboDecoder(const DubboLimits& limits) : limits_(limits) {}
 
 absl::Status DubboDecoder::Fail(absl::Status status) {
   status_ = std::move(status);
-  pending_.clear();
+  assembler_.Clear();
   frame_ = DubboFrameView{};
   return status_;
 }
 
 absl::StatusOr<const DubboFrameView*> DubboDecoder::Next(std::string_view& input) {
   if (!status_.ok()) return status_;
-  if (from_pending_) {
-    // The previous frame was assembled here and the caller is done with it.
-    from_pending_ = false;
-    if (pending_.capacity() > kKeepBufferBytes) {
-      std::string().swap(pending_);
-    } else {
-      pending_.clear();
-    }
-  }
-  size_t total = 0;
-  if (pending_.empty()) {
-    // Fast path: a frame wholly inside `input` is used in place.
-    if (input.empty()) return nullptr;
-    if (absl::Status s = Probe(input, limits_, total); !s.ok()) return Fail(s);
-    if (total != 0 && input.size() >= total) {
-      BuildFrame(input.substr(0, total), frame_);
-      input.remove_prefix(total);
-      return &frame_;
-    }
-    // Incomplete: keep it. Probe bounded `total` by max_frame_bytes, and an
-    // incomplete header is under 16 bytes.
-    if (total != 0) pending_.reserve(total);
-    pending_.append(input);
-    input = {};
-    return nullptr;
-  }
-  // Assembling a split frame: take only what it still needs, learning its
-  // length when the header completes. Each turn takes at least one byte or
-  // returns, so the loop ends.
-  for (;;) {
-    if (absl::Status s = Probe(pending_, limits_, total); !s.ok()) return Fail(s);
-    if (total != 0 && pending_.size() == total) {
-      BuildFrame(pending_, frame_);
-      from_pending_ = true;
-      return &frame_;
-    }
-    if (input.empty()) return nullptr;
-    if (total != 0) pending_.reserve(total);
-    const size_t needed = total != 0 ? total : kHeaderBytes;
-    const size_t take = std::min(needed - pending_.size(), input.size());
-    pending_.append(input.data(), take);
-    input.remove_prefix(take);
-  }
+  absl::StatusOr<std::optional<std::string_view>> data =
+      assembler_.Next(input, [this](std::string_view prefix, FrameExtent& extent) {
+        size_t total = 0;
+        absl::Status s = Probe(prefix, limits_, total);
+        // Until the header is complete, the header is what is needed next.
+        extent = FrameExtent{total, total != 0 ? total : kHeaderBytes};
+        return s;
+      });
+  if (!data.ok()) return Fail(data.status());
+  if (!data->has_value()) return nullptr;
+  BuildFrame(**data, frame_);
+  return &frame_;
 }
 
 // ------------------------------------------------------------------ rewrite

@@ -30,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "sidecar/codec/frame_assembler.h"
 
 namespace cairn::sidecar::dubbo {
 
@@ -149,7 +150,7 @@ class DubboDecoder {
   absl::StatusOr<const DubboFrameView*> Next(std::string_view& input);
 
   // Bytes of an incomplete frame held by the decoder.
-  size_t buffered_bytes() const { return from_pending_ ? 0 : pending_.size(); }
+  size_t buffered_bytes() const { return assembler_.buffered_bytes(); }
   const absl::Status& status() const { return status_; }
 
  private:
@@ -157,8 +158,7 @@ class DubboDecoder {
 
   DubboLimits limits_;
   absl::Status status_;
-  std::string pending_;        // an incomplete frame (or the last frame, if from_pending_)
-  bool from_pending_ = false;  // frame_ points into pending_; clear it on the next call
+  FrameAssembler assembler_;  // frame_ may point into its buffer until the next call
   DubboFrameView frame_;
 };
 
