@@ -9,6 +9,7 @@
 //        --concurrency 64 --warmup 2 --duration 10 [--watch name=pid,...]
 //   node bench/bolt/load.js --mode open   ... --rate 5000 --duration 10
 //   node bench/bolt/load.js --mode count  ... --concurrency 64 --count 1000000 [--max-seconds 240]
+//   node bench/bolt/load.js --protocol dubbo [--connections 1] ...   (any mode)
 //
 // closed: CONCURRENCY callers in all (split over the processes), each calls
 //         again as soon as its answer arrives; latency = send -> answer.
@@ -21,6 +22,13 @@
 // are measured (closed/open). Prints one JSON object on stdout: completed,
 // errors, duration_s, req_per_s, latency percentiles (ms), CPU % of each
 // --watch process and of the load processes over the measured window.
+//
+// --protocol bolt (the default): the sofa-rpc-node consumers above.
+// --protocol dubbo: the same modes, callers, windows and figures, but each
+// load process calls com.cairn.bench.EchoService#echo(<64-byte string>)
+// over Dubbo 2 with bench/bolt/dubbo_load.js (raw frames, body encoded once)
+// on --connections connections (default 1, like sofa-rpc-node's one
+// connection per process).
 //
 // sofa-rpc-node comes from tests/node/node_modules (scripts/setup-node).
 
@@ -35,30 +43,40 @@ const CALL_TIMEOUT_MS = 5000;
 const MAX_OPEN_IN_FLIGHT = 20000; // per process: past this the open loop counts drops
 
 function parseArgs(argv) {
-  const out = { mode: 'closed', procs: 2, concurrency: 64, warmup: 1, duration: 5, rate: 1000, count: 20000, watch: '', 'max-seconds': 0 };
+  const out = { mode: 'closed', procs: 2, concurrency: 64, warmup: 1, duration: 5, rate: 1000, count: 20000, watch: '', 'max-seconds': 0,
+    protocol: 'bolt', connections: 1 };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i].replace(/^--/, '');
     const value = argv[++i];
     if (value === undefined) throw new Error(`--${key} needs a value`);
-    out[key] = [ 'mode', 'target', 'watch' ].includes(key) ? value : Number(value);
+    out[key] = [ 'mode', 'target', 'watch', 'protocol' ].includes(key) ? value : Number(value);
   }
   if (!out.target) throw new Error('--target HOST:PORT is required');
+  if (![ 'bolt', 'dubbo' ].includes(out.protocol)) throw new Error('--protocol is bolt or dubbo');
   return out;
 }
 
 // ------------------------------------------------------------ worker
 
-async function runWorker() {
+// A sofa-rpc-node consumer of TARGET: { call, close }.
+async function boltClient(config) {
   const nodeRequire = createRequire(path.join(__dirname, '..', '..', 'tests', 'node', 'package.json'));
   const { RpcClient } = nodeRequire('sofa-rpc-node').client;
   const quiet = () => {};
   const logger = { debug: quiet, info: quiet, warn: quiet, error: quiet };
-  const config = await new Promise(resolve => process.once('message', resolve));
   const client = new RpcClient({ logger, retryFaultInterval: 1000 });
   const consumer = client.createConsumer({ interfaceName: INTERFACE, serverHost: config.target, responseTimeout: CALL_TIMEOUT_MS });
   await consumer.ready();
   const options = { responseTimeout: CALL_TIMEOUT_MS };
-  const call = () => consumer.invoke('echo', [ PAYLOAD ], options);
+  return { call: () => consumer.invoke('echo', [ PAYLOAD ], options), close: () => client.close() };
+}
+
+async function runWorker() {
+  const config = await new Promise(resolve => process.once('message', resolve));
+  const client = config.protocol === 'dubbo'
+    ? await require('./dubbo_load').connect({ target: config.target, payload: PAYLOAD, connections: config.connections, timeoutMs: CALL_TIMEOUT_MS })
+    : await boltClient(config);
+  const call = client.call;
   // A short warm-up of the connection and the JIT before the clock starts.
   for (let i = 0; i < 200; i++) await call();
   process.send({ ready: true });
@@ -210,6 +228,8 @@ async function main() {
       warmup: args.mode === 'count' ? 0 : args.warmup,
       duration: args.duration,
       maxSeconds: args['max-seconds'],
+      protocol: args.protocol,
+      connections: Math.max(1, args.connections),
     });
     workers.push(child);
   }
@@ -267,6 +287,7 @@ async function main() {
   });
   const round = (v, d = 3) => (v === null ? null : Math.round(v * 10 ** d) / 10 ** d);
   const out = {
+    protocol: args.protocol === 'bolt' ? undefined : args.protocol, // absent for bolt, as before
     mode: args.mode,
     procs,
     concurrency: args.concurrency,

@@ -1,16 +1,19 @@
 'use strict';
 
 // bench/bolt/run's report: reads WORK/meta.json (the run's settings, written
-// by run), WORK/<workload>-r<round>-<system>.json for saturation and
-// half_load, WORK/errors-<system>.json (load.js output), prints a table of
+// by run), WORK/<workload>-r<round>-<system>.json for saturation, half_load
+// and dubbo, WORK/errors-<system>.json (load.js output), prints a table of
 // medians over rounds, each round's figures and the goals, and writes the
 // records (a JSON array) to FILE:
 //   { workload, system, metric, value, unit [, note, round, spread_pct, rounds, meta] }
-// For saturation and half_load: one record per round ("round": r) and one
-// median record per metric (no "round"; "rounds": N, "spread_pct" =
-// (max - min) / |median| * 100, one decimal, absent when the median is 0).
-// errors runs once per system: plain records. One meta record describes the
-// run (workload "run", system "bolt", metric "meta").
+// For saturation, half_load and dubbo: one record per round ("round": r) and
+// one median record per metric (no "round"; "rounds": N, "spread_pct" =
+// (max - min) / |median| * 100, one decimal, absent when the median is 0);
+// dubbo also gets errors_total and calls_total per system (sums over its
+// rounds, plain records). errors runs once per system: plain records. One
+// meta record describes the run (workload "run", system "bolt", metric
+// "meta"). Only the workloads the run selected (meta settings.workloads;
+// saturation, half_load and errors when absent) are read and reported.
 //
 //   node bench/bolt/report.js WORK CALLS [FILE]
 
@@ -19,10 +22,10 @@ const path = require('path');
 
 const [ work, callsArg, jsonOut ] = process.argv.slice(2);
 const calls = Number(callsArg);
-const ROUND_WORKLOADS = [ 'saturation', 'half_load' ];
 const SYSTEMS = [ 'direct', 'mesh' ];
 const GOAL_RATIO = 0.9;
 const GOAL_ADDED_P99_US = 200;
+const GOAL_DUBBO_RATIO = 0.8;
 
 const readJson = file => {
   try {
@@ -35,6 +38,9 @@ const meta = readJson(path.join(work, 'meta.json')) || { settings: {} };
 const settings = meta.settings || {};
 const rounds = settings.rounds || 1;
 const halfRate = settings.half_load_rate_req_per_s || null;
+const selected = new Set(settings.workloads || [ 'saturation', 'half_load', 'errors' ]);
+const ROUND_WORKLOADS = [ 'saturation', 'half_load', 'dubbo' ].filter(w => selected.has(w));
+const has = workload => selected.has(workload);
 
 // results[workload][system][round] (round 0: errors, run once)
 const results = {};
@@ -45,8 +51,10 @@ for (const workload of ROUND_WORKLOADS) {
     for (let r = 1; r <= rounds; r++) results[workload][system][r] = readJson(path.join(work, `${workload}-r${r}-${system}.json`));
   }
 }
-results.errors = {};
-for (const system of SYSTEMS) results.errors[system] = { 0: readJson(path.join(work, `errors-${system}.json`)) };
+if (has('errors')) {
+  results.errors = {};
+  for (const system of SYSTEMS) results.errors[system] = { 0: readJson(path.join(work, `errors-${system}.json`)) };
+}
 
 // CPU µs per finished call of each watched process (the load processes
 // summed as `load`), over the measured window.
@@ -124,7 +132,7 @@ for (const workload of ROUND_WORKLOADS) {
     }
   }
 }
-for (const system of SYSTEMS) {
+for (const system of has('errors') ? SYSTEMS : []) {
   const r = results.errors[system][0];
   if (!r) {
     missing++;
@@ -135,12 +143,31 @@ for (const system of SYSTEMS) {
     if (valid(value)) plain.push({ workload: 'errors', system, metric, value, unit, note: 'one run per system (not in rounds)' });
   }
 }
+// dubbo: its errors and calls summed over the rounds measured (the zero-error goal).
+const dubboTotals = {};
+for (const system of has('dubbo') ? SYSTEMS : []) {
+  const measured = Object.values(results.dubbo[system]).filter(Boolean);
+  if (!measured.length) continue;
+  const errors = measured.reduce((a, r) => a + r.errors, 0);
+  const callsMade = measured.reduce((a, r) => a + r.completed + r.errors, 0);
+  dubboTotals[system] = { errors, calls: callsMade, rounds: measured.length };
+  const note = `sum over ${measured.length} round${measured.length === 1 ? '' : 's'}` + (measured.length < rounds ? ` (of ${rounds} planned)` : '');
+  plain.push({ workload: 'dubbo', system, metric: 'errors_total', value: errors, unit: 'count', note });
+  plain.push({ workload: 'dubbo', system, metric: 'calls_total', value: callsMade, unit: 'count', note });
+}
 
 // Mesh against direct in the same round.
-const get = (workload, system, round, field) => (results[workload][system][round] || {})[field];
+const get = (workload, system, round, field) => (((results[workload] || {})[system] || {})[round] || {})[field];
 const addedByRound = {};
 const ratioByRound = {};
+const dubboRatioByRound = {};
 for (let round = 1; round <= rounds; round++) {
+  const dd = get('dubbo', 'direct', round, 'req_per_s');
+  const dm = get('dubbo', 'mesh', round, 'req_per_s');
+  if (valid(dd) && valid(dm) && dd > 0) {
+    dubboRatioByRound[round] = Math.round(dm / dd * 1000) / 1000;
+    addRound('dubbo', 'mesh', 'throughput_ratio_vs_direct', dubboRatioByRound[round], 'ratio', round);
+  }
   const sd = get('saturation', 'direct', round, 'req_per_s');
   const sm = get('saturation', 'mesh', round, 'req_per_s');
   if (valid(sd) && valid(sm) && sd > 0) {
@@ -211,6 +238,16 @@ if (addedRecord) {
 const ratioRecord = medRecord('saturation', 'mesh', 'throughput_ratio_vs_direct');
 if (ratioRecord) ratioRecord.note += `; goal >= ${GOAL_RATIO}: ${ratioVerdict}`;
 
+const dubboRatios = Object.values(dubboRatioByRound);
+const dubboRatioMedian = dubboRatios.length ? median(dubboRatios) : null;
+const dubboDirect = valuesOf('dubbo', 'direct', 'req_per_s');
+const dubboDirectSpread = dubboDirect.length ? spreadPct(dubboDirect) : null;
+const dubboRatioVerdict = dubboRatioMedian === null ? 'n/a' : dubboRatioMedian >= GOAL_DUBBO_RATIO ? 'met' : 'MISSED';
+const dubboMesh = dubboTotals.mesh;
+const dubboErrorsVerdict = !dubboMesh ? 'n/a' : dubboMesh.errors === 0 && dubboMesh.calls > 0 ? 'met' : 'MISSED';
+const dubboRatioRecord = medRecord('dubbo', 'mesh', 'throughput_ratio_vs_direct');
+if (dubboRatioRecord) dubboRatioRecord.note += `; goal >= ${GOAL_DUBBO_RATIO}: ${dubboRatioVerdict}`;
+
 // ------------------------------------------------------------ table
 const fmt = (v, d = 1) => (v === null || v === undefined ? '-' : typeof v === 'number' ? v.toFixed(d) : String(v));
 const pct = (workload, system, metric) => {
@@ -221,7 +258,9 @@ const print = rows => {
   const widths = rows[0].map((_, i) => Math.max(...rows.map(row => row[i].length)));
   for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
 };
-console.log(`saturation and half_load: median of ${rounds} round${rounds === 1 ? '' : 's'} (± = spread (max - min) / median); errors: one run per system`);
+const listed = a => (a.length < 2 ? a.join('') : `${a.slice(0, -1).join(', ')} and ${a[a.length - 1]}`);
+console.log(`${listed(ROUND_WORKLOADS) || 'no round workload'}: median of ${rounds} round${rounds === 1 ? '' : 's'} (± = spread (max - min) / median)` +
+  (has('errors') ? '; errors: one run per system' : ''));
 const rows = [ [ 'workload', 'system', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'calls', 'CPU % (load / provider / outbound / inbound)', 'CPU µs/call (same)' ] ];
 const cpuCols = (get1, system) => {
   const loadPct = get1('cpu_pct_load0') !== undefined
@@ -246,7 +285,7 @@ for (const workload of ROUND_WORKLOADS) {
       fmt(m('errors'), 0), fmt(m('calls'), 0), ...cpuCols(m, system) ]);
   }
 }
-for (const system of SYSTEMS) {
+for (const system of has('errors') ? SYSTEMS : []) {
   const r = results.errors[system][0];
   if (!r) {
     rows.push([ 'errors', system, 'FAILED', '', '', '', '', '', '', '' ]);
@@ -266,29 +305,53 @@ for (let round = 1; round <= rounds; round++) {
   const sm = get('saturation', 'mesh', round, 'req_per_s');
   const pd = get('half_load', 'direct', round, 'latency_p99_ms');
   const pm = get('half_load', 'mesh', round, 'latency_p99_ms');
-  console.log(`  round ${round} (${orders[round - 1] || '?'}): saturation req/s direct ${fmt(sd, 0)}, mesh ${fmt(sm, 0)}` +
-    ` (${fmt(ratioByRound[round], 3)}x); half_load p99 ms direct ${fmt(pd, 3)}, mesh ${fmt(pm, 3)}` +
-    ` (added ${fmt(addedByRound[round], 0)} us)`);
+  const parts = [];
+  if (has('saturation')) parts.push(`saturation req/s direct ${fmt(sd, 0)}, mesh ${fmt(sm, 0)} (${fmt(ratioByRound[round], 3)}x)`);
+  if (has('half_load')) parts.push(`half_load p99 ms direct ${fmt(pd, 3)}, mesh ${fmt(pm, 3)} (added ${fmt(addedByRound[round], 0)} us)`);
+  if (has('dubbo')) {
+    parts.push(`dubbo req/s direct ${fmt(get('dubbo', 'direct', round, 'req_per_s'), 0)}, mesh ${fmt(get('dubbo', 'mesh', round, 'req_per_s'), 0)}` +
+      ` (${fmt(dubboRatioByRound[round], 3)}x)`);
+  }
+  console.log(`  round ${round} (${orders[round - 1] || '?'}): ${parts.join('; ')}`);
 }
 if (meta.warmup && meta.warmup.length) {
   console.log(`warm-up (discarded), provider CPU µs/call per pass: ` +
     SYSTEMS.map(s => `${s} ${meta.warmup.filter(w => w.system === s).map(w => fmt(w.cpu_us_per_call_provider, 1)).join(', ')}`).join('; ') +
     (settings.warmup_converged ? ' (steady)' : ' (still moving at the cap)'));
 }
+if (meta.warmup_dubbo && meta.warmup_dubbo.length) {
+  console.log(`dubbo warm-up (discarded), Dubbo provider CPU µs/call per pass: ` +
+    SYSTEMS.map(s => `${s} ${meta.warmup_dubbo.filter(w => w.system === s).map(w => fmt(w.cpu_us_per_call_provider, 1)).join(', ')}`).join('; ') +
+    (settings.dubbo_warmup_converged ? ' (steady)' : ' (still moving at the cap)'));
+}
 
 console.log('');
-console.log(`goal: mesh throughput >= ${GOAL_RATIO} x direct: ${ratioMedian === null ? '-' : ratioMedian.toFixed(3)} x` +
-  ` (median of the per-round ratios ${ratios.map(v => v.toFixed(3)).join(', ') || '-'}; direct saturation spread` +
-  ` ${satDirectSpread === null ? '-' : satDirectSpread + '%'}) -> ${ratioVerdict}`);
-console.log(`goal: added p99 <= ${GOAL_ADDED_P99_US} us at half load (${fmt(halfRate, 0)} req/s, fixed): median ${addedMedian === null ? '-' : addedMedian} us` +
-  ` (per round ${added.join(', ') || '-'}; spread ${addedSpreadUs === null ? '-' : addedSpreadUs} us) -> ${addedVerdict}: ${addedWhy}`);
-const errs = results.errors.mesh[0];
-const meshErrors = errs ? errs.errors : undefined;
-const meshCalls = errs ? errs.completed + errs.errors : null;
-const roundErrors = valuesOf('saturation', 'mesh', 'errors').concat(valuesOf('half_load', 'mesh', 'errors')).reduce((a, b) => a + b, 0);
-console.log(`goal: zero errors over ${calls} calls through the mesh: ${meshErrors === undefined ? '-' : meshErrors} errors in ${meshCalls === null ? '-' : meshCalls} calls` +
-  ` -> ${meshErrors === undefined ? 'n/a' : meshErrors === 0 && meshCalls >= calls ? 'met' : 'MISSED'}` +
-  (calls < 1000000 ? ' (quick run: the goal is over 1,000,000)' : '') + `; ${roundErrors} errors in the mesh's rounds`);
+if (has('saturation')) {
+  console.log(`goal: mesh throughput >= ${GOAL_RATIO} x direct: ${ratioMedian === null ? '-' : ratioMedian.toFixed(3)} x` +
+    ` (median of the per-round ratios ${ratios.map(v => v.toFixed(3)).join(', ') || '-'}; direct saturation spread` +
+    ` ${satDirectSpread === null ? '-' : satDirectSpread + '%'}) -> ${ratioVerdict}`);
+}
+if (has('half_load')) {
+  console.log(`goal: added p99 <= ${GOAL_ADDED_P99_US} us at half load (${fmt(halfRate, 0)} req/s, fixed): median ${addedMedian === null ? '-' : addedMedian} us` +
+    ` (per round ${added.join(', ') || '-'}; spread ${addedSpreadUs === null ? '-' : addedSpreadUs} us) -> ${addedVerdict}: ${addedWhy}`);
+}
+if (has('errors')) {
+  const errs = results.errors.mesh[0];
+  const meshErrors = errs ? errs.errors : undefined;
+  const meshCalls = errs ? errs.completed + errs.errors : null;
+  const roundErrors = valuesOf('saturation', 'mesh', 'errors').concat(valuesOf('half_load', 'mesh', 'errors')).reduce((a, b) => a + b, 0);
+  console.log(`goal: zero errors over ${calls} calls through the mesh: ${meshErrors === undefined ? '-' : meshErrors} errors in ${meshCalls === null ? '-' : meshCalls} calls` +
+    ` -> ${meshErrors === undefined ? 'n/a' : meshErrors === 0 && meshCalls >= calls ? 'met' : 'MISSED'}` +
+    (calls < 1000000 ? ' (quick run: the goal is over 1,000,000)' : '') + `; ${roundErrors} errors in the mesh's rounds`);
+}
+if (has('dubbo')) {
+  const totals = system => (dubboTotals[system] ? `${dubboTotals[system].errors} errors in ${dubboTotals[system].calls} calls` : '-');
+  console.log(`goal: Dubbo 2 mesh throughput >= ${GOAL_DUBBO_RATIO} x direct: ${dubboRatioMedian === null ? '-' : dubboRatioMedian.toFixed(3)} x` +
+    ` (median of the per-round ratios ${dubboRatios.map(v => v.toFixed(3)).join(', ') || '-'}; direct spread` +
+    ` ${dubboDirectSpread === null ? '-' : dubboDirectSpread + '%'}) -> ${dubboRatioVerdict}`);
+  console.log(`goal: Dubbo 2 zero errors through the mesh: ${totals('mesh')} over the dubbo rounds -> ${dubboErrorsVerdict}` +
+    ` (direct: ${totals('direct')})`);
+}
 for (const workload of Object.keys(results)) {
   for (const system of SYSTEMS) {
     for (const [ round, r ] of Object.entries(results[workload][system])) {

@@ -207,9 +207,22 @@ void ClusterManager::Eject(ClusterState& state, const upstream::HostPtr& host) {
   }
   const OutlierConfig& outlier = state.config->outlier;
   if ((ejected + 1) * 100 > state.hosts->size() * outlier.max_ejection_percent) {
-    spdlog::warn("cluster {}: not ejecting {}: {} of {} hosts already ejected (max {}%)",
+    // Every failure past the threshold asks again (a dead host of a one-host
+    // cluster: thousands a second), so the answer is logged once a second.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - state.last_declined_warning < std::chrono::seconds(1)) {
+      ++state.unlogged_declines;
+      return;
+    }
+    state.last_declined_warning = now;
+    spdlog::warn("cluster {}: not ejecting {}: {} of {} hosts already ejected (max {}%){}",
                  state.config->name, host->address_string(), ejected, state.hosts->size(),
-                 outlier.max_ejection_percent);
+                 outlier.max_ejection_percent,
+                 state.unlogged_declines == 0
+                     ? std::string()
+                     : absl::StrCat(" (", state.unlogged_declines,
+                                    " more declined since the last warning)"));
+    state.unlogged_declines = 0;
     return;
   }
   auto health_it = state.health->find(host.get());

@@ -6,6 +6,7 @@
 // any thread (it posts); worker_clusters(i) is for worker i only.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,6 +57,9 @@ class ClusterManager {
     std::shared_ptr<const upstream::HostSet> hosts;
     std::shared_ptr<std::unordered_map<const upstream::Host*, std::shared_ptr<HostHealth>>> health;
     std::unique_ptr<HealthChecker> checker;
+    // Ejections declined by max_ejection_percent: warned at most once a second.
+    std::chrono::steady_clock::time_point last_declined_warning{};
+    uint64_t unlogged_declines = 0;
   };
 
   void Publish(ClusterState& state, std::vector<upstream::HostPtr> hosts);

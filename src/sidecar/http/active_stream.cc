@@ -28,8 +28,6 @@ ActiveStream::ActiveStream(HttpStreamOwner& owner, StreamId id, RequestHead&& he
 ActiveStream::~ActiveStream() {
   TimeoutNode::Cancel();
   DetachUpstream();
-  if (counted_retry_ && cluster_ != nullptr) cluster_->EndRetry();
-  if (counted_request_ && cluster_ != nullptr) cluster_->EndRequest();
 }
 
 void ActiveStream::Start() {
@@ -56,11 +54,10 @@ void ActiveStream::Start() {
     SendLocalReply(503, "cluster not found\n");
     return;
   }
-  if (!cluster_->TryStartRequest()) {
+  if (!attempts_.Begin(*cluster_)) {
     SendLocalReply(503, "upstream overflow: too many requests in flight\n");
     return;
   }
-  counted_request_ = true;
   if (route_->timeout_ms > 0) {
     manager_.worker().Timeouts(std::chrono::milliseconds(route_->timeout_ms)).Add(this);
   }
@@ -68,23 +65,18 @@ void ActiveStream::Start() {
 }
 
 void ActiveStream::TryUpstream() {
-  ++attempts_;
   upstream::LbContext ctx;
-  ctx.avoid = host_.get();
   if (!route_->hash_header.empty()) {
     if (const std::string* v = FindHeader(head_.headers, route_->hash_header)) {
       ctx.hash_key = upstream::HashKey(*v);
     }
   }
-  host_ = cluster_->ChooseHost(ctx);
-  if (host_ == nullptr) {
+  upstream::HostPtr host = attempts_.NextHost(ctx);
+  if (host == nullptr) {
     SendLocalReply(503, "no healthy upstream\n");
     return;
   }
-  host_request_ = upstream::ActiveRequestHandle(host_);
-  attempt_reported_ = false;
-  cluster_->stats().requests.Increment();
-  ConnectionPool& pool = cluster_->PoolFor(host_);
+  ConnectionPool& pool = cluster_->PoolFor(host);
   waiting_pool_ = &pool;
   pool.Attach(this);  // may call OnPoolReady / OnPoolFailure synchronously
 }
@@ -118,19 +110,14 @@ void ActiveStream::OnPoolFailure(PoolFailure failure, const std::string& reason)
     return;
   }
   cluster_->stats().errors.Increment();
-  Report(false);
+  attempts_.Report(false);
   if (route_->retry.on_connect_failure && MaybeRetry("connect failure")) return;
   SendLocalReply(503, absl::StrCat("upstream connect error: ", reason, "\n"));
 }
 
 bool ActiveStream::MaybeRetry(const char* /*why*/) {
   if (response_started_ || done_ || !body_retained_) return false;
-  if (attempts_ > route_->retry.attempts) return false;
-  if (!counted_retry_) {
-    if (!cluster_->TryStartRetry()) return false;
-    counted_retry_ = true;
-  }
-  cluster_->stats().retries.Increment();
+  if (!attempts_.TakeRetry(route_->retry.attempts)) return false;
   DetachUpstream();
   TryUpstream();
   return true;
@@ -182,7 +169,8 @@ void ActiveStream::OnRequestTrailers(HeaderList&& trailers) {
 void ActiveStream::OnUpstreamHead(ResponseHead&& head, bool end_stream) {
   if (head.status >= 500) {
     cluster_->stats().responses_5xx.Increment();
-    Report(false);
+    // One outcome per attempt: a 5xx head followed by a reset is one failure.
+    attempts_.Report(false);
     if (route_->retry.on_5xx && request_complete_) {
       if (!end_stream) {
         // Drop this response: the stream is abandoned (HTTP/1 closes it).
@@ -200,7 +188,7 @@ void ActiveStream::OnUpstreamHead(ResponseHead&& head, bool end_stream) {
       }
     }
   } else {
-    Report(true);
+    attempts_.Report(true);
   }
   response_started_ = true;
   status_ = head.status;
@@ -238,7 +226,7 @@ void ActiveStream::OnUpstreamTrailers(HeaderList&& trailers) {
 void ActiveStream::OnUpstreamReset(ResetReason reason) {
   upstream_ = nullptr;
   cluster_->stats().errors.Increment();
-  Report(false);
+  attempts_.Report(false);
   if (!response_started_) {
     if (route_->retry.on_reset && MaybeRetry("reset")) return;
     SendLocalReply(502, reason == ResetReason::kProtocolError
@@ -278,13 +266,6 @@ void ActiveStream::DetachUpstream() {
   }
 }
 
-void ActiveStream::Report(bool success) {
-  // One outcome per attempt: a 5xx head followed by a reset is one failure.
-  if (attempt_reported_ || host_ == nullptr) return;
-  attempt_reported_ = true;
-  cluster_->ReportResult(host_, success);
-}
-
 void ActiveStream::OnDownstreamReset() {
   done_ = true;
   DetachUpstream();
@@ -308,7 +289,7 @@ void ActiveStream::Complete() {
   if (done_) return;
   done_ = true;
   TimeoutNode::Cancel();
-  if (cluster_ != nullptr && counted_request_) {
+  if (attempts_.cluster() != nullptr) {
     cluster_->stats().latency.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time_).count());
   }
@@ -331,8 +312,7 @@ void ActiveStream::LogAccess() {
   log->Log(absl::StrCat(manager_.listener_name(), " ", head_.method, " ", head_.authority,
                         head_.path, " ", status_, " ", response_bytes_, "B ", micros, "us ",
                         cluster_ != nullptr ? cluster_->config().name : "-", " ",
-                        host_ != nullptr ? host_->address_string() : "-", " attempts=", attempts_,
-                        PeerForLog()));
+                        attempts_.HostName(), " attempts=", attempts_.attempts(), PeerForLog()));
 }
 
 }  // namespace cairn::sidecar

@@ -13,6 +13,7 @@
 
 #include "common/identity.h"
 #include "sidecar/cluster/cluster.h"
+#include "sidecar/cluster/upstream_attempts.h"
 #include "sidecar/codec/codec.h"
 #include "sidecar/http/route_table.h"
 #include "sidecar/network/timeout_list.h"
@@ -96,7 +97,6 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, privat
   void Complete();
   std::string PeerForLog() const;
   void LogAccess();
-  void Report(bool success);  // passive health, once per attempt
 
   HttpStreamOwner& manager_;
   const StreamId id_;
@@ -106,17 +106,12 @@ class ActiveStream : private PoolClient, private UpstreamStreamCallbacks, privat
   bool body_retained_ = true;  // false once body_ outgrew the retry limit
   std::optional<HeaderList> request_trailers_;
   const Route* route_ = nullptr;
-  ClusterWorker* cluster_ = nullptr;
-  bool counted_request_ = false;
-  bool counted_retry_ = false;
+  ClusterWorker* cluster_ = nullptr;  // the route's (found; counted once attempts_ began)
+  UpstreamAttempts attempts_;
 
-  upstream::HostPtr host_;
-  upstream::ActiveRequestHandle host_request_;
   ConnectionPool* waiting_pool_ = nullptr;  // attached, not yet ready
   UpstreamConnection* upstream_ = nullptr;
   StreamId upstream_stream_ = 0;
-  uint32_t attempts_ = 0;
-  bool attempt_reported_ = false;
 
   bool paused_client_ = false;    // reading the client paused for this body
   bool paused_upstream_ = false;  // reading upstream_ paused for this response

@@ -30,8 +30,6 @@ RpcRequest::RpcRequest(RpcRequestOwner& owner) : owner_(owner) {}
 RpcRequest::~RpcRequest() {
   TimeoutNode::Cancel();
   Detach();
-  if (counted_retry_ && cluster_ != nullptr) cluster_->EndRetry();
-  if (counted_request_ && cluster_ != nullptr) cluster_->EndRequest();
 }
 
 void RpcRequest::Start(const RpcMessage& frame) {
@@ -58,12 +56,11 @@ void RpcRequest::Start(const RpcMessage& frame) {
                                           route_->cluster, "'"));
     return;
   }
-  if (!cluster_->TryStartRequest()) {
+  if (!attempts_.Begin(*cluster_)) {
     Fail(RpcError::kOverflow,
          absl::StrCat(kPrefix, "cluster ", route_->cluster, ": too many requests in flight"));
     return;
   }
-  counted_request_ = true;
   if (!oneway_) {
     timeout_ms_ = frame.timeout_ms > 0
                       ? static_cast<uint32_t>(std::min<int64_t>(frame.timeout_ms, UINT32_MAX))
@@ -78,19 +75,13 @@ void RpcRequest::Start(const RpcMessage& frame) {
 }
 
 void RpcRequest::TryUpstream() {
-  ++attempts_;
-  upstream::LbContext ctx;
-  ctx.avoid = host_.get();
-  host_ = cluster_->ChooseHost(ctx);
-  if (host_ == nullptr) {
+  upstream::HostPtr host = attempts_.NextHost();
+  if (host == nullptr) {
     Fail(RpcError::kUpstreamFailure,
          absl::StrCat(kPrefix, "cluster ", route_->cluster, " has no provider"));
     return;
   }
-  host_request_ = upstream::ActiveRequestHandle(host_);
-  attempt_reported_ = false;
-  cluster_->stats().requests.Increment();
-  RpcHostPool& pool = cluster_->RpcPoolFor(host_);
+  RpcHostPool& pool = cluster_->RpcPoolFor(host);
   if (RpcUpstreamConnection* conn = pool.ReadyConnection()) {
     Forward(*conn);
     return;
@@ -128,15 +119,15 @@ void RpcRequest::OnPoolReady(RpcUpstreamConnection& conn) {
 void RpcRequest::OnPoolFailure(std::string_view reason) {
   waiting_pool_ = nullptr;
   cluster_->stats().errors.Increment();
-  Report(false);
+  attempts_.Report(false);
   if (route_->retry.on_connect_failure && MaybeRetry()) return;
   Fail(RpcError::kUpstreamFailure,
-       absl::StrCat(kPrefix, "cannot connect to ", HostName(), ": ", AV(reason)));
+       absl::StrCat(kPrefix, "cannot connect to ", attempts_.HostName(), ": ", AV(reason)));
 }
 
 void RpcRequest::OnUpstreamResponse(const RpcMessage& response) {
   upstream_ = nullptr;
-  Report(true);
+  attempts_.Report(true);
   owner_.WriteResponse(response.raw, downstream_id_);
   Finish(response.status, /*answered=*/true);
 }
@@ -144,30 +135,25 @@ void RpcRequest::OnUpstreamResponse(const RpcMessage& response) {
 void RpcRequest::OnUpstreamFailure(std::string_view reason) {
   upstream_ = nullptr;
   cluster_->stats().errors.Increment();
-  Report(false);
+  attempts_.Report(false);
   if (route_->retry.on_reset && MaybeRetry()) return;
   Fail(RpcError::kUpstreamFailure,
-       absl::StrCat(kPrefix, "provider ", HostName(), ": ", AV(reason)));
+       absl::StrCat(kPrefix, "provider ", attempts_.HostName(), ": ", AV(reason)));
 }
 
 void RpcRequest::OnTimeout() {
   Detach();
-  if (cluster_ != nullptr) {
+  if (attempts_.cluster() != nullptr) {
     cluster_->stats().timeouts.Increment();
     cluster_->stats().errors.Increment();
   }
-  Fail(RpcError::kTimeout,
-       absl::StrCat(kPrefix, "no response from ", HostName(), " within ", timeout_ms_, " ms"));
+  Fail(RpcError::kTimeout, absl::StrCat(kPrefix, "no response from ", attempts_.HostName(),
+                                        " within ", timeout_ms_, " ms"));
 }
 
 bool RpcRequest::MaybeRetry() {
   // Only with the bytes kept (see Start/TryUpstream) and within the policy.
-  if (frame_.empty() || attempts_ > route_->retry.attempts) return false;
-  if (!counted_retry_) {
-    if (!cluster_->TryStartRetry()) return false;
-    counted_retry_ = true;
-  }
-  cluster_->stats().retries.Increment();
+  if (frame_.empty() || !attempts_.TakeRetry(route_->retry.attempts)) return false;
   Detach();
   TryUpstream();
   return true;
@@ -184,16 +170,6 @@ void RpcRequest::Detach() {
   }
 }
 
-void RpcRequest::Report(bool success) {
-  if (attempt_reported_ || host_ == nullptr) return;
-  attempt_reported_ = true;
-  cluster_->ReportResult(host_, success);
-}
-
-std::string RpcRequest::HostName() const {
-  return host_ != nullptr ? host_->address_string() : std::string("-");
-}
-
 void RpcRequest::Fail(RpcError error, std::string_view message) {
   Detach();
   if (!oneway_) owner_.WriteError(framing_, downstream_id_, error, message);
@@ -207,7 +183,7 @@ void RpcRequest::Finish(uint32_t status, bool answered) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time_).count();
     stats_->duration->Observe(seconds);
-    if (counted_request_ && cluster_ != nullptr) cluster_->stats().latency.Observe(seconds);
+    if (attempts_.cluster() != nullptr) cluster_->stats().latency.Observe(seconds);
   }
   LogAccess(status, answered);
   owner_.RequestDone(this);  // destroys this
@@ -222,8 +198,8 @@ void RpcRequest::LogAccess(uint32_t status, bool answered) {
   log->Log(absl::StrCat(owner_.listener_name(), " ", AV(owner_.codec().log_tag()),
                         oneway_ ? "-ONEWAY " : " ", stats_->label, " ",
                         answered ? AV(owner_.codec().StatusName(status)) : "-", " ", micros, "us ",
-                        cluster_ != nullptr ? cluster_->config().name : "-", " ", HostName(),
-                        " attempts=", attempts_));
+                        cluster_ != nullptr ? cluster_->config().name : "-", " ",
+                        attempts_.HostName(), " attempts=", attempts_.attempts()));
 }
 
 }  // namespace cairn::sidecar

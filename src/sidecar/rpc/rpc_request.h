@@ -26,6 +26,7 @@
 #include <string_view>
 
 #include "sidecar/cluster/cluster.h"
+#include "sidecar/cluster/upstream_attempts.h"
 #include "sidecar/codec/rpc_codec.h"
 #include "sidecar/network/timeout_list.h"
 #include "sidecar/pool/rpc_pool.h"
@@ -95,14 +96,12 @@ class RpcRequest : private RpcPoolCallbacks, private RpcUpstreamCallbacks, priva
   void Forward(RpcUpstreamConnection& conn);
   bool MaybeRetry();
   void Detach();
-  void Report(bool success);
   // The sidecar's own answer (none for oneway), then Finish.
   void Fail(RpcError error, std::string_view message);
   // Counts and logs the outcome and hands this to the owner (destroyed).
   void Finish(uint32_t status, bool answered);
   void LogAccess(uint32_t status, bool answered);
   std::string_view FrameBytes() const { return frame_.empty() ? start_frame_ : frame_; }
-  std::string HostName() const;
 
   RpcRequestOwner& owner_;
   uint64_t framing_ = 0;
@@ -111,22 +110,17 @@ class RpcRequest : private RpcPoolCallbacks, private RpcUpstreamCallbacks, priva
   uint32_t timeout_ms_ = 0;
   RpcServiceStats* stats_ = nullptr;
   const RpcRoute* route_ = nullptr;
-  ClusterWorker* cluster_ = nullptr;
-  bool counted_request_ = false;
-  bool counted_retry_ = false;
+  ClusterWorker* cluster_ = nullptr;  // the route's (found; counted once attempts_ began)
+  UpstreamAttempts attempts_;
 
   // The frame: a view during Start; a copy once it must outlive the read
   // (waiting for a connect, or kept for retries after a reset).
   std::string_view start_frame_;
   std::string frame_;
 
-  upstream::HostPtr host_;
-  upstream::ActiveRequestHandle host_request_;
   RpcHostPool* waiting_pool_ = nullptr;  // waiting for a connect
   RpcUpstreamConnection* upstream_ = nullptr;
   uint64_t upstream_id_ = 0;
-  uint32_t attempts_ = 0;
-  bool attempt_reported_ = false;
   std::chrono::steady_clock::time_point start_time_;
 };
 
