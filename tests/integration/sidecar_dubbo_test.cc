@@ -576,6 +576,41 @@ clusters:
   EXPECT_EQ(ack->status, Status(DubboStatus::kOk));
 }
 
+// A provider going down sends Dubbo's READONLY event: the sidecar stops
+// giving that connection new calls (those in flight still finish) and opens
+// a new one, so no call lands on a provider that asked for none.
+TEST_F(SidecarDubboTest, ProviderReadOnlyNoticeMovesNewCallsOffItsConnection) {
+  StartBackends(1);
+  StartSidecar(DubboConfig(BackendAddresses(), "", /*workers=*/1));
+  DubboClient client;
+  ASSERT_TRUE(client.Connect(sidecar_->listener("dubbo")));
+  DubboCall call;
+  call.id = 1;
+  call.method = "readonly";
+  auto reply = CallOnce(client, call);
+  ASSERT_TRUE(reply.has_value()) << sidecar_->Log();
+  EXPECT_EQ(reply->status, Status(DubboStatus::kOk));
+  ASSERT_TRUE(Eventually(
+      [&] { return BackendLog(0).find("readonly-sent conn=1") != std::string::npos; }, seconds(5)))
+      << BackendLog(0);
+  // Give the notice time to arrive, then call again on the same client
+  // connection (the sidecar's side changes, not the client's).
+  std::this_thread::sleep_for(milliseconds(300));
+  for (uint64_t id = 2; id <= 6; ++id) {
+    call.id = id;
+    call.method = "sayHello";
+    reply = CallOnce(client, call);
+    ASSERT_TRUE(reply.has_value()) << sidecar_->Log();
+    EXPECT_EQ(reply->status, Status(DubboStatus::kOk));
+    EXPECT_EQ(reply->Text(), ExpectedAnswer(call, "a"));
+  }
+  const std::string log = BackendLog(0);
+  EXPECT_EQ(log.find("after-readonly"), std::string::npos) << log;
+  EXPECT_EQ(LoggedIds(log, "sayHello").size(), 5u) << log;
+  EXPECT_NE(log.find("conn=2 service=com.example.DemoService method=sayHello"), std::string::npos)
+      << log;
+}
+
 TEST_F(SidecarDubboTest, MetricsPerService) {
   StartBackends(1);
   StartSidecar(DubboConfig(BackendAddresses()));

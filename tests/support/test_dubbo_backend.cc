@@ -15,6 +15,9 @@
 //               responses then leave in any order)
 //   sleepN...   answer after N ms (bounded to 60 s), e.g. "sleep10"
 //   close...    close the connection instead of answering
+//   readonly... answer, then send Dubbo's READONLY event on the connection
+//               (a provider going down); a later call on that connection
+//               logs "after-readonly"
 // Two-way events (heartbeats) are acknowledged (event response, status OK,
 // body 'N'). Stdout gets one line per frame:
 //   request id=ID service=SERVICE method=METHOD
@@ -57,7 +60,10 @@ int DelayOf(std::string_view method) {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(asio::ip::tcp::socket socket, std::string name)
-      : socket_(std::move(socket)), name_(std::move(name)) {}
+      : socket_(std::move(socket)), name_(std::move(name)) {
+    static int sessions = 0;
+    number_ = ++sessions;
+  }
 
   void Start() { Read(); }
 
@@ -93,9 +99,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const std::string service(frame.head.service_path);
     const std::string method(frame.head.method);
-    std::printf("%s id=%" PRIu64 " service=%s method=%s\n",
-                frame.is_two_way() ? "request" : "oneway", frame.request_id, service.c_str(),
-                method.c_str());
+    std::printf("%s id=%" PRIu64 " conn=%d service=%s method=%s\n",
+                frame.is_two_way() ? "request" : "oneway", frame.request_id, number_,
+                service.c_str(), method.c_str());
+    if (readonly_sent_) std::printf("after-readonly id=%" PRIu64 "\n", frame.request_id);
     if (!frame.is_two_way()) return true;
     if (method.starts_with("close")) return false;
     char hash[17];
@@ -109,6 +116,14 @@ class Session : public std::enable_shared_from_this<Session> {
     const int delay = DelayOf(method);
     if (delay <= 0) {
       Send(std::move(response));
+      if (method.starts_with("readonly") && !readonly_sent_) {
+        readonly_sent_ = true;
+        std::string notice;  // request | event, oneway, body: the string "R"
+        EncodeFrame(static_cast<uint8_t>(kFlagRequest | kFlagEvent | frame.serialization()), 0, 0,
+                    std::string_view("\x01R", 2), notice);
+        Send(std::move(notice));
+        std::printf("readonly-sent conn=%d\n", number_);
+      }
       return true;
     }
     auto timer = std::make_shared<asio::steady_timer>(socket_.get_executor(),
@@ -144,6 +159,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   asio::ip::tcp::socket socket_;
   std::string name_;
+  int number_ = 0;  // the connection's number, in accept order (for the logs)
+  bool readonly_sent_ = false;
   std::array<char, 64 * 1024> buffer_{};
   DubboDecoder decoder_;
   std::deque<std::string> queue_;

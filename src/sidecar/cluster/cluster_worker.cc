@@ -1,5 +1,6 @@
 #include <spdlog/spdlog.h>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "sidecar/cluster/cluster.h"
 #include "sidecar/codec/rpc_codecs.h"
@@ -198,13 +199,14 @@ void ClusterWorker::UpdateHosts(
 }
 
 void ClusterWorker::CloseIdleConnections() {
-  auto present = [this](const std::string& address) {
-    if (hosts_ == nullptr) return false;
-    for (const auto& h : hosts_->hosts()) {
-      if (h->address_string() == address) return true;
-    }
-    return false;
-  };
+  // The addresses of the current hosts, once per call (a registry cluster
+  // may have thousands of hosts and as many pools).
+  absl::flat_hash_set<std::string> addresses;
+  if (hosts_ != nullptr) {
+    addresses.reserve(hosts_->size());
+    for (const auto& h : hosts_->hosts()) addresses.insert(h->address_string());
+  }
+  auto present = [&addresses](const std::string& address) { return addresses.contains(address); };
   for (auto it = pools_.begin(); it != pools_.end();) {
     ConnectionPool& pool = *it->second;
     pool.CloseIdle();

@@ -1,7 +1,7 @@
 // RPC codecs: what the sidecar's one RPC request path (src/sidecar/rpc/)
 // needs from a multiplexed request/response protocol such as SOFARPC Bolt or
 // Dubbo 2. A new RPC protocol is an RpcCodec and a line in the protocol list
-// (rpc/rpc_protocols.cc); the connection manager, the request (route, pick a
+// (codec/rpc_codecs.cc); the connection manager, the request (route, pick a
 // host, retry, time out, log), the pools and the metrics are shared.
 //
 // The path never decodes a body it does not need: a codec finds frame
@@ -34,6 +34,10 @@ enum class RpcKind : uint8_t {
   kResponse,      // answers a request with the same id
   kHeartbeat,     // a liveness probe (answered by whoever receives it, if two-way)
   kHeartbeatAck,  // the answer to a heartbeat
+  // The peer takes no new calls on this connection but answers those in
+  // flight (Dubbo's READONLY event, which a provider sends to its clients as
+  // it begins to shut down). Never answered.
+  kGoingAway,
 };
 
 // The sidecar's own failures, which each codec maps to its protocol's status.
@@ -117,11 +121,11 @@ class RpcCodec {
 
   virtual std::unique_ptr<RpcDecoder> NewDecoder(const RpcLimits& limits) const = 0;
 
-  // Largest request id the protocol carries (Bolt: 2^32-1).
-  virtual uint64_t max_request_id() const = 0;
   // Replaces the request id of one complete frame, as a decoder returned it,
   // in place (updating a checksum if the protocol has one). INVALID_ARGUMENT
-  // (frame unchanged) when it cannot.
+  // (frame unchanged) when it cannot. The ids the sidecar gives upstream are
+  // below 2^32 (RpcPendingMap), which every protocol's id field holds;
+  // downstream ids are restored as the client sent them.
   virtual absl::Status RewriteRequestId(std::span<char> frame, uint64_t request_id) const = 0;
 
   // Appends a two-way heartbeat with `request_id` (the upstream side probes

@@ -263,7 +263,7 @@ struct ClusterConfig {
   uint32_t idle_timeout_ms = 60000;  // pooled upstream connection idle close
   // bolt, dubbo: an upstream connection that has read nothing for this long sends
   // a heartbeat, and is closed when the next interval passes without an
-  // answer (checked once a second); 0: off.
+  // answer (checked once a second, and when the hosts change); 0: off.
   uint32_t heartbeat_interval_ms = 15000;
   CircuitBreakers limits;
   std::optional<TlsConfig> tls;  // originate (m)TLS to the upstreams; default off

@@ -24,8 +24,9 @@
 //    idle_timeout: the connection closes (HTTP/2: after a GOAWAY).
 // Both ride the worker's TimeoutList of their duration (O(1) per re-arm).
 //
-// Ownership: created by the listener glue, which owns it and destroys it
-// after `on_finished` (posted, never inside its own callbacks).
+// Ownership: made by the listener's session factory and owned by the
+// worker's ConnectionHandler, which destroys it a loop turn after
+// `on_finished`.
 // Thread-safety: its worker's thread only.
 #pragma once
 

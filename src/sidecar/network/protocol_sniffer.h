@@ -9,7 +9,7 @@
 // per connection, which is why the server sniffs only on listeners that
 // have RPC routes.
 //
-// Ownership: owned by the listener glue until the callback, which receives
+// Ownership: owned by the ConnectionHandler until the callback, which receives
 // the socket (or -1 when the peer closed first; the sniffer closed it).
 // Destroying the sniffer before that closes the socket.
 // Thread-safety: its worker's thread only.

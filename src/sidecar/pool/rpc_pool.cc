@@ -1,6 +1,7 @@
 #include "sidecar/pool/rpc_pool.h"
 
 #include <span>
+#include <vector>
 
 namespace cairn::sidecar {
 
@@ -87,6 +88,13 @@ void RpcUpstreamConnection::HandleFrame(const RpcMessage& frame) {
   switch (frame.kind) {
     case RpcKind::kHeartbeatAck:
       if (frame.request_id == heartbeat_id_) heartbeat_id_ = 0;
+      return;
+    case RpcKind::kGoingAway:
+      // Calls in flight still get their answers; new ones go elsewhere.
+      if (!going_away_) {
+        going_away_ = true;
+        owner_.OnGoingAway(*this);
+      }
       return;
     case RpcKind::kHeartbeat:
       codec_.EncodeHeartbeatAck(frame, out_);
@@ -182,8 +190,12 @@ RpcHostPool::RpcHostPool(Worker& worker, const RpcCodec& codec, asio::ip::tcp::e
       options_(std::move(options)) {}
 
 RpcHostPool::~RpcHostPool() {
-  if (counted_ && observer_ != nullptr) observer_->OnConnectionCountChanged(-1);
+  if (observer_ != nullptr) {
+    const int open = (counted_ ? 1 : 0) + static_cast<int>(going_away_.size());
+    if (open > 0) observer_->OnConnectionCountChanged(-open);
+  }
   current_.reset();
+  going_away_.clear();
 }
 
 bool RpcHostPool::Wait(RpcPoolCallbacks* client) {
@@ -204,7 +216,8 @@ void RpcHostPool::Cancel(RpcPoolCallbacks* client) {
 }
 
 bool RpcHostPool::busy() const {
-  return !waiting_.empty() || !failing_.empty() || (current_ != nullptr && current_->pending() > 0);
+  return !waiting_.empty() || !failing_.empty() ||
+         (current_ != nullptr && current_->pending() > 0) || !going_away_.empty();
 }
 
 void RpcHostPool::OnConnected(RpcUpstreamConnection& conn) {
@@ -232,7 +245,29 @@ void RpcHostPool::OnConnectFailed(RpcUpstreamConnection& conn, const std::string
   }
 }
 
-void RpcHostPool::OnClosed(RpcUpstreamConnection& conn) { Retire(conn); }
+void RpcHostPool::OnClosed(RpcUpstreamConnection& conn) {
+  if (current_.get() == &conn) {
+    Retire(conn);
+    return;
+  }
+  for (auto it = going_away_.begin(); it != going_away_.end(); ++it) {
+    if (it->get() != &conn) continue;
+    if (observer_ != nullptr) observer_->OnConnectionCountChanged(-1);
+    // We are inside conn's callback: destroy it on a later turn.
+    worker_.Post([doomed = std::shared_ptr<RpcUpstreamConnection>(std::move(*it))] {});
+    going_away_.erase(it);
+    return;
+  }
+}
+
+void RpcHostPool::OnGoingAway(RpcUpstreamConnection& conn) {
+  // Only a connected (and so counted) connection reads frames.
+  if (current_.get() != &conn || !counted_) return;
+  going_away_.push_back(std::move(current_));  // keeps its count
+  counted_ = false;
+  // The next call opens a new connection (to a provider that may refuse
+  // it: then the call is retried elsewhere, as after any connect failure).
+}
 
 void RpcHostPool::Retire(RpcUpstreamConnection& conn) {
   if (current_.get() != &conn) return;
@@ -245,6 +280,13 @@ void RpcHostPool::Retire(RpcUpstreamConnection& conn) {
 }
 
 void RpcHostPool::Tick(Clock::time_point now) {
+  // Connections going away close once their last call is answered (or gave
+  // up). Closing one removes it from the list: close a snapshot.
+  std::vector<RpcUpstreamConnection*> drained;
+  for (const auto& conn : going_away_) {
+    if (conn->pending() == 0) drained.push_back(conn.get());
+  }
+  for (RpcUpstreamConnection* conn : drained) conn->CloseWithFailures("the peer went away");
   if (current_ == nullptr || !current_->connected()) return;
   if (current_->Tick(now, options_.heartbeat_interval, options_.idle_timeout) &&
       current_ != nullptr && current_->pending() == 0) {

@@ -76,6 +76,8 @@ class RpcUpstreamConnection : private Connection::Handler {
     virtual void OnConnectFailed(RpcUpstreamConnection& conn, const std::string& reason) = 0;
     // Called once, before the waiting requests hear OnUpstreamFailure.
     virtual void OnClosed(RpcUpstreamConnection& conn) = 0;
+    // The peer takes no new calls here (RpcKind::kGoingAway); once.
+    virtual void OnGoingAway(RpcUpstreamConnection& conn) { (void)conn; }
   };
 
   RpcUpstreamConnection(Worker& worker, Owner& owner, const RpcCodec& codec,
@@ -94,6 +96,8 @@ class RpcUpstreamConnection : private Connection::Handler {
   bool tls_failed() const { return tls_failed_; }
   void Connect(const asio::ip::tcp::endpoint& endpoint, std::chrono::milliseconds timeout);
   bool connected() const { return connection_ != nullptr && !closed_ && !handshaking_; }
+  // The peer said it takes no new calls on this connection.
+  bool going_away() const { return going_away_; }
 
   // Writes `frame` (one whole request frame, as the decoder returned it)
   // under a fresh requestId. With callbacks (a two-way request) the response
@@ -135,6 +139,7 @@ class RpcUpstreamConnection : private Connection::Handler {
   RpcPendingMap<RpcUpstreamCallbacks> pending_;
   std::string out_;
   bool closed_ = false;
+  bool going_away_ = false;
   // Liveness, sampled by Tick.
   bool read_since_tick_ = false;
   bool sent_since_tick_ = false;
@@ -173,7 +178,8 @@ class RpcHostPool : private RpcUpstreamConnection::Owner {
   bool Wait(RpcPoolCallbacks* client);
   void Cancel(RpcPoolCallbacks* client);
 
-  // Requests waiting on this pool (for a connect or for responses).
+  // Requests waiting on this pool (for a connect or for responses, on the
+  // current connection or on one going away).
   bool busy() const;
   // Once a second: heartbeats and idle closing.
   void Tick(std::chrono::steady_clock::time_point now);
@@ -183,6 +189,7 @@ class RpcHostPool : private RpcUpstreamConnection::Owner {
   void OnConnected(RpcUpstreamConnection& conn) override;
   void OnConnectFailed(RpcUpstreamConnection& conn, const std::string& reason) override;
   void OnClosed(RpcUpstreamConnection& conn) override;
+  void OnGoingAway(RpcUpstreamConnection& conn) override;
 
   void Retire(RpcUpstreamConnection& conn);
 
@@ -193,6 +200,10 @@ class RpcHostPool : private RpcUpstreamConnection::Owner {
   RpcPoolOptions options_;
   std::unique_ptr<RpcUpstreamConnection> current_;
   bool counted_ = false;  // current_ is counted by the observer (the connection gauge)
+  // Connections whose peer is going away (each counted): they finish the
+  // calls in flight and close once none is left (Tick) or when the peer
+  // closes them; new calls open a new current_.
+  std::list<std::unique_ptr<RpcUpstreamConnection>> going_away_;
   std::list<RpcPoolCallbacks*> waiting_;
   // Clients being told about a failed connect: Cancel() must find them
   // here too (a callback may end other requests of this pool).

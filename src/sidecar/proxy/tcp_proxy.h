@@ -3,8 +3,8 @@
 // Reads on one side pause while the other side's write queue is over
 // kHighWatermark, so a slow peer cannot make the proxy buffer without bound.
 //
-// Ownership: owned by the listener glue; destroyed after on_finished
-// (posted). Thread-safety: its worker only.
+// Ownership: owned by the worker's ConnectionHandler; destroyed a loop
+// turn after on_finished. Thread-safety: its worker only.
 #pragma once
 
 #include <functional>

@@ -63,8 +63,11 @@ void RpcConnectionManager::HandleFrame(const RpcMessage& frame) {
   switch (frame.kind) {
     case RpcKind::kResponse:
     case RpcKind::kHeartbeatAck:
-      // The sidecar sends clients nothing that they would answer.
-      spdlog::debug("listener {}: dropping a response frame from a client", context_.name);
+    case RpcKind::kGoingAway:
+      // The sidecar sends clients nothing that they would answer, nor calls
+      // that a client's read-only notice could stop.
+      spdlog::debug("listener {}: dropping a response or notice frame from a client",
+                    context_.name);
       return;
     case RpcKind::kHeartbeat:
       // Answered here: the client's liveness check is about the sidecar.

@@ -20,8 +20,9 @@
 // connection stops reading, finishes the requests in flight, then closes.
 // A client that half-closes still gets its responses.
 //
-// Ownership: created by the listener glue, which owns it and destroys it
-// after `on_finished` (posted, never inside its own callbacks). It owns its
+// Ownership: made by the listener's session factory and owned by the
+// worker's ConnectionHandler, which destroys it a loop turn after
+// `on_finished`. It owns its
 // requests. Thread-safety: its worker's thread only.
 #pragma once
 

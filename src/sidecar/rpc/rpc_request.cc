@@ -52,8 +52,7 @@ void RpcRequest::Start(const RpcMessage& frame) {
   // again here because a frame must never reach a peer of another protocol.
   if (cluster_ == nullptr || cluster_->rpc_codec() != &owner_.codec()) {
     cluster_ = nullptr;
-    Fail(RpcError::kNoRoute, absl::StrCat(kPrefix, "no ", AV(owner_.codec().name()), " cluster '",
-                                          route_->cluster, "'"));
+    Fail(RpcError::kNoRoute, absl::StrCat(kPrefix, "no cluster '", route_->cluster, "'"));
     return;
   }
   if (!attempts_.Begin(*cluster_)) {

@@ -1,5 +1,7 @@
 #include "sidecar/rpc/rpc_stats.h"
 
+#include <cctype>
+
 #include "absl/strings/str_cat.h"
 
 namespace cairn::sidecar {
@@ -7,6 +9,13 @@ namespace {
 
 // Debian's abseil has its own string_view type (not std::string_view).
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// "Bolt", "Dubbo": the codec's name as the metrics' help text says it.
+std::string DisplayName(std::string_view name) {
+  std::string out(name);
+  if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
+  return out;
+}
 
 std::shared_ptr<const std::vector<double>> DurationBuckets() {
   // 100 µs to ~26 s, doubling: the buckets of the cluster latency.
@@ -40,7 +49,7 @@ RpcServiceStats& RpcStatsCache::ForLabel(const std::string& label) {
     entry = std::make_unique<RpcServiceStats>();
     entry->label = label;
     const std::string& prefix = stats_.metric_prefix();
-    const absl::string_view tag = AV(stats_.codec().log_tag());
+    const std::string tag = DisplayName(stats_.codec().name());
     entry->requests = &stats_.metrics().Counter(
         absl::StrCat(prefix, "requests_total"),
         absl::StrCat(tag, " requests received (oneway included), by service"),
@@ -70,7 +79,8 @@ void RpcStatsCache::CountResponse(RpcServiceStats& service, uint32_t status) {
   if (counter == nullptr) {
     counter = &stats_.metrics().Counter(
         absl::StrCat(stats_.metric_prefix(), "responses_total"),
-        absl::StrCat(AV(codec.log_tag()), " responses sent downstream, by service and status"),
+        absl::StrCat(DisplayName(codec.name()),
+                     " responses sent downstream, by service and status"),
         {{"service", service.label}, {"status", std::string(codec.StatusName(status))}});
   }
   counter->Increment();

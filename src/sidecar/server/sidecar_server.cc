@@ -542,7 +542,8 @@ absl::StatusOr<std::unique_ptr<SidecarServer>> SidecarServer::Start(SidecarConfi
     failed->Shutdown();
     return status;
   }
-  // Each worker's RPC context (before any listener accepts: posts run in order).
+  // Each worker's RPC context: references only, made here before any
+  // listener starts accepting.
   for (size_t w = 0; w < s.workers.size(); ++w) {
     s.worker_states[w]->rpc_context = std::make_unique<RpcWorkerContext>(
         *s.workers[w], s.clusters->worker_clusters(static_cast<int>(w)));

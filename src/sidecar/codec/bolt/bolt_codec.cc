@@ -67,8 +67,6 @@ class BoltRpcCodec final : public RpcCodec {
     return std::make_unique<BoltRpcDecoder>(limits);
   }
 
-  uint64_t max_request_id() const override { return std::numeric_limits<uint32_t>::max(); }
-
   absl::Status RewriteRequestId(std::span<char> frame, uint64_t request_id) const override {
     if (request_id > std::numeric_limits<uint32_t>::max()) {
       return absl::InvalidArgumentError("a Bolt requestId has 32 bits");

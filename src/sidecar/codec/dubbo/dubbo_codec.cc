@@ -32,7 +32,9 @@ RpcKind KindOf(const DubboFrameView& frame) {
   if (frame.is_response()) {
     return frame.is_event() ? RpcKind::kHeartbeatAck : RpcKind::kResponse;
   }
-  if (!frame.is_two_way()) return RpcKind::kOneway;
+  // A oneway event is the READONLY notice of a provider going down (no
+  // other oneway event exists in Dubbo 2).
+  if (!frame.is_two_way()) return frame.is_event() ? RpcKind::kGoingAway : RpcKind::kOneway;
   return frame.is_event() ? RpcKind::kHeartbeat : RpcKind::kRequest;
 }
 
@@ -72,10 +74,6 @@ bool DubboRpcCodec::MatchesFirstByte(uint8_t first_byte) const { return first_by
 
 std::unique_ptr<RpcDecoder> DubboRpcCodec::NewDecoder(const RpcLimits& limits) const {
   return std::make_unique<DubboRpcDecoder>(limits);
-}
-
-uint64_t DubboRpcCodec::max_request_id() const {
-  return static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 }
 
 absl::Status DubboRpcCodec::RewriteRequestId(std::span<char> frame, uint64_t request_id) const {

@@ -5,12 +5,10 @@
 //  - kind: request + two-way = kRequest, or kHeartbeat with the event bit
 //    (whatever the event's body: it is answered with a null);
 //    request without two-way = kOneway; response + event = kHeartbeatAck;
-//    other responses = kResponse. A oneway event (Dubbo's
-//    read-only notice, or a heartbeat nobody waits for) is kOneway with an
-//    empty service: RpcMessage::two_way() is false for every kind but
-//    kRequest, so a kHeartbeat must always be answered, and one that must
-//    not be is no heartbeat to the path; it is forwarded or dropped like any
-//    oneway frame without a route.
+//    other responses = kResponse. A oneway event is Dubbo's READONLY notice
+//    (a provider shutting down: no new calls on this connection) and is
+//    kGoingAway: the upstream pool stops giving the connection new calls;
+//    from a client it is dropped.
 //  - request_id: bytes 4-11 (the bits of a Java long).
 //  - service: the service path (the interface name) of a hessian2 request
 //    whose first body strings are single chunks; "" otherwise (another
@@ -51,9 +49,6 @@ class DubboRpcCodec final : public cairn::sidecar::RpcCodec {
   // The first magic byte (0xda): no ASCII letter, no Bolt proto byte.
   bool MatchesFirstByte(uint8_t first_byte) const override;
   std::unique_ptr<RpcDecoder> NewDecoder(const RpcLimits& limits) const override;
-  // 2^63-1: ids are Java longs; positive ones are what Dubbo's own id
-  // counters give, so peers and their logs never see a negative id from us.
-  uint64_t max_request_id() const override;
   absl::Status RewriteRequestId(std::span<char> frame, uint64_t request_id) const override;
   // Request, two-way, event, hessian2, body 'N'.
   void EncodeHeartbeat(uint64_t request_id, std::string& out) const override;
