@@ -96,7 +96,7 @@ void CheckShape(const RpcMessage& m) {
   if (!request) {
     kind = event ? RpcKind::kHeartbeatAck : RpcKind::kResponse;
   } else if (!two_way) {
-    kind = RpcKind::kOneway;
+    kind = event ? RpcKind::kGoingAway : RpcKind::kOneway;  // a oneway event: READONLY
   } else {
     kind = event ? RpcKind::kHeartbeat : RpcKind::kRequest;
   }
