@@ -33,6 +33,7 @@
 #include <memory>
 #include <string>
 
+#include "backend_main.h"
 #include "sidecar/codec/dubbo/dubbo_frame.h"
 
 namespace {
@@ -166,48 +167,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<std::string> queue_;
 };
 
-void Accept(asio::ip::tcp::acceptor& acceptor, const std::string& name) {
-  acceptor.async_accept([&acceptor, &name](std::error_code ec, asio::ip::tcp::socket socket) {
-    if (!ec) {
-      socket.set_option(asio::ip::tcp::no_delay(true));
-      std::make_shared<Session>(std::move(socket), name)->Start();
-    }
-    if (acceptor.is_open()) Accept(acceptor, name);
-  });
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  std::string name = "dubbo-backend", ready_file;
-  int port = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    if (flag == "--name") name = argv[i + 1];
-    if (flag == "--port") port = std::atoi(argv[i + 1]);
-    if (flag == "--ready-file") ready_file = argv[i + 1];
-  }
-  asio::io_context io;
-  asio::ip::tcp::acceptor acceptor(io);
-  const asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"),
-                                         static_cast<uint16_t>(port));
-  std::error_code ec;
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    std::fprintf(stderr, "cannot listen: %s\n", ec.message().c_str());
-    return 1;
-  }
-  Accept(acceptor, name);
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](std::error_code, int) { io.stop(); });
-  if (!ready_file.empty()) {
-    std::ofstream(ready_file + ".tmp") << "port=" << acceptor.local_endpoint().port() << "\n";
-    std::rename((ready_file + ".tmp").c_str(), ready_file.c_str());
-  }
-  io.run();
-  return 0;
+  return cairn::testing::RunBackend<Session>(argc, argv, "dubbo-backend");
 }
