@@ -109,6 +109,14 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
 
+  cairn::cli::XdsFlags xds;
+  CLI::App* xds_cmd = app.add_subcommand(
+      "xds", "xDS (ADS) clients of the server: nodes, what each asked for and acknowledged");
+  xds_cmd->add_option("--node", xds.node_prefix, "only nodes whose id starts with this");
+  xds_cmd->add_option("--timeout", xds.timeout_seconds, "RPC deadline in seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
   cairn::cli::AppQueryFlags apps_flags, app_flags, revision_flags, interface_flags;
   auto timeout = [](CLI::App* cmd, cairn::cli::AppQueryFlags* f) {
     cmd->add_option("--timeout", f->timeout_seconds, "RPC deadline in seconds")
@@ -172,6 +180,7 @@ int main(int argc, char** argv) {
   if (*list_cmd) return cairn::cli::RunList(global, list);
   if (*describe_cmd) return cairn::cli::RunDescribe(global, describe);
   if (*clients_cmd) return cairn::cli::RunClients(global, clients);
+  if (*xds_cmd) return cairn::cli::RunXds(global, xds);
   if (*apps_cmd) return cairn::cli::RunApps(global, apps_flags);
   if (*app_cmd) return cairn::cli::RunApp(global, app_flags);
   if (*revision_cmd) return cairn::cli::RunRevision(global, revision_flags);

@@ -82,14 +82,25 @@ absl::Status ExplainConnectFailure(const absl::Status& status, const TlsFiles& t
 absl::Status CallUnary(
     const GlobalFlags& global, std::chrono::milliseconds timeout,
     const std::function<grpc::Status(pb::Registry::Stub&, grpc::ClientContext&)>& call) {
+  return CallUnaryOnChannel(
+      global, timeout,
+      [&](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context) {
+        auto stub = pb::Registry::NewStub(channel);
+        return call(*stub, context);
+      });
+}
+
+absl::Status CallUnaryOnChannel(
+    const GlobalFlags& global, std::chrono::milliseconds timeout,
+    const std::function<grpc::Status(const std::shared_ptr<grpc::Channel>&, grpc::ClientContext&)>&
+        call) {
   auto credentials = MakeChannelCredentials(global.tls);
   if (!credentials.ok()) return credentials.status();
   absl::Status status = absl::InvalidArgumentError("no server given");
   for (const std::string& server : global.servers) {
-    auto stub = pb::Registry::NewStub(grpc::CreateChannel(server, *credentials));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout);
-    status = FromGrpcStatus(call(*stub, context));
+    status = FromGrpcStatus(call(grpc::CreateChannel(server, *credentials), context));
     if (!absl::IsUnavailable(status)) return status;
     status = absl::UnavailableError(absl::StrCat(server, ": ", status.message()));
   }

@@ -70,6 +70,13 @@ absl::Status CallUnary(
     const GlobalFlags& global, std::chrono::milliseconds timeout,
     const std::function<grpc::Status(pb::Registry::Stub&, grpc::ClientContext&)>& call);
 
+// The same for a service other than Registry: `call` makes its own stub on
+// the channel it is given.
+absl::Status CallUnaryOnChannel(
+    const GlobalFlags& global, std::chrono::milliseconds timeout,
+    const std::function<grpc::Status(const std::shared_ptr<grpc::Channel>&, grpc::ClientContext&)>&
+        call);
+
 // Blocks SIGINT and SIGTERM in the calling thread and in every thread it
 // creates afterwards, so that WaitForSignal() can receive them. Call first
 // thing in main(), before any thread exists.

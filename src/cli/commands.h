@@ -54,6 +54,11 @@ struct ClientsFlags {
   double timeout_seconds = 5;
 };
 
+struct XdsFlags {
+  std::string node_prefix;
+  double timeout_seconds = 5;
+};
+
 // apps / app APP / revision ID / interface NAME (application-level discovery).
 struct AppQueryFlags {
   std::string name;  // app prefix (apps), app name, revision id or interface data id
@@ -83,5 +88,8 @@ int RunSubscribe(const GlobalFlags& global, const SubscribeFlags& flags);
 int RunList(const GlobalFlags& global, const ListFlags& flags);
 int RunDescribe(const GlobalFlags& global, const DescribeFlags& flags);
 int RunClients(const GlobalFlags& global, const ClientsFlags& flags);
+// xds: one row per ADS stream and resource type (node, type, names, sent and
+// acknowledged versions, NACKs); --output json gives the whole answer.
+int RunXds(const GlobalFlags& global, const XdsFlags& flags);
 
 }  // namespace cairn::cli

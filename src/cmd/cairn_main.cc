@@ -69,6 +69,17 @@ void AddRegistryFlags(CLI::App& cmd, RegistryFlags& f) {
   cmd.add_option("--restart-warmup-ms", v.restart_warmup_ms,
                  "standalone: after a restart, withhold pushes until the previous clients are "
                  "back, at most this long; 0 disables (default 10000)");
+  cmd.add_option("--xds-enabled", v.xds_enabled,
+                 "serve xDS (ADS) on the gRPC port for Envoy and proxyless gRPC (default true)");
+  cmd.add_option("--xds-max-streams", v.xds_max_streams,
+                 "ADS streams this server holds at once (default 10000)");
+  cmd.add_option("--xds-max-resources-per-stream", v.xds_max_resources_per_stream,
+                 "resource names one ADS stream may subscribe to, per type (default 1000)");
+  cmd.add_option("--xds-ring-hash-services", v.xds_ring_hash_services,
+                 "comma-separated xDS services balanced by RING_HASH (default none)");
+  cmd.add_option("--xds-endpoint-schemes", v.xds_endpoint_schemes,
+                 "data URL schemes usable as xDS endpoints, by preference (default "
+                 "grpc,h2c,http,https,tcp,bare)");
   cmd.add_option("--ready-file", v.ready_file, "write grpc=/admin= addresses here when serving");
   cmd.add_option("--log-level", v.log_level, "trace|debug|info|warn|error (default info)");
   cmd.add_option("--role", v.roles,
@@ -143,6 +154,13 @@ absl::StatusOr<cairn::RegistryConfig> ResolveConfig(const CLI::App& cmd, const R
   if (set("--push-max-attempts")) config.push_max_attempts = v.push_max_attempts;
   if (set("--revision-gc-after-ms")) config.revision_gc_after_ms = v.revision_gc_after_ms;
   if (set("--restart-warmup-ms")) config.restart_warmup_ms = v.restart_warmup_ms;
+  if (set("--xds-enabled")) config.xds_enabled = v.xds_enabled;
+  if (set("--xds-max-streams")) config.xds_max_streams = v.xds_max_streams;
+  if (set("--xds-max-resources-per-stream")) {
+    config.xds_max_resources_per_stream = v.xds_max_resources_per_stream;
+  }
+  if (set("--xds-ring-hash-services")) config.xds_ring_hash_services = v.xds_ring_hash_services;
+  if (set("--xds-endpoint-schemes")) config.xds_endpoint_schemes = v.xds_endpoint_schemes;
   if (set("--ready-file")) config.ready_file = v.ready_file;
   if (set("--log-level")) config.log_level = v.log_level;
   if (set("--role")) config.roles = v.roles;

@@ -48,6 +48,7 @@ struct SessionRole::Impl {
   SessionAuthz authz;
   std::unique_ptr<SessionServer> session;
   std::unique_ptr<GrpcRegistryService> service;
+  std::unique_ptr<xds::XdsPart> xds;  // null when xds_enabled is false
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<http::AdminHttpServer> admin;
   std::unique_ptr<ClusterView> view;
@@ -138,6 +139,14 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   // Listings cover the whole cluster, not only what this session fetched.
   r.session->SetDatumLister(
       [&r](const std::string& prefix, auto done) { r.data->ListCluster(prefix, std::move(done)); });
+  auto xds_options = XdsPartOptionsFrom(config);
+  if (!xds_options.ok()) return xds_options.status();
+  r.xds = xds::XdsPart::Create(r.loop, *r.apps, r.metrics.registry(), r.authz.authorizer.get(),
+                               *xds_options);
+  if (r.xds) {
+    // A wildcard subscription lists every service of the cluster.
+    r.xds->server()->SetDatumLister([&r](auto done) { r.data->ListCluster("", std::move(done)); });
+  }
   r.loop.Start();
   r.etcd_io.Start();
   // The revision catalog, before clients come: read once, then followed.
@@ -169,6 +178,7 @@ absl::StatusOr<std::unique_ptr<SessionRole>> SessionRole::Start(coord::EtcdClien
   int selected_port = 0;
   builder.AddListeningPort(config.listen, *server_credentials, &selected_port);
   builder.RegisterService(r.service.get());
+  if (r.xds) r.xds->Register(builder);
   ConfigureRegistryServer(builder, ConnectionLimits(config));
   r.grpc_server = builder.BuildAndStart();
   if (r.grpc_server == nullptr || selected_port == 0) {
@@ -216,10 +226,12 @@ void SessionRole::Shutdown() {
     // Streams that end from now on do not unpublish one by one: the data
     // servers' session lease, or the clients' replay elsewhere, takes over.
     r.loop.Post([&r] { r.session->PrepareForShutdown(); });
+    if (r.xds) r.xds->CloseStreams();
     r.grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     r.grpc_server->Wait();
   }
-  r.revision_watcher.reset();  // no snapshot is posted after this
+  if (r.xds) r.xds->DestroyOnLoop();  // before the data service it listens to
+  r.revision_watcher.reset();         // no snapshot is posted after this
   r.data->Stop();
   r.etcd_io.Stop();  // registrations in flight are dropped with their streams
   std::promise<void> dropped;

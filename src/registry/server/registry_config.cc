@@ -5,10 +5,13 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace cairn {
 
@@ -60,6 +63,34 @@ absl::Status LoadTlsFiles(const YAML::Node& node, const std::string& where, bool
 RegistryConnectionLimits ConnectionLimits(const RegistryConfig& config) {
   return RegistryConnectionLimits{config.handshake_timeout_ms, config.max_connection_idle_ms,
                                   config.max_streams_per_connection};
+}
+
+absl::StatusOr<xds::XdsPartOptions> XdsPartOptionsFrom(const RegistryConfig& config) {
+  xds::XdsPartOptions options;
+  options.enabled = config.xds_enabled;
+  options.service.max_streams = config.xds_max_streams;
+  options.server.max_resources_per_stream = config.xds_max_resources_per_stream;
+  for (absl::string_view name :
+       absl::StrSplit(config.xds_ring_hash_services, ',', absl::SkipWhitespace())) {
+    options.server.resources.ring_hash_services.emplace(absl::StripAsciiWhitespace(name));
+  }
+  options.server.resources.endpoint_schemes.clear();
+  static const std::set<std::string> kKnown = {"grpc",  "grpcs", "h2c",  "h2",    "http",
+                                               "https", "tcp",   "bolt", "dubbo", "bare"};
+  for (absl::string_view part :
+       absl::StrSplit(config.xds_endpoint_schemes, ',', absl::SkipWhitespace())) {
+    std::string scheme(absl::StripAsciiWhitespace(part));
+    if (kKnown.count(scheme) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("xds_endpoint_schemes: unknown scheme '", scheme,
+                       "' (known: grpc, grpcs, h2c, h2, http, https, tcp, bolt, dubbo, bare)"));
+    }
+    options.server.resources.endpoint_schemes.push_back(scheme == "bare" ? "" : scheme);
+  }
+  if (options.server.resources.endpoint_schemes.empty()) {
+    return absl::InvalidArgumentError("xds_endpoint_schemes must name at least one scheme");
+  }
+  return options;
 }
 
 TlsFiles ServerTlsFiles(const RegistryConfig& config) {
@@ -137,6 +168,11 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
       {"drain_timeout_ms", u32(&c.drain_timeout_ms)},
       {"anti_entropy_interval_ms", u32(&c.anti_entropy_interval_ms)},
       {"datum_cache_idle_ms", u32(&c.datum_cache_idle_ms)},
+      {"xds_enabled", [&c](const YAML::Node& n) { c.xds_enabled = n.as<bool>(); }},
+      {"xds_max_streams", u32(&c.xds_max_streams)},
+      {"xds_max_resources_per_stream", u32(&c.xds_max_resources_per_stream)},
+      {"xds_ring_hash_services", str(&c.xds_ring_hash_services)},
+      {"xds_endpoint_schemes", str(&c.xds_endpoint_schemes)},
       {"policy", str(&c.policy_file)},
       {"admin_token_file", str(&c.admin_token_file)},
   };
@@ -177,6 +213,11 @@ absl::Status ValidateRegistryConfig(const RegistryConfig& c) {
     return absl::InvalidArgumentError(
         "policy needs client certificates: set tls (cert, key and ca) or drop the policy");
   }
+  if (c.xds_max_streams == 0 || c.xds_max_resources_per_stream == 0) {
+    return absl::InvalidArgumentError(
+        "xds_max_streams and xds_max_resources_per_stream must be positive");
+  }
+  if (auto s = XdsPartOptionsFrom(c); !s.ok()) return s.status();
   if (c.slots == 0 || c.slots > 65536) {
     return absl::InvalidArgumentError("slots must be in [1, 65536]");
   }

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "common/grpc_tls.h"
 #include "registry/session/server_options.h"
+#include "registry/xds/xds_part.h"
 
 namespace cairn {
 
@@ -91,6 +92,22 @@ struct RegistryConfig {
   // Session role: a cached datum nobody read for about this long is dropped.
   uint32_t datum_cache_idle_ms = 600000;
 
+  // xDS (docs/xds.md): the registry serves the Aggregated Discovery Service
+  // (state of the world) on `listen`, in standalone mode and on every cluster
+  // session server, so Envoy and proxyless gRPC clients (xds:///SERVICE) find
+  // services without a sidecar.
+  bool xds_enabled = true;
+  // ADS streams one server holds at once; more are refused (RESOURCE_EXHAUSTED).
+  uint32_t xds_max_streams = 10000;
+  // Resource names one stream may subscribe to, per type.
+  uint32_t xds_max_resources_per_stream = 1000;
+  // Comma-separated xDS names whose Cluster balances by RING_HASH (on header
+  // x-cairn-hash-key); the others use ROUND_ROBIN.
+  std::string xds_ring_hash_services;
+  // Which data URL of a publisher is its xDS endpoint: the first whose scheme
+  // comes first here ("bare" stands for a plain HOST:PORT).
+  std::string xds_endpoint_schemes = "grpc,h2c,http,https,tcp,bare";
+
   // TLS of every gRPC port this process serves (standalone API; cluster
   // session, data and meta servers) and of its channels to cluster peers.
   // YAML `tls: {cert, key, ca, client_cert: required|optional,
@@ -121,6 +138,9 @@ absl::StatusOr<RegistryConfig> LoadRegistryConfig(const std::string& path, Regis
 // The server side of config.tls: client certificates are asked for only when
 // a CA is named (required by default, or optional).
 TlsFiles ServerTlsFiles(const RegistryConfig& config);
+
+// The xDS server's options; INVALID_ARGUMENT for an unknown endpoint scheme.
+absl::StatusOr<xds::XdsPartOptions> XdsPartOptionsFrom(const RegistryConfig& config);
 // The connection limits of the registry's gRPC port.
 RegistryConnectionLimits ConnectionLimits(const RegistryConfig& config);
 

@@ -46,6 +46,7 @@ struct StandaloneRegistry::Impl {
   SessionAuthz authz;                  // outlives the session that checks with it
   std::unique_ptr<SessionServer> session;
   std::unique_ptr<GrpcRegistryService> service;
+  std::unique_ptr<xds::XdsPart> xds;  // null when xds_enabled is false
   std::unique_ptr<grpc::Server> grpc_server;
   std::unique_ptr<http::AdminHttpServer> admin;
   bool stopped = false;
@@ -136,6 +137,10 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   if (!authz.ok()) return authz.status();
   r.authz = std::move(*authz);
   r.session->SetAuthorizer(r.authz.authorizer.get());
+  auto xds_options = XdsPartOptionsFrom(config);
+  if (!xds_options.ok()) return xds_options.status();
+  r.xds = xds::XdsPart::Create(r.loop, *r.apps, r.metrics.registry(), r.authz.authorizer.get(),
+                               *xds_options);
   r.loop.Start();
   r.loop.Post([&r, previous = std::move(previous_clients)]() mutable {
     // Before the gRPC server starts: no stream can come before the warm-up.
@@ -161,6 +166,7 @@ absl::StatusOr<std::unique_ptr<StandaloneRegistry>> StandaloneRegistry::Start(
   int selected_port = 0;
   builder.AddListeningPort(config.listen, *credentials, &selected_port);
   builder.RegisterService(r.service.get());
+  if (r.xds) r.xds->Register(builder);
   ConfigureRegistryServer(builder, ConnectionLimits(config));
   r.grpc_server = builder.BuildAndStart();
   if (r.grpc_server == nullptr || selected_port == 0) {
@@ -215,10 +221,12 @@ void StandaloneRegistry::Shutdown() {
   // Queued before the streams' disconnects: they then skip unpublishing
   // registrations one by one, since the data role stops with us.
   r.loop.Post([&r] { r.session->PrepareForShutdown(); });
+  if (r.xds) r.xds->CloseStreams();
   // Ends every stream; clients see UNAVAILABLE and reconnect. Waits for the
   // reactors' OnDone, which post their disconnects to the loop.
   r.grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   r.grpc_server->Wait();
+  if (r.xds) r.xds->DestroyOnLoop();  // before the data service it listens to
   // Drop loop-owned state on the loop thread (timers belong to it), then stop.
   std::promise<void> dropped;
   r.loop.Post([&r, &dropped] {

@@ -1,0 +1,224 @@
+#include "registry/xds/xds_grpc_service.h"
+
+#include <deque>
+#include <mutex>
+#include <string>
+
+#include "common/grpc_status.h"
+#include "common/grpc_tls.h"
+
+namespace cairn::xds {
+
+// One ADS stream. Lives as long as both gRPC (until OnDone) and the xDS
+// server (until it drops the stream) hold it: `self_` is gRPC's reference.
+class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                         public XdsStream,
+                         public std::enable_shared_from_this<AdsReactor> {
+ public:
+  AdsReactor(XdsGrpcService& service, std::string peer, Identity identity)
+      : service_(service), peer_(std::move(peer)), identity_(std::move(identity)) {}
+
+  void Begin() {
+    self_ = shared_from_this();
+    service_.loop_.Post([this, keep = self_] {
+      stream_id_ = service_.server_.OnConnect(peer_, keep, identity_);
+      std::lock_guard lock(mu_);
+      if (!done_ && !close_requested_) {
+        reading_ = true;
+        StartRead(&incoming_);
+      }
+    });
+  }
+
+  // A stream over the cap: ends before it starts.
+  void Refuse(const grpc::Status& status) {
+    self_ = shared_from_this();
+    {
+      std::lock_guard lock(mu_);
+      close_requested_ = true;
+      finished_ = true;
+    }
+    refused_ = true;
+    Finish(status);
+  }
+
+  // XdsStream
+  bool Send(DiscoveryResponse&& response) override {
+    grpc::ByteBuffer bytes;
+    bool own_buffer = false;
+    if (!grpc::SerializationTraits<DiscoveryResponse>::Serialize(response, &bytes, &own_buffer)
+             .ok()) {
+      return false;
+    }
+    std::lock_guard lock(mu_);
+    if (done_ || close_requested_) return false;
+    outbound_.push_back(std::move(bytes));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&outbound_.front());
+    }
+    return true;
+  }
+
+  void Close(const absl::Status& status) override {
+    {
+      std::lock_guard lock(mu_);
+      if (close_requested_ || done_) return;
+      close_requested_ = true;
+      close_status_ = ToGrpcStatus(status);
+      if (writing_) {
+        // Keep only the response being written (gRPC holds a pointer to it).
+        outbound_.erase(outbound_.begin() + 1, outbound_.end());
+        return;  // OnWriteDone finishes
+      }
+      if (!TakeFinishLocked()) return;
+    }
+    Finish(close_status_);
+  }
+
+  void RequestHandled() override {
+    std::lock_guard lock(mu_);
+    --unhandled_;
+    MaybeResumeReadLocked();
+  }
+
+  // grpc::ServerBidiReactor
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      PostDisconnect();
+      Close(absl::OkStatus());
+      return;
+    }
+    DiscoveryRequest request;
+    grpc::Status decoded =
+        grpc::SerializationTraits<DiscoveryRequest>::Deserialize(&incoming_, &request);
+    incoming_.Clear();
+    if (!decoded.ok()) {
+      service_.metrics_.rejected_streams.Add({{"reason", "undecodable"}}).Increment();
+      PostDisconnect();
+      Close(absl::InvalidArgumentError(
+          "cannot decode the DiscoveryRequest (malformed protobuf, or a string that is not valid "
+          "UTF-8); closing the stream"));
+      return;
+    }
+    std::lock_guard lock(mu_);
+    ++unhandled_;
+    // Post before the next read: requests must reach the loop in order.
+    service_.loop_.Post([this, keep = shared_from_this(), request = std::move(request)]() mutable {
+      service_.server_.OnRequest(stream_id_, std::move(request));
+    });
+    reading_ = false;
+    MaybeResumeReadLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      outbound_.pop_front();
+      if (!ok && !close_requested_) {
+        close_requested_ = true;
+        close_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
+      }
+      if (!outbound_.empty() && !close_requested_) {
+        StartWrite(&outbound_.front());
+        return;
+      }
+      writing_ = false;
+      outbound_.clear();
+      if (!close_requested_) return;
+      if (!TakeFinishLocked()) return;
+    }
+    Finish(close_status_);
+  }
+
+  void OnCancel() override {
+    PostDisconnect();
+    Close(absl::CancelledError("stream cancelled"));
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+      outbound_.clear();
+    }
+    service_.open_streams_.fetch_sub(1);
+    if (!refused_) PostDisconnect();
+    auto last_reference = std::move(self_);  // may delete this
+  }
+
+ private:
+  void PostDisconnect() {
+    service_.loop_.Post(
+        [this, keep = shared_from_this()] { service_.server_.OnDisconnect(stream_id_); });
+  }
+
+  // REQUIRES: mu_ held.
+  bool TakeFinishLocked() {
+    if (finished_) return false;
+    finished_ = true;
+    return true;
+  }
+
+  // REQUIRES: mu_ held.
+  void MaybeResumeReadLocked() {
+    if (reading_ || done_ || close_requested_ || unhandled_ >= service_.options_.read_window) {
+      return;
+    }
+    reading_ = true;
+    StartRead(&incoming_);
+  }
+
+  XdsGrpcService& service_;
+  const std::string peer_;
+  const Identity identity_;
+  uint64_t stream_id_ = 0;  // set on the loop before the first read
+  std::shared_ptr<AdsReactor> self_;
+  bool refused_ = false;
+
+  std::mutex mu_;
+  grpc::ByteBuffer incoming_;
+  std::deque<grpc::ByteBuffer> outbound_;
+  size_t unhandled_ = 0;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool close_requested_ = false;
+  bool finished_ = false;
+  bool done_ = false;
+  grpc::Status close_status_;
+};
+
+XdsGrpcService::XdsGrpcService(EventLoop& loop, XdsServer& server, XdsMetrics& metrics,
+                               XdsServiceOptions options)
+    : loop_(loop), server_(server), metrics_(metrics), options_(options) {}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
+XdsGrpcService::StreamAggregatedResources(grpc::CallbackServerContext* context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  auto reactor =
+      std::make_shared<AdsReactor>(*this, context->peer(), auth ? PeerIdentity(*auth) : Identity{});
+  size_t open = open_streams_.fetch_add(1) + 1;
+  if (open > options_.max_streams) {
+    metrics_.rejected_streams.Add({{"reason", "stream_cap"}}).Increment();
+    reactor->Refuse(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "this registry serves at most " +
+                                     std::to_string(options_.max_streams) +
+                                     " ADS streams (xds_max_streams); try another session server"));
+    return reactor.get();
+  }
+  reactor->Begin();
+  return reactor.get();
+}
+
+grpc::ServerUnaryReactor* XdsAdminService::ListClients(
+    grpc::CallbackServerContext* context, const cairn::registry::v1::ListXdsClientsRequest* request,
+    cairn::registry::v1::ListXdsClientsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  loop_.Post([this, reactor, response, prefix = request->node_id_prefix()] {
+    *response = server_.ListClients(prefix);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+}  // namespace cairn::xds

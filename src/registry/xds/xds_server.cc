@@ -1,0 +1,545 @@
+#include "registry/xds/xds_server.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/data_info.h"
+
+namespace cairn::xds {
+namespace {
+
+constexpr uint8_t Bit(ResourceType type) {
+  return static_cast<uint8_t>(1u << static_cast<int>(type));
+}
+
+// Responses go out in this order within one flush: clusters and their
+// endpoints before the listeners and routes that point at them.
+constexpr ResourceType kSendOrder[] = {ResourceType::kCluster, ResourceType::kEndpoint,
+                                       ResourceType::kListener, ResourceType::kRoute};
+constexpr size_t kMaxNackMessage = 512;
+
+int64_t UnixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+XdsServer::XdsServer(EventLoop& loop, DataService& data, XdsMetrics& metrics,
+                     XdsServerOptions options)
+    : loop_(loop), data_(data), metrics_(metrics), options_(std::move(options)) {
+  data_.AddListener(this);
+}
+
+XdsServer::~XdsServer() {
+  *alive_ = false;
+  data_.RemoveListener(this);
+  metrics_.streams.Decrement(static_cast<double>(streams_.size()));
+  for (const auto& [id, stream] : streams_) {
+    for (int t = 0; t < kResourceTypes; ++t) {
+      metrics_.resources[t]->Decrement(static_cast<double>(stream.types[t].names.size()));
+    }
+  }
+}
+
+uint64_t XdsServer::OnConnect(std::string peer, std::shared_ptr<XdsStream> stream,
+                              Identity identity) {
+  uint64_t id = next_stream_id_++;
+  Stream& s = streams_[id];
+  s.id = id;
+  s.peer = std::move(peer);
+  s.identity = std::move(identity);
+  s.stream = std::move(stream);
+  s.connected_at_ms = UnixMillis();
+  metrics_.streams.Increment();
+  return id;
+}
+
+void XdsServer::Reject(Stream& stream, const absl::Status& status, const char* reason) {
+  metrics_.rejected_streams.Add({{"reason", reason}}).Increment();
+  spdlog::info("xds: ending stream {} from {} (node \"{}\"): {}", stream.id, stream.peer,
+               stream.node_id, std::string(status.message()));
+  uint64_t id = stream.id;
+  stream.stream->Close(status);
+  OnDisconnect(id);
+}
+
+void XdsServer::OnRequest(uint64_t stream_id, DiscoveryRequest request) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  Stream& s = it->second;
+  if (!s.node_seen) {
+    if (!request.has_node() || request.node().id().empty()) {
+      Reject(s,
+             absl::InvalidArgumentError(
+                 "the first DiscoveryRequest of a stream must carry node.id (the xDS bootstrap's "
+                 "node id)"),
+             "no_node");
+      return;
+    }
+    const auto& node = request.node();
+    s.node_seen = true;
+    s.node_id = node.id();
+    s.node_cluster = node.cluster();
+    s.zone = node.locality().zone();
+    s.user_agent = absl::StrCat(node.user_agent_name(), " ", node.user_agent_version());
+  }
+  auto type = TypeFromUrl(request.type_url());
+  if (!type) {
+    Reject(s,
+           absl::InvalidArgumentError(absl::StrCat(
+               "unknown type_url \"", request.type_url().substr(0, 200),
+               "\": this server serves envoy.config.listener.v3.Listener, "
+               "envoy.config.route.v3.RouteConfiguration, envoy.config.cluster.v3.Cluster and "
+               "envoy.config.endpoint.v3.ClusterLoadAssignment")),
+           "unknown_type");
+    return;
+  }
+  if (static_cast<size_t>(request.resource_names_size()) > options_.max_resources_per_stream) {
+    Reject(s,
+           absl::InvalidArgumentError(absl::StrCat(
+               request.resource_names_size(), " resource names for ", std::string(ShortName(*type)),
+               "; at most ", options_.max_resources_per_stream, " per stream and type")),
+           "too_many_names");
+    return;
+  }
+  const int t = static_cast<int>(*type);
+  TypeState& ts = s.types[t];
+  if (!request.response_nonce().empty()) {
+    if (request.response_nonce() != ts.nonce) {
+      // An answer to an older response: the newer one is on its way.
+      metrics_.stale_requests.Increment();
+      s.stream->RequestHandled();
+      return;
+    }
+    if (ts.awaiting_ack) {
+      ts.awaiting_ack = false;
+      if (request.has_error_detail()) {
+        ++ts.nacks;
+        ts.last_nack = request.error_detail().message().substr(0, kMaxNackMessage);
+        metrics_.nacks[t]->Increment();
+        spdlog::warn("xds: node \"{}\" ({}) rejected {} version {}: {}", s.node_id, s.peer,
+                     ShortName(*type), ts.version, ts.last_nack);
+      } else {
+        ts.acked_version = request.version_info();
+        ts.acked = ts.sent;
+        metrics_.acks[t]->Increment();
+      }
+    }
+  }
+  std::vector<std::string> names(request.resource_names().begin(), request.resource_names().end());
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  bool wildcard = names.empty() && *type == ResourceType::kCluster;
+  if (!ts.requested || names != ts.names || wildcard != ts.wildcard) {
+    Subscribe(s, *type, std::move(names), wildcard);
+  }
+  MarkDirty(s);
+  s.stream->RequestHandled();
+}
+
+void XdsServer::Subscribe(Stream& stream, ResourceType type, std::vector<std::string> names,
+                          bool wildcard) {
+  const int t = static_cast<int>(type);
+  TypeState& ts = stream.types[t];
+  std::vector<std::string> gone;
+  std::set_difference(ts.names.begin(), ts.names.end(), names.begin(), names.end(),
+                      std::back_inserter(gone));
+  std::vector<std::string> added;
+  std::set_difference(names.begin(), names.end(), ts.names.begin(), ts.names.end(),
+                      std::back_inserter(added));
+  metrics_.resources[t]->Increment(static_cast<double>(names.size()));
+  metrics_.resources[t]->Decrement(static_cast<double>(ts.names.size()));
+  ts.names = std::move(names);
+  for (const auto& name : gone) {
+    ts.sent.erase(name);
+    Unwatch(name, stream.id, type);
+  }
+  for (const auto& name : added) Watch(name, stream.id, type);
+  if (wildcard != ts.wildcard) {
+    ts.wildcard = wildcard;
+    if (wildcard) {
+      wildcard_streams_.insert(stream.id);
+      if (wildcard_streams_.size() == 1) RefreshWildcard();
+    } else {
+      ts.sent.clear();
+      wildcard_streams_.erase(stream.id);
+      if (wildcard_streams_.empty()) {
+        std::vector<std::string> listed = std::move(wildcard_names_);
+        wildcard_names_.clear();
+        for (const auto& name : listed) {
+          auto it = services_.find(name);
+          if (it != services_.end()) it->second.in_wildcard = false;
+          MaybeErase(name);
+        }
+      }
+    }
+  }
+  ts.requested = true;
+  ts.force = true;
+}
+
+XdsServer::ServiceEntry* XdsServer::Watch(const std::string& name, uint64_t stream_id,
+                                          ResourceType type) {
+  auto data_info_id = DataInfoIdOfName(name);
+  if (!data_info_id) return nullptr;  // never exists: simply absent from responses
+  auto [it, added] = services_.try_emplace(name);
+  ServiceEntry& entry = it->second;
+  entry.watchers[stream_id] |= Bit(type);
+  if (added) {
+    entry.name = name;
+    entry.data_info_id = *data_info_id;
+    names_by_datum_[*data_info_id].push_back(name);
+    Fetch(entry);
+  }
+  return &entry;
+}
+
+void XdsServer::Unwatch(const std::string& name, uint64_t stream_id, ResourceType type) {
+  auto it = services_.find(name);
+  if (it == services_.end()) return;
+  auto w = it->second.watchers.find(stream_id);
+  if (w == it->second.watchers.end()) return;
+  w->second &= static_cast<uint8_t>(~Bit(type));
+  if (w->second == 0) it->second.watchers.erase(w);
+  MaybeErase(name);
+}
+
+void XdsServer::MaybeErase(const std::string& name) {
+  auto it = services_.find(name);
+  if (it == services_.end() || !it->second.watchers.empty() || it->second.in_wildcard) return;
+  auto by = names_by_datum_.find(it->second.data_info_id);
+  if (by != names_by_datum_.end()) {
+    auto& list = by->second;
+    list.erase(std::remove(list.begin(), list.end(), name), list.end());
+    if (list.empty()) names_by_datum_.erase(by);
+  }
+  services_.erase(it);
+}
+
+void XdsServer::Fetch(ServiceEntry& entry) {
+  if (entry.fetching) {
+    entry.refetch = true;
+    return;
+  }
+  entry.fetching = true;
+  data_.Fetch(entry.data_info_id, [this, alive = alive_, name = entry.name](
+                                      std::shared_ptr<const DatumSnapshot> snapshot) {
+    if (*alive) OnFetched(name, std::move(snapshot));
+  });
+}
+
+void XdsServer::OnFetched(const std::string& name, std::shared_ptr<const DatumSnapshot> snapshot) {
+  auto it = services_.find(name);
+  if (it == services_.end()) return;  // nobody watches it any more
+  ServiceEntry& entry = it->second;
+  entry.fetching = false;
+  if (snapshot == nullptr) snapshot = std::make_shared<const DatumSnapshot>();
+  if (entry.snapshot == nullptr || entry.snapshot->version != snapshot->version) {
+    entry.snapshot = std::move(snapshot);
+    MarkWatchersDirty(entry);
+  }
+  if (entry.refetch) {
+    entry.refetch = false;
+    Fetch(entry);
+  }
+}
+
+void XdsServer::MarkWatchersDirty(const ServiceEntry& entry) {
+  for (const auto& [stream_id, types] : entry.watchers) {
+    auto it = streams_.find(stream_id);
+    if (it != streams_.end()) MarkDirty(it->second);
+  }
+  if (entry.in_wildcard) {
+    for (uint64_t stream_id : wildcard_streams_) {
+      auto it = streams_.find(stream_id);
+      if (it != streams_.end()) MarkDirty(it->second);
+    }
+  }
+}
+
+void XdsServer::OnDatumChanged(const std::string& data_info_id, uint64_t version) {
+  auto it = names_by_datum_.find(data_info_id);
+  if (it == names_by_datum_.end()) {
+    if (!wildcard_streams_.empty()) AddToWildcard(NameOfDataInfoId(data_info_id));
+    return;
+  }
+  std::vector<std::string> names = it->second;  // Fetch may answer inline
+  for (const auto& name : names) {
+    auto entry = services_.find(name);
+    if (entry == services_.end()) continue;
+    if (entry->second.snapshot != nullptr && entry->second.snapshot->version == version) continue;
+    entry->second.changed_at = SteadyNow();
+    Fetch(entry->second);
+  }
+}
+
+void XdsServer::OnDatumsMaybeChanged(const std::function<bool(const std::string&)>& affected) {
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : services_) {
+    if (affected(entry.data_info_id)) names.push_back(name);
+  }
+  for (const auto& name : names) {
+    auto it = services_.find(name);
+    if (it != services_.end()) Fetch(it->second);
+  }
+}
+
+bool XdsServer::Allowed(const Stream& stream, const ServiceEntry& entry) const {
+  if (authorizer_ == nullptr) return true;
+  pb::DataInfoKey key;
+  if (!ParseDataInfoId(entry.data_info_id, &key)) return false;
+  return authorizer_->Check(stream.identity, auth::Action{auth::Op::kSubscribe, key.data_id(), {}})
+      .ok();
+}
+
+void XdsServer::RefreshWildcard() {
+  if (wildcard_listing_) return;
+  auto add_all = [this](const std::vector<DatumSummary>& datums) {
+    for (const auto& datum : datums) {
+      if (datum.publishers > 0) AddToWildcard(NameOfDataInfoId(datum.data_info_id));
+    }
+    for (uint64_t stream_id : wildcard_streams_) {
+      auto it = streams_.find(stream_id);
+      if (it != streams_.end()) MarkDirty(it->second);
+    }
+  };
+  if (!lister_) {
+    add_all(data_.List(""));
+    return;
+  }
+  wildcard_listing_ = true;
+  lister_([this, alive = alive_, add_all](std::vector<DatumSummary> datums) {
+    if (!*alive) return;
+    wildcard_listing_ = false;
+    if (!wildcard_streams_.empty()) add_all(datums);
+  });
+}
+
+void XdsServer::AddToWildcard(const std::string& name) {
+  auto pos = std::lower_bound(wildcard_names_.begin(), wildcard_names_.end(), name);
+  if (pos != wildcard_names_.end() && *pos == name) return;
+  if (wildcard_names_.size() >= options_.max_wildcard_resources) return;
+  auto data_info_id = DataInfoIdOfName(name);
+  if (!data_info_id) return;
+  wildcard_names_.insert(pos, name);
+  auto [it, added] = services_.try_emplace(name);
+  ServiceEntry& entry = it->second;
+  entry.in_wildcard = true;
+  if (added) {
+    entry.name = name;
+    entry.data_info_id = *data_info_id;
+    names_by_datum_[*data_info_id].push_back(name);
+    entry.changed_at = SteadyNow();
+    Fetch(entry);
+  }
+}
+
+void XdsServer::MarkDirty(Stream& stream) {
+  if (!stream.dirty) {
+    stream.dirty = true;
+    dirty_.push_back(stream.id);
+  }
+  ScheduleFlush();
+}
+
+void XdsServer::ScheduleFlush() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  loop_.Post([this, alive = alive_] {
+    if (*alive) Flush();
+  });
+}
+
+void XdsServer::Flush() {
+  flush_posted_ = false;
+  std::vector<uint64_t> dirty;
+  dirty.swap(dirty_);
+  for (uint64_t id : dirty) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) continue;
+    it->second.dirty = false;
+    FlushStream(it->second);
+  }
+}
+
+void XdsServer::FlushStream(Stream& stream) {
+  for (ResourceType type : kSendOrder) MaybeSend(stream, type);
+}
+
+const std::vector<std::string>& XdsServer::NamesOf(const TypeState& state) const {
+  return state.wildcard ? wildcard_names_ : state.names;
+}
+
+uint64_t XdsServer::ContentVersion(const ServiceEntry& entry, ResourceType type) {
+  return type == ResourceType::kEndpoint ? entry.snapshot->version : 1;
+}
+
+std::shared_ptr<const std::string> XdsServer::Encoded(ServiceEntry& entry, ResourceType type) {
+  auto& slot = entry.encoded[static_cast<int>(type)];
+  if (type == ResourceType::kEndpoint) {
+    if (slot == nullptr || entry.encoded_assignment_version != entry.snapshot->version) {
+      slot = std::make_shared<const std::string>(
+          BuildClusterLoadAssignment(entry.name, *entry.snapshot, options_.resources));
+      entry.encoded_assignment_version = entry.snapshot->version;
+    }
+    return slot;
+  }
+  if (slot == nullptr) {
+    switch (type) {
+      case ResourceType::kListener:
+        slot = std::make_shared<const std::string>(BuildListener(entry.name));
+        break;
+      case ResourceType::kRoute:
+        slot = std::make_shared<const std::string>(
+            BuildRouteConfiguration(entry.name, options_.resources));
+        break;
+      default:
+        slot = std::make_shared<const std::string>(BuildCluster(entry.name, options_.resources));
+        break;
+    }
+  }
+  return slot;
+}
+
+void XdsServer::MaybeSend(Stream& stream, ResourceType type) {
+  const int t = static_cast<int>(type);
+  TypeState& ts = stream.types[t];
+  if (!ts.requested || ts.awaiting_ack) return;
+  // Route and endpoint responses may carry only what changed: clients keep
+  // the resources a response leaves out. Listener and cluster responses
+  // must carry every one (a missing one is deleted).
+  const bool partial = type == ResourceType::kRoute || type == ResourceType::kEndpoint;
+  std::map<std::string, uint64_t> next;
+  if (partial) next = ts.sent;
+  std::vector<ServiceEntry*> include;
+  bool changed = ts.force;
+  SteadyTime oldest_change{};
+  for (const auto& name : NamesOf(ts)) {
+    auto it = services_.find(name);
+    if (it == services_.end()) continue;  // not a valid name: never exists
+    ServiceEntry& entry = it->second;
+    if (entry.snapshot == nullptr) return;  // its first fetch will mark us dirty
+    if (!entry.exists() || !Allowed(stream, entry)) continue;
+    uint64_t version = ContentVersion(entry, type);
+    auto sent = ts.sent.find(name);
+    bool fresh = sent == ts.sent.end() || sent->second != version;
+    if (fresh) {
+      changed = true;
+      if (entry.changed_at != SteadyTime{} &&
+          (oldest_change == SteadyTime{} || entry.changed_at < oldest_change)) {
+        oldest_change = entry.changed_at;
+      }
+    }
+    if (!partial || fresh) include.push_back(&entry);
+    next[name] = version;
+  }
+  if (!partial && next != ts.sent) changed = true;
+  if (!changed) return;
+  const SteadyTime now = SteadyNow();
+  if (type == ResourceType::kListener || type == ResourceType::kRoute) {
+    const bool pending = stream.types[static_cast<int>(ResourceType::kCluster)].awaiting_ack ||
+                         stream.types[static_cast<int>(ResourceType::kEndpoint)].awaiting_ack;
+    if (pending) {
+      if (ts.held_since == SteadyTime{}) ts.held_since = now;
+      if (now - ts.held_since < kMakeBeforeBreakWait) return;  // the ACK marks us dirty
+    }
+    ts.held_since = {};
+  }
+  DiscoveryResponse response;
+  response.set_version_info(std::to_string(++ts.version));
+  response.set_type_url(std::string(TypeUrl(type)));
+  response.set_nonce(std::to_string(++stream.nonces));
+  response.mutable_control_plane()->set_identifier("cairn");
+  for (ServiceEntry* entry : include) {
+    auto* any = response.add_resources();
+    any->set_type_url(std::string(TypeUrl(type)));
+    any->set_value(*Encoded(*entry, type));
+  }
+  ts.sent = std::move(next);
+  ts.nonce = response.nonce();
+  ts.awaiting_ack = true;
+  ts.force = false;
+  ts.sent_at = now;
+  metrics_.responses[t]->Increment();
+  if (oldest_change != SteadyTime{}) {
+    metrics_.push_latency.Observe(std::chrono::duration<double>(now - oldest_change).count());
+  }
+  stream.stream->Send(std::move(response));
+}
+
+void XdsServer::OnDisconnect(uint64_t stream_id) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  Stream& s = it->second;
+  for (int t = 0; t < kResourceTypes; ++t) {
+    TypeState& ts = s.types[t];
+    metrics_.resources[t]->Decrement(static_cast<double>(ts.names.size()));
+    for (const auto& name : ts.names) Unwatch(name, stream_id, static_cast<ResourceType>(t));
+  }
+  streams_.erase(it);
+  metrics_.streams.Decrement();
+  if (wildcard_streams_.erase(stream_id) != 0 && wildcard_streams_.empty()) {
+    std::vector<std::string> listed = std::move(wildcard_names_);
+    wildcard_names_.clear();
+    for (const auto& name : listed) {
+      auto entry = services_.find(name);
+      if (entry != services_.end()) entry->second.in_wildcard = false;
+      MaybeErase(name);
+    }
+  }
+}
+
+void XdsServer::CloseAll() {
+  for (auto& [id, stream] : streams_) {
+    stream.stream->Close(absl::UnavailableError("the registry is stopping"));
+  }
+}
+
+cairn::registry::v1::ListXdsClientsResponse XdsServer::ListClients(
+    const std::string& node_id_prefix) const {
+  cairn::registry::v1::ListXdsClientsResponse out;
+  std::vector<const Stream*> sorted;
+  for (const auto& [id, stream] : streams_) {
+    if (stream.node_id.compare(0, node_id_prefix.size(), node_id_prefix) == 0) {
+      sorted.push_back(&stream);
+    }
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Stream* a, const Stream* b) { return a->id < b->id; });
+  for (const Stream* s : sorted) {
+    auto* client = out.add_clients();
+    client->set_stream_id(s->id);
+    client->set_node_id(s->node_id);
+    client->set_node_cluster(s->node_cluster);
+    client->set_zone(s->zone);
+    client->set_user_agent(s->user_agent);
+    client->set_peer(s->peer);
+    client->set_connected_at_ms(s->connected_at_ms);
+    for (ResourceType type : kSendOrder) {
+      const TypeState& ts = s->types[static_cast<int>(type)];
+      if (!ts.requested) continue;
+      auto* state = client->add_types();
+      state->set_type_url(std::string(TypeUrl(type)));
+      state->set_wildcard(ts.wildcard);
+      for (const auto& name : ts.names) state->add_resource_names(name);
+      if (ts.version > 0) state->set_sent_version(std::to_string(ts.version));
+      state->set_sent_nonce(ts.nonce);
+      state->set_awaiting_ack(ts.awaiting_ack);
+      state->set_acked_version(ts.acked_version);
+      for (const auto& [name, version] : ts.acked) {
+        auto* acked = state->add_acked();
+        acked->set_name(name);
+        acked->set_version(version);
+      }
+      state->set_nacks(ts.nacks);
+      state->set_last_nack(ts.last_nack);
+    }
+  }
+  return out;
+}
+
+}  // namespace cairn::xds

@@ -1,0 +1,211 @@
+// XdsServer: the registry as an xDS control plane (ADS, state of the world).
+//
+// Each ADS stream asks, per resource type, for names (xds_resources.h); the
+// server keeps one ServiceEntry per name any stream watches, fed by the
+// same DataService (and its change listener) the session role uses, so it
+// serves interface- and application-level data alike, standalone or in a
+// cluster session. Per stream and type it follows the protocol:
+//   * version_info counts the responses of that type on the stream; every
+//     response has a new nonce;
+//   * a request naming an older nonce is stale and ignored;
+//   * a request with error_detail is a NACK: logged, counted, remembered;
+//     the rejected content is not sent again, only newer content is;
+//   * at most one response per type awaits its ACK; changes meanwhile
+//     coalesce (memory per stream stays bounded) and go after it;
+//   * Listener and Cluster responses hold every subscribed resource that
+//     exists; Route and ClusterLoadAssignment responses hold the ones that
+//     changed (clients keep the others); a name that does not exist is left
+//     out, which is how the protocol says "does not exist";
+//   * make before break: a stream's Listener and Route responses wait while
+//     its Cluster or ClusterLoadAssignment responses are unacknowledged (at
+//     most kMakeBeforeBreakWait), so a client never holds a route to a
+//     cluster it has not been sent.
+// A datum's resources are encoded once per datum version and shared by every
+// stream.
+//
+// Thread-safety: not thread-safe. Every method runs on the registry loop;
+// the gRPC layer posts into it.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "cairn/registry/v1/xds_admin.pb.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "common/identity.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
+#include "registry/auth/authorizer.h"
+#include "registry/data/data_service.h"
+#include "registry/xds/xds_metrics.h"
+#include "registry/xds/xds_resources.h"
+
+namespace cairn::xds {
+
+using envoy::service::discovery::v3::DiscoveryRequest;
+using envoy::service::discovery::v3::DiscoveryResponse;
+
+// The server's side of one ADS stream. The gRPC reactor implements it.
+// Thread-safety: every method may be called from any thread.
+class XdsStream {
+ public:
+  virtual ~XdsStream() = default;
+  // Queues a response. Returns false once the stream is closed.
+  virtual bool Send(DiscoveryResponse&& response) = 0;
+  // Ends the stream with this status. Idempotent.
+  virtual void Close(const absl::Status& status) = 0;
+  // The server finished handling one request: the stream may read the next.
+  virtual void RequestHandled() = 0;
+};
+
+struct XdsServerOptions {
+  // Names one stream may subscribe to, per type.
+  size_t max_resources_per_stream = 1000;
+  // Services a wildcard Cluster subscription lists at most.
+  size_t max_wildcard_resources = 10000;
+  ResourceOptions resources;
+};
+
+class XdsServer final : public DataChangeListener {
+ public:
+  // How long a Listener or Route response may wait for the stream's Cluster
+  // and ClusterLoadAssignment responses to be acknowledged.
+  static constexpr std::chrono::milliseconds kMakeBeforeBreakWait{1000};
+
+  // REQUIRES: loop, data and metrics outlive the server. Registers itself as
+  // data's listener until destroyed.
+  XdsServer(EventLoop& loop, DataService& data, XdsMetrics& metrics, XdsServerOptions options);
+  ~XdsServer() override;
+
+  // Every datum summary (for wildcard subscriptions). Default: data.List.
+  // Cluster sessions set every data server's list.
+  using DatumLister = std::function<void(std::function<void(std::vector<DatumSummary>)> done)>;
+  void SetDatumLister(DatumLister lister) { lister_ = std::move(lister); }
+
+  // Checks every name a stream would be sent against `authorizer`'s policy
+  // (a subscribe of the name's dataId, with the identity the stream's
+  // client certificate proved): a name refused is absent for that stream,
+  // like one that does not exist, and the refusal is counted and logged by
+  // the authorizer. Null (TLS off): every name is served. REQUIRES:
+  // authorizer outlives the server.
+  void SetAuthorizer(auth::Authorizer* authorizer) { authorizer_ = authorizer; }
+
+  uint64_t OnConnect(std::string peer, std::shared_ptr<XdsStream> stream, Identity identity = {});
+  // Calls stream->RequestHandled() when done (unless it closed the stream).
+  void OnRequest(uint64_t stream_id, DiscoveryRequest request);
+  // Idempotent.
+  void OnDisconnect(uint64_t stream_id);
+  // Ends every stream (UNAVAILABLE): the registry is stopping.
+  void CloseAll();
+
+  cairn::registry::v1::ListXdsClientsResponse ListClients(const std::string& node_id_prefix) const;
+  size_t stream_count() const { return streams_.size(); }
+
+  // DataChangeListener
+  void OnDatumChanged(const std::string& data_info_id, uint64_t version) override;
+  void OnDatumsMaybeChanged(const std::function<bool(const std::string&)>& affected) override;
+
+ private:
+  // One xDS name some stream watches (or the wildcard list holds).
+  struct ServiceEntry {
+    std::string name;
+    std::string data_info_id;
+    std::shared_ptr<const DatumSnapshot> snapshot;  // null until the first fetch answers
+    bool fetching = false;
+    bool refetch = false;     // a change came while fetching
+    SteadyTime changed_at{};  // when the newest change was heard of
+    // Encoded resources (message bytes), built on first use: the three that
+    // depend only on the name, and the assignment for `snapshot`.
+    std::array<std::shared_ptr<const std::string>, kResourceTypes> encoded;
+    uint64_t encoded_assignment_version = 0;
+    // Streams watching it, with the types (bit per ResourceType).
+    std::unordered_map<uint64_t, uint8_t> watchers;
+    bool in_wildcard = false;
+    bool exists() const { return snapshot != nullptr && snapshot->version > 0; }
+  };
+
+  struct TypeState {
+    bool requested = false;  // the stream asked for this type
+    bool wildcard = false;
+    std::vector<std::string> names;         // sorted, unique
+    std::map<std::string, uint64_t> sent;   // content of the responses so far: name -> version
+    std::map<std::string, uint64_t> acked;  // what the last ACK confirmed
+    uint64_t version = 0;                   // responses of this type sent
+    std::string nonce;                      // of the latest response
+    bool awaiting_ack = false;
+    SteadyTime sent_at{};
+    bool force = false;  // the subscription changed: answer even if nothing else did
+    std::string acked_version;
+    uint64_t nacks = 0;
+    std::string last_nack;
+    SteadyTime held_since{};  // a Listener/Route response waiting (make before break)
+  };
+
+  struct Stream {
+    uint64_t id = 0;
+    std::string peer;
+    Identity identity;
+    std::shared_ptr<XdsStream> stream;
+    bool node_seen = false;
+    std::string node_id;
+    std::string node_cluster;
+    std::string zone;
+    std::string user_agent;
+    int64_t connected_at_ms = 0;
+    uint64_t nonces = 0;
+    std::array<TypeState, kResourceTypes> types;
+    bool dirty = false;  // in dirty_
+  };
+
+  void Reject(Stream& stream, const absl::Status& status, const char* reason);
+  void Subscribe(Stream& stream, ResourceType type, std::vector<std::string> names, bool wildcard);
+  ServiceEntry* Watch(const std::string& name, uint64_t stream_id, ResourceType type);
+  void Unwatch(const std::string& name, uint64_t stream_id, ResourceType type);
+  void MaybeErase(const std::string& name);
+  void Fetch(ServiceEntry& entry);
+  void OnFetched(const std::string& name, std::shared_ptr<const DatumSnapshot> snapshot);
+  void MarkWatchersDirty(const ServiceEntry& entry);
+  void MarkDirty(Stream& stream);
+  void ScheduleFlush();
+  void Flush();
+  void FlushStream(Stream& stream);
+  // Sends the type's response if its content or subscription changed;
+  // returns whether one is (now or still) awaiting its ACK.
+  void MaybeSend(Stream& stream, ResourceType type);
+  const std::vector<std::string>& NamesOf(const TypeState& state) const;
+  std::shared_ptr<const std::string> Encoded(ServiceEntry& entry, ResourceType type);
+  static uint64_t ContentVersion(const ServiceEntry& entry, ResourceType type);
+  bool Allowed(const Stream& stream, const ServiceEntry& entry) const;
+  void RefreshWildcard();
+  void AddToWildcard(const std::string& name);
+
+  EventLoop& loop_;
+  DataService& data_;
+  XdsMetrics& metrics_;
+  XdsServerOptions options_;
+  DatumLister lister_;
+  auth::Authorizer* authorizer_ = nullptr;
+
+  uint64_t next_stream_id_ = 1;
+  std::unordered_map<uint64_t, Stream> streams_;
+  std::unordered_map<std::string, ServiceEntry> services_;                    // by xDS name
+  std::unordered_map<std::string, std::vector<std::string>> names_by_datum_;  // id -> xDS names
+  // Streams with a wildcard Cluster subscription, and the names it lists.
+  std::unordered_set<uint64_t> wildcard_streams_;
+  std::vector<std::string> wildcard_names_;  // sorted
+  bool wildcard_listing_ = false;
+  std::vector<uint64_t> dirty_;
+  bool flush_posted_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace cairn::xds
