@@ -123,3 +123,46 @@ TEST(RegistryConfigTest, DocumentedExampleListsEveryClusterKey) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+// The xDS keys are in the documented file, and the endpoint schemes are
+// checked: a misspelt one is refused with its name, not silently skipped.
+TEST(RegistryConfigTest, XdsKeysAreDocumentedAndSchemesChecked) {
+  RegistryConfig other;
+  other.xds_enabled = false;
+  other.xds_max_streams = 9;
+  other.xds_max_resources_per_stream = 9;
+  other.xds_ring_hash_services = "x";
+  other.xds_endpoint_schemes = "tcp";
+  auto c = LoadRegistryConfig(CAIRN_SOURCE_DIR "/config/registry.yaml", other);
+  ASSERT_TRUE(c.ok()) << c.status();
+  RegistryConfig d;
+  EXPECT_EQ(c->xds_enabled, d.xds_enabled);
+  EXPECT_EQ(c->xds_max_streams, d.xds_max_streams);
+  EXPECT_EQ(c->xds_max_resources_per_stream, d.xds_max_resources_per_stream);
+  EXPECT_EQ(c->xds_ring_hash_services, d.xds_ring_hash_services);
+  EXPECT_EQ(c->xds_endpoint_schemes, d.xds_endpoint_schemes);
+
+  auto options = XdsPartOptionsFrom(d);
+  ASSERT_TRUE(options.ok());
+  EXPECT_EQ(options->server.resources.endpoint_schemes,
+            (std::vector<std::string>{"grpc", "h2c", "http", "https", "tcp", ""}));
+
+  RegistryConfig bad;
+  bad.xds_endpoint_schemes = "grpc,gprc";
+  absl::Status s = ValidateRegistryConfig(bad);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'gprc'"), absl::string_view::npos) << s;
+
+  RegistryConfig ring;
+  ring.xds_ring_hash_services = " a, b ,";
+  options = XdsPartOptionsFrom(ring);
+  ASSERT_TRUE(options.ok());
+  EXPECT_EQ(options->server.resources.ring_hash_services.size(), 2u);
+  EXPECT_EQ(options->server.resources.ring_hash_services.count("b"), 1u);
+}
+
+}  // namespace
+}  // namespace cairn

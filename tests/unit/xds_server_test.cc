@@ -12,6 +12,7 @@
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "registry/data/local_data_server.h"
 
 namespace cairn::xds {
@@ -182,7 +183,8 @@ TEST_F(XdsServerTest, ListenerRouteAndClusterChainByOneName) {
   EXPECT_EQ(route.virtual_hosts(0).routes(0).route().hash_policy_size(), 0);
 
   cluster::Cluster c;
-  ASSERT_TRUE(c.ParseFromString(BuildCluster("svc", ResourceOptions())));
+  ASSERT_TRUE(c.ParseFromString(BuildCluster("svc", ResourceOptions(), /*http2=*/false)));
+  EXPECT_TRUE(c.typed_extension_protocol_options().empty());
   EXPECT_EQ(c.type(), cluster::Cluster::EDS);
   EXPECT_TRUE(c.eds_cluster_config().eds_config().has_ads());
   EXPECT_EQ(c.eds_cluster_config().service_name(), "svc");
@@ -190,8 +192,15 @@ TEST_F(XdsServerTest, ListenerRouteAndClusterChainByOneName) {
 
   ResourceOptions ring;
   ring.ring_hash_services = {"svc"};
-  ASSERT_TRUE(c.ParseFromString(BuildCluster("svc", ring)));
+  ASSERT_TRUE(c.ParseFromString(BuildCluster("svc", ring, /*http2=*/true)));
   EXPECT_EQ(c.lb_policy(), cluster::Cluster::RING_HASH);
+  // Envoy must be told that gRPC endpoints speak HTTP/2.
+  const auto& options = c.typed_extension_protocol_options();
+  auto it = options.find("envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
+  ASSERT_NE(it, options.end());
+  envoy::extensions::upstreams::http::v3::HttpProtocolOptions protocol;
+  ASSERT_TRUE(protocol.ParseFromString(it->second.value()));
+  EXPECT_TRUE(protocol.explicit_http_config().has_http2_protocol_options());
   ASSERT_TRUE(route.ParseFromString(BuildRouteConfiguration("svc", ring)));
   EXPECT_EQ(route.virtual_hosts(0).routes(0).route().hash_policy(0).header().header_name(),
             "x-cairn-hash-key");
@@ -401,6 +410,26 @@ TEST_F(XdsServerTest, ADisconnectReleasesWatchesAndAReconnectGetsEverythingAgain
   EXPECT_EQ(second->sent[0].resources_size(), 1);
   EXPECT_EQ(second->sent[1].resources_size(), 1);
   EXPECT_EQ(second->sent[1].version_info(), "1");
+}
+
+TEST_F(XdsServerTest, ClusterIsResentWhenItsEndpointsChangeProtocol) {
+  Publish("svc", "a", 1, {"http://127.0.0.1:7001"});
+  auto stream = std::make_shared<FakeStream>();
+  uint64_t id = Connect(stream);
+  Request(id, ResourceType::kCluster, {"svc"});
+  ASSERT_EQ(stream->sent.size(), 1u);
+  EXPECT_TRUE(
+      Unpack<cluster::Cluster>(stream->sent[0]).at(0).typed_extension_protocol_options().empty());
+  Answer(id, stream->sent[0], {"svc"});
+  Publish("svc", "a", 2, {"grpc://127.0.0.1:7001"});
+  loop_.PollForTest();
+  ASSERT_EQ(stream->sent.size(), 2u);
+  EXPECT_EQ(Unpack<cluster::Cluster>(stream->sent[1]).at(0).typed_extension_protocol_options_size(),
+            1);
+  Answer(id, stream->sent[1], {"svc"});
+  Publish("svc", "b", 1, {"grpc://127.0.0.1:7002"});  // same protocol: clusters unchanged
+  loop_.PollForTest();
+  EXPECT_EQ(stream->sent.size(), 2u);
 }
 
 TEST_F(XdsServerTest, LastPublisherGoneLeavesAnEmptyAssignment) {

@@ -13,6 +13,7 @@
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 
 namespace cairn::xds {
 namespace {
@@ -140,6 +141,7 @@ std::optional<XdsEndpoint> EndpointOf(const PublisherRecord& publisher,
     while (rank < best_rank && schemes[rank] != scheme) ++rank;
     if (rank >= best_rank) continue;
     XdsEndpoint candidate;
+    candidate.scheme = std::string(scheme);
     if (!ParseAuthority(text, &candidate.host, &candidate.port)) continue;
     best = std::move(candidate);
     best_rank = rank;
@@ -188,7 +190,17 @@ std::string BuildRouteConfiguration(const std::string& name, const ResourceOptio
   return config.SerializeAsString();
 }
 
-std::string BuildCluster(const std::string& name, const ResourceOptions& options) {
+bool SpeaksHttp2(const DatumSnapshot& snapshot, const ResourceOptions& options) {
+  for (const auto& publisher : snapshot.publishers) {
+    auto endpoint = EndpointOf(*publisher, options.endpoint_schemes);
+    if (!endpoint) continue;
+    const std::string& s = endpoint->scheme;
+    return s == "grpc" || s == "grpcs" || s == "h2c" || s == "h2";
+  }
+  return false;
+}
+
+std::string BuildCluster(const std::string& name, const ResourceOptions& options, bool http2) {
   envoy::config::cluster::v3::Cluster cluster;
   cluster.set_name(name);
   cluster.set_type(envoy::config::cluster::v3::Cluster::EDS);
@@ -204,6 +216,15 @@ std::string BuildCluster(const std::string& name, const ResourceOptions& options
     ring->mutable_maximum_ring_size()->set_value(8 * 1024 * 1024);
   } else {
     cluster.set_lb_policy(envoy::config::cluster::v3::Cluster::ROUND_ROBIN);
+  }
+  if (http2) {
+    envoy::extensions::upstreams::http::v3::HttpProtocolOptions protocol;
+    protocol.mutable_explicit_http_config()->mutable_http2_protocol_options();
+    google::protobuf::Any any;
+    any.set_type_url("type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
+    any.set_value(protocol.SerializeAsString());
+    (*cluster.mutable_typed_extension_protocol_options())
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"] = std::move(any);
   }
   return cluster.SerializeAsString();
 }

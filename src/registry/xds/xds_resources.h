@@ -51,6 +51,7 @@ struct ResourceOptions {
 
 // One endpoint a publisher contributes.
 struct XdsEndpoint {
+  std::string scheme;  // of the URL it came from ("" for a bare HOST:PORT)
   std::string host;
   uint32_t port = 0;
   std::string zone;
@@ -69,7 +70,11 @@ std::optional<XdsEndpoint> EndpointOf(const PublisherRecord& publisher,
 // The serialized resources (message bytes, not wrapped in Any).
 std::string BuildListener(const std::string& name);
 std::string BuildRouteConfiguration(const std::string& name, const ResourceOptions& options);
-std::string BuildCluster(const std::string& name, const ResourceOptions& options);
+// Whether a datum's endpoints speak HTTP/2 (gRPC): its first endpoint's
+// scheme is grpc, grpcs, h2c or h2. Envoy must be told (its default is
+// HTTP/1.1); proxyless gRPC ignores it.
+bool SpeaksHttp2(const DatumSnapshot& snapshot, const ResourceOptions& options);
+std::string BuildCluster(const std::string& name, const ResourceOptions& options, bool http2);
 std::string BuildClusterLoadAssignment(const std::string& name, const DatumSnapshot& snapshot,
                                        const ResourceOptions& options);
 

@@ -374,12 +374,29 @@ const std::vector<std::string>& XdsServer::NamesOf(const TypeState& state) const
   return state.wildcard ? wildcard_names_ : state.names;
 }
 
-uint64_t XdsServer::ContentVersion(const ServiceEntry& entry, ResourceType type) {
-  return type == ResourceType::kEndpoint ? entry.snapshot->version : 1;
+uint64_t XdsServer::ContentVersion(const ServiceEntry& entry, ResourceType type) const {
+  switch (type) {
+    case ResourceType::kEndpoint:
+      return entry.snapshot->version;
+    case ResourceType::kCluster:
+      // Changes only when the endpoints' protocol does (HTTP/2 or not).
+      return SpeaksHttp2(*entry.snapshot, options_.resources) ? 2 : 1;
+    default:
+      return 1;
+  }
 }
 
 std::shared_ptr<const std::string> XdsServer::Encoded(ServiceEntry& entry, ResourceType type) {
   auto& slot = entry.encoded[static_cast<int>(type)];
+  if (type == ResourceType::kCluster) {
+    uint64_t version = ContentVersion(entry, type);
+    if (slot == nullptr || entry.encoded_cluster_version != version) {
+      slot = std::make_shared<const std::string>(
+          BuildCluster(entry.name, options_.resources, version == 2));
+      entry.encoded_cluster_version = version;
+    }
+    return slot;
+  }
   if (type == ResourceType::kEndpoint) {
     if (slot == nullptr || entry.encoded_assignment_version != entry.snapshot->version) {
       slot = std::make_shared<const std::string>(
@@ -398,7 +415,6 @@ std::shared_ptr<const std::string> XdsServer::Encoded(ServiceEntry& entry, Resou
             BuildRouteConfiguration(entry.name, options_.resources));
         break;
       default:
-        slot = std::make_shared<const std::string>(BuildCluster(entry.name, options_.resources));
         break;
     }
   }

@@ -127,6 +127,7 @@ class XdsServer final : public DataChangeListener {
     // depend only on the name, and the assignment for `snapshot`.
     std::array<std::shared_ptr<const std::string>, kResourceTypes> encoded;
     uint64_t encoded_assignment_version = 0;
+    uint64_t encoded_cluster_version = 0;
     // Streams watching it, with the types (bit per ResourceType).
     std::unordered_map<uint64_t, uint8_t> watchers;
     bool in_wildcard = false;
@@ -183,7 +184,10 @@ class XdsServer final : public DataChangeListener {
   void MaybeSend(Stream& stream, ResourceType type);
   const std::vector<std::string>& NamesOf(const TypeState& state) const;
   std::shared_ptr<const std::string> Encoded(ServiceEntry& entry, ResourceType type);
-  static uint64_t ContentVersion(const ServiceEntry& entry, ResourceType type);
+  // What identifies the content of the entry's resource of `type` (equal:
+  // the client already has it): the datum version for assignments, the
+  // endpoints' protocol for clusters, existence alone for the others.
+  uint64_t ContentVersion(const ServiceEntry& entry, ResourceType type) const;
   bool Allowed(const Stream& stream, const ServiceEntry& entry) const;
   void RefreshWildcard();
   void AddToWildcard(const std::string& name);
