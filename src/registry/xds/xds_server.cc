@@ -315,7 +315,13 @@ void XdsServer::RefreshWildcard() {
   lister_([this, alive = alive_, add_all](std::vector<DatumSummary> datums) {
     if (!*alive) return;
     wildcard_listing_ = false;
-    if (!wildcard_streams_.empty()) add_all(datums);
+    if (wildcard_streams_.empty()) return;
+    add_all(datums);
+    // A cluster session hears only of datums it holds: new services on
+    // other sessions are found by listing again.
+    wildcard_timer_ = loop_.RunAfter(kWildcardRelist, [this] {
+      if (!wildcard_streams_.empty()) RefreshWildcard();
+    });
   });
 }
 

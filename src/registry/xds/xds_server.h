@@ -80,6 +80,9 @@ class XdsServer final : public DataChangeListener {
   // How long a Listener or Route response may wait for the stream's Cluster
   // and ClusterLoadAssignment responses to be acknowledged.
   static constexpr std::chrono::milliseconds kMakeBeforeBreakWait{1000};
+  // With a DatumLister (cluster sessions), how often wildcard subscriptions
+  // list every datum again to find services created through other sessions.
+  static constexpr std::chrono::milliseconds kWildcardRelist{5000};
 
   // REQUIRES: loop, data and metrics outlive the server. Registers itself as
   // data's listener until destroyed.
@@ -207,6 +210,7 @@ class XdsServer final : public DataChangeListener {
   std::unordered_set<uint64_t> wildcard_streams_;
   std::vector<std::string> wildcard_names_;  // sorted
   bool wildcard_listing_ = false;
+  std::unique_ptr<EventLoop::Timer> wildcard_timer_;
   std::vector<uint64_t> dirty_;
   bool flush_posted_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
