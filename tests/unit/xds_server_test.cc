@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <thread>
 
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
@@ -23,9 +24,12 @@ namespace cluster = envoy::config::cluster::v3;
 
 class FakeStream : public XdsStream {
  public:
-  bool Send(DiscoveryResponse&& response) override {
+  bool Send(EncodedResponse&& encoded) override {
     if (closed) return false;
+    DiscoveryResponse response;
+    EXPECT_TRUE(response.ParseFromString(encoded.Flatten()));
     sent.push_back(std::move(response));
+    for (auto& r : encoded.resources) bodies.push_back(r);
     return true;
   }
   void Close(const absl::Status& s) override {
@@ -35,6 +39,7 @@ class FakeStream : public XdsStream {
   void RequestHandled() override { ++handled; }
 
   std::deque<DiscoveryResponse> sent;
+  std::vector<std::shared_ptr<const std::string>> bodies;  // resources as sent
   bool closed = false;
   absl::Status status;
   int handled = 0;
@@ -338,6 +343,37 @@ TEST_F(XdsServerTest, ClustersAndEndpointsGoBeforeListenersAndRoutes) {
   EXPECT_EQ(stream->sent[2].type_url(), TypeUrl(ResourceType::kListener));
   EXPECT_EQ(stream->sent[3].type_url(), TypeUrl(ResourceType::kRoute));
   EXPECT_EQ(Unpack<envoy::config::listener::v3::Listener>(stream->sent[2]).at(0).name(), "svc");
+}
+
+TEST_F(XdsServerTest, AHeldListenerGoesAfterTheWaitEvenWithoutAnAck) {
+  auto stream = std::make_shared<FakeStream>();
+  uint64_t id = Connect(stream);
+  Request(id, ResourceType::kCluster, {"svc"});
+  ASSERT_EQ(stream->sent.size(), 1u);  // never acknowledged
+  Publish("svc", "a", 1, {"grpc://127.0.0.1:7001"});
+  Request(id, ResourceType::kListener, {"svc"});
+  EXPECT_EQ(stream->sent.size(), 1u);  // held: a cluster response awaits its ACK
+  auto deadline = std::chrono::steady_clock::now() + 3 * XdsServer::kMakeBeforeBreakWait;
+  while (stream->sent.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    loop_.PollForTest();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(stream->sent.size(), 2u);
+  EXPECT_EQ(stream->sent[1].type_url(), TypeUrl(ResourceType::kListener));
+}
+
+TEST_F(XdsServerTest, StreamsShareTheEncodedResourceOfOneVersion) {
+  Publish("svc", "a", 1, {"grpc://127.0.0.1:7001"});
+  auto one = std::make_shared<FakeStream>();
+  auto two = std::make_shared<FakeStream>();
+  uint64_t id1 = Connect(one);
+  uint64_t id2 = Connect(two);
+  Request(id1, ResourceType::kEndpoint, {"svc"});
+  Request(id2, ResourceType::kEndpoint, {"svc", "other"});
+  ASSERT_EQ(one->bodies.size(), 1u);
+  ASSERT_EQ(two->bodies.size(), 1u);
+  EXPECT_EQ(one->bodies[0].get(), two->bodies[0].get());  // one encoding, two streams
+  EXPECT_NE(one->sent[0].nonce(), "");
 }
 
 TEST_F(XdsServerTest, WildcardClusterListsEveryServiceAndFollowsNewOnes) {

@@ -1,8 +1,9 @@
 #include "registry/xds/xds_grpc_service.h"
 
-#include <deque>
+#include <list>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/grpc_status.h"
 #include "common/grpc_tls.h"
@@ -43,13 +44,19 @@ class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   }
 
   // XdsStream
-  bool Send(DiscoveryResponse&& response) override {
-    grpc::ByteBuffer bytes;
-    bool own_buffer = false;
-    if (!grpc::SerializationTraits<DiscoveryResponse>::Serialize(response, &bytes, &own_buffer)
-             .ok()) {
-      return false;
+  bool Send(EncodedResponse&& response) override {
+    // The stream's own head (copied), then each resource's bytes, shared
+    // with every stream sent the same version: the slice holds a reference
+    // until gRPC has written it.
+    std::vector<grpc::Slice> slices;
+    slices.reserve(1 + response.resources.size());
+    slices.emplace_back(response.head);
+    for (auto& resource : response.resources) {
+      auto* held = new std::shared_ptr<const std::string>(std::move(resource));
+      slices.emplace_back(const_cast<char*>((*held)->data()), (*held)->size(), &ReleaseResource,
+                          held);
     }
+    grpc::ByteBuffer bytes(slices.data(), slices.size());
     std::lock_guard lock(mu_);
     if (done_ || close_requested_) return false;
     outbound_.push_back(std::move(bytes));
@@ -68,7 +75,7 @@ class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
       close_status_ = ToGrpcStatus(status);
       if (writing_) {
         // Keep only the response being written (gRPC holds a pointer to it).
-        outbound_.erase(outbound_.begin() + 1, outbound_.end());
+        outbound_.erase(std::next(outbound_.begin()), outbound_.end());
         return;  // OnWriteDone finishes
       }
       if (!TakeFinishLocked()) return;
@@ -148,6 +155,10 @@ class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   }
 
  private:
+  static void ReleaseResource(void* resource) {
+    delete static_cast<std::shared_ptr<const std::string>*>(resource);
+  }
+
   void PostDisconnect() {
     service_.loop_.Post(
         [this, keep = shared_from_this()] { service_.server_.OnDisconnect(stream_id_); });
@@ -178,7 +189,10 @@ class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
 
   std::mutex mu_;
   grpc::ByteBuffer incoming_;
-  std::deque<grpc::ByteBuffer> outbound_;
+  // At most one response per type waits (the server sends the next after
+  // the ACK): a list, which costs nothing while empty, unlike a deque's
+  // first block, and keeps the front's address while others are added.
+  std::list<grpc::ByteBuffer> outbound_;
   size_t unhandled_ = 0;
   bool reading_ = false;
   bool writing_ = false;

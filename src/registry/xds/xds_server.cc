@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/data_info.h"
+#include "google/protobuf/any.pb.h"
 
 namespace cairn::xds {
 namespace {
@@ -40,6 +41,7 @@ XdsServer::~XdsServer() {
   metrics_.streams.Decrement(static_cast<double>(streams_.size()));
   for (const auto& [id, stream] : streams_) {
     for (int t = 0; t < kResourceTypes; ++t) {
+      if (stream.types[t].wildcard) continue;
       metrics_.resources[t]->Decrement(static_cast<double>(stream.types[t].names.size()));
     }
   }
@@ -125,7 +127,7 @@ void XdsServer::OnRequest(uint64_t stream_id, DiscoveryRequest request) {
                      ShortName(*type), ts.version, ts.last_nack);
       } else {
         ts.acked_version = request.version_info();
-        ts.acked = ts.sent;
+        for (NameState& name : ts.names) name.acked = name.sent;
         metrics_.acks[t]->Increment();
       }
     }
@@ -134,7 +136,15 @@ void XdsServer::OnRequest(uint64_t stream_id, DiscoveryRequest request) {
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   bool wildcard = names.empty() && *type == ResourceType::kCluster;
-  if (!ts.requested || names != ts.names || wildcard != ts.wildcard) {
+  auto same_names = [&] {
+    if (ts.wildcard) return names.empty();
+    if (names.size() != ts.names.size()) return false;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] != ts.names[i].name) return false;
+    }
+    return true;
+  };
+  if (!ts.requested || wildcard != ts.wildcard || !same_names()) {
     Subscribe(s, *type, std::move(names), wildcard);
   }
   MarkDirty(s);
@@ -145,41 +155,54 @@ void XdsServer::Subscribe(Stream& stream, ResourceType type, std::vector<std::st
                           bool wildcard) {
   const int t = static_cast<int>(type);
   TypeState& ts = stream.types[t];
-  std::vector<std::string> gone;
-  std::set_difference(ts.names.begin(), ts.names.end(), names.begin(), names.end(),
-                      std::back_inserter(gone));
-  std::vector<std::string> added;
-  std::set_difference(names.begin(), names.end(), ts.names.begin(), ts.names.end(),
-                      std::back_inserter(added));
-  metrics_.resources[t]->Increment(static_cast<double>(names.size()));
-  metrics_.resources[t]->Decrement(static_cast<double>(ts.names.size()));
-  ts.names = std::move(names);
-  for (const auto& name : gone) {
-    ts.sent.erase(name);
-    Unwatch(name, stream.id, type);
+  // What the stream watches by name: its subscription (none for a wildcard,
+  // whose services the wildcard list keeps).
+  std::vector<NameState> old;
+  if (!ts.wildcard) old = std::move(ts.names);
+  ts.names.clear();
+  if (wildcard) names.clear();
+  std::vector<NameState> next;
+  next.reserve(names.size());
+  size_t i = 0;
+  for (auto& name : names) {
+    while (i < old.size() && old[i].name < name) {
+      Unwatch(old[i].name, stream.id, type);
+      ++i;
+    }
+    if (i < old.size() && old[i].name == name) {
+      next.push_back(std::move(old[i++]));  // keeps what it was sent
+    } else {
+      Watch(name, stream.id, type);
+      next.push_back(NameState{std::move(name)});
+    }
   }
-  for (const auto& name : added) Watch(name, stream.id, type);
+  for (; i < old.size(); ++i) Unwatch(old[i].name, stream.id, type);
+  metrics_.resources[t]->Increment(static_cast<double>(next.size()));
+  metrics_.resources[t]->Decrement(static_cast<double>(old.size()));
+  ts.names = std::move(next);
   if (wildcard != ts.wildcard) {
     ts.wildcard = wildcard;
     if (wildcard) {
       wildcard_streams_.insert(stream.id);
       if (wildcard_streams_.size() == 1) RefreshWildcard();
     } else {
-      ts.sent.clear();
       wildcard_streams_.erase(stream.id);
-      if (wildcard_streams_.empty()) {
-        std::vector<std::string> listed = std::move(wildcard_names_);
-        wildcard_names_.clear();
-        for (const auto& name : listed) {
-          auto it = services_.find(name);
-          if (it != services_.end()) it->second.in_wildcard = false;
-          MaybeErase(name);
-        }
-      }
+      if (wildcard_streams_.empty()) DropWildcardList();
     }
   }
   ts.requested = true;
   ts.force = true;
+}
+
+void XdsServer::DropWildcardList() {
+  std::vector<std::string> listed = std::move(wildcard_names_);
+  wildcard_names_.clear();
+  wildcard_timer_.reset();
+  for (const auto& name : listed) {
+    auto it = services_.find(name);
+    if (it != services_.end()) it->second.in_wildcard = false;
+    MaybeErase(name);
+  }
 }
 
 XdsServer::ServiceEntry* XdsServer::Watch(const std::string& name, uint64_t stream_id,
@@ -376,8 +399,20 @@ void XdsServer::FlushStream(Stream& stream) {
   for (ResourceType type : kSendOrder) MaybeSend(stream, type);
 }
 
-const std::vector<std::string>& XdsServer::NamesOf(const TypeState& state) const {
-  return state.wildcard ? wildcard_names_ : state.names;
+void XdsServer::SyncWildcard(TypeState& state) const {
+  if (state.names.size() == wildcard_names_.size()) return;  // the list only grows
+  std::vector<NameState> merged;
+  merged.reserve(wildcard_names_.size());
+  size_t i = 0;
+  for (const auto& name : wildcard_names_) {
+    while (i < state.names.size() && state.names[i].name < name) ++i;
+    if (i < state.names.size() && state.names[i].name == name) {
+      merged.push_back(std::move(state.names[i++]));
+    } else {
+      merged.push_back(NameState{name});
+    }
+  }
+  state.names = std::move(merged);
 }
 
 uint64_t XdsServer::ContentVersion(const ServiceEntry& entry, ResourceType type) const {
@@ -392,21 +427,51 @@ uint64_t XdsServer::ContentVersion(const ServiceEntry& entry, ResourceType type)
   }
 }
 
+namespace {
+
+// The bytes of one `resources` field of a DiscoveryResponse: its tag and
+// length, then the Any (type_url, value) holding `message`.
+std::shared_ptr<const std::string> ResourceField(ResourceType type, const std::string& message) {
+  google::protobuf::Any any;
+  any.set_type_url(std::string(TypeUrl(type)));
+  any.set_value(message);
+  std::string body = any.SerializeAsString();
+  std::string field;
+  field.reserve(body.size() + 6);
+  field.push_back(static_cast<char>((DiscoveryResponse::kResourcesFieldNumber << 3) | 2));
+  for (size_t n = body.size();; n >>= 7) {
+    if (n < 0x80) {
+      field.push_back(static_cast<char>(n));
+      break;
+    }
+    field.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  field += body;
+  return std::make_shared<const std::string>(std::move(field));
+}
+
+}  // namespace
+
+std::string EncodedResponse::Flatten() const {
+  std::string out = head;
+  for (const auto& resource : resources) out += *resource;
+  return out;
+}
+
 std::shared_ptr<const std::string> XdsServer::Encoded(ServiceEntry& entry, ResourceType type) {
   auto& slot = entry.encoded[static_cast<int>(type)];
   if (type == ResourceType::kCluster) {
     uint64_t version = ContentVersion(entry, type);
     if (slot == nullptr || entry.encoded_cluster_version != version) {
-      slot = std::make_shared<const std::string>(
-          BuildCluster(entry.name, options_.resources, version == 2));
+      slot = ResourceField(type, BuildCluster(entry.name, options_.resources, version == 2));
       entry.encoded_cluster_version = version;
     }
     return slot;
   }
   if (type == ResourceType::kEndpoint) {
     if (slot == nullptr || entry.encoded_assignment_version != entry.snapshot->version) {
-      slot = std::make_shared<const std::string>(
-          BuildClusterLoadAssignment(entry.name, *entry.snapshot, options_.resources));
+      slot = ResourceField(
+          type, BuildClusterLoadAssignment(entry.name, *entry.snapshot, options_.resources));
       entry.encoded_assignment_version = entry.snapshot->version;
     }
     return slot;
@@ -414,11 +479,10 @@ std::shared_ptr<const std::string> XdsServer::Encoded(ServiceEntry& entry, Resou
   if (slot == nullptr) {
     switch (type) {
       case ResourceType::kListener:
-        slot = std::make_shared<const std::string>(BuildListener(entry.name));
+        slot = ResourceField(type, BuildListener(entry.name));
         break;
       case ResourceType::kRoute:
-        slot = std::make_shared<const std::string>(
-            BuildRouteConfiguration(entry.name, options_.resources));
+        slot = ResourceField(type, BuildRouteConfiguration(entry.name, options_.resources));
         break;
       default:
         break;
@@ -431,35 +495,23 @@ void XdsServer::MaybeSend(Stream& stream, ResourceType type) {
   const int t = static_cast<int>(type);
   TypeState& ts = stream.types[t];
   if (!ts.requested || ts.awaiting_ack) return;
+  if (ts.wildcard) SyncWildcard(ts);
   // Route and endpoint responses may carry only what changed: clients keep
   // the resources a response leaves out. Listener and cluster responses
   // must carry every one (a missing one is deleted).
   const bool partial = type == ResourceType::kRoute || type == ResourceType::kEndpoint;
-  std::map<std::string, uint64_t> next;
-  if (partial) next = ts.sent;
-  std::vector<ServiceEntry*> include;
   bool changed = ts.force;
-  SteadyTime oldest_change{};
-  for (const auto& name : NamesOf(ts)) {
-    auto it = services_.find(name);
+  desired_.assign(ts.names.size(), 0);
+  for (size_t i = 0; i < ts.names.size(); ++i) {
+    auto it = services_.find(ts.names[i].name);
     if (it == services_.end()) continue;  // not a valid name: never exists
     ServiceEntry& entry = it->second;
     if (entry.snapshot == nullptr) return;  // its first fetch will mark us dirty
-    if (!entry.exists() || !Allowed(stream, entry)) continue;
-    uint64_t version = ContentVersion(entry, type);
-    auto sent = ts.sent.find(name);
-    bool fresh = sent == ts.sent.end() || sent->second != version;
-    if (fresh) {
-      changed = true;
-      if (entry.changed_at != SteadyTime{} &&
-          (oldest_change == SteadyTime{} || entry.changed_at < oldest_change)) {
-        oldest_change = entry.changed_at;
-      }
-    }
-    if (!partial || fresh) include.push_back(&entry);
-    next[name] = version;
+    if (entry.exists() && Allowed(stream, entry)) desired_[i] = ContentVersion(entry, type);
+    // A resource that went away cannot be said in a partial response: the
+    // client keeps it until the next one.
+    if (desired_[i] != ts.names[i].sent && (!partial || desired_[i] != 0)) changed = true;
   }
-  if (!partial && next != ts.sent) changed = true;
   if (!changed) return;
   const SteadyTime now = SteadyNow();
   if (type == ResourceType::kListener || type == ResourceType::kRoute) {
@@ -467,25 +519,46 @@ void XdsServer::MaybeSend(Stream& stream, ResourceType type) {
                          stream.types[static_cast<int>(ResourceType::kEndpoint)].awaiting_ack;
     if (pending) {
       if (ts.held_since == SteadyTime{}) ts.held_since = now;
-      if (now - ts.held_since < kMakeBeforeBreakWait) return;  // the ACK marks us dirty
+      auto waited = now - ts.held_since;
+      if (waited < kMakeBeforeBreakWait) {
+        // The ACK marks the stream dirty; this timer does if it never comes.
+        stream.hold_timer = loop_.RunAfter(
+            std::chrono::duration_cast<std::chrono::milliseconds>(kMakeBeforeBreakWait - waited) +
+                std::chrono::milliseconds(1),
+            [this, id = stream.id] {
+              auto it = streams_.find(id);
+              if (it != streams_.end()) MarkDirty(it->second);
+            });
+        return;
+      }
     }
     ts.held_since = {};
   }
-  DiscoveryResponse response;
-  response.set_version_info(std::to_string(++ts.version));
-  response.set_type_url(std::string(TypeUrl(type)));
-  response.set_nonce(std::to_string(++stream.nonces));
-  response.mutable_control_plane()->set_identifier("cairn");
-  for (ServiceEntry* entry : include) {
-    auto* any = response.add_resources();
-    any->set_type_url(std::string(TypeUrl(type)));
-    any->set_value(*Encoded(*entry, type));
+  DiscoveryResponse head;
+  head.set_version_info(std::to_string(++ts.version));
+  head.set_type_url(std::string(TypeUrl(type)));
+  head.set_nonce(std::to_string(++stream.nonces));
+  head.mutable_control_plane()->set_identifier("cairn");
+  EncodedResponse response;
+  response.head = head.SerializeAsString();
+  SteadyTime oldest_change{};
+  for (size_t i = 0; i < ts.names.size(); ++i) {
+    NameState& name = ts.names[i];
+    const uint64_t version = desired_[i];
+    const bool fresh = version != name.sent;
+    if (version != 0 && (!partial || fresh)) {
+      ServiceEntry& entry = services_.find(name.name)->second;
+      response.resources.push_back(Encoded(entry, type));
+      if (fresh && entry.changed_at != SteadyTime{} &&
+          (oldest_change == SteadyTime{} || entry.changed_at < oldest_change)) {
+        oldest_change = entry.changed_at;
+      }
+    }
+    name.sent = version;
   }
-  ts.sent = std::move(next);
-  ts.nonce = response.nonce();
+  ts.nonce = head.nonce();
   ts.awaiting_ack = true;
   ts.force = false;
-  ts.sent_at = now;
   metrics_.responses[t]->Increment();
   if (oldest_change != SteadyTime{}) {
     metrics_.push_latency.Observe(std::chrono::duration<double>(now - oldest_change).count());
@@ -499,20 +572,13 @@ void XdsServer::OnDisconnect(uint64_t stream_id) {
   Stream& s = it->second;
   for (int t = 0; t < kResourceTypes; ++t) {
     TypeState& ts = s.types[t];
+    if (ts.wildcard) continue;  // its names are the wildcard list's
     metrics_.resources[t]->Decrement(static_cast<double>(ts.names.size()));
-    for (const auto& name : ts.names) Unwatch(name, stream_id, static_cast<ResourceType>(t));
+    for (const auto& name : ts.names) Unwatch(name.name, stream_id, static_cast<ResourceType>(t));
   }
   streams_.erase(it);
   metrics_.streams.Decrement();
-  if (wildcard_streams_.erase(stream_id) != 0 && wildcard_streams_.empty()) {
-    std::vector<std::string> listed = std::move(wildcard_names_);
-    wildcard_names_.clear();
-    for (const auto& name : listed) {
-      auto entry = services_.find(name);
-      if (entry != services_.end()) entry->second.in_wildcard = false;
-      MaybeErase(name);
-    }
-  }
+  if (wildcard_streams_.erase(stream_id) != 0 && wildcard_streams_.empty()) DropWildcardList();
 }
 
 void XdsServer::CloseAll() {
@@ -547,15 +613,18 @@ cairn::registry::v1::ListXdsClientsResponse XdsServer::ListClients(
       auto* state = client->add_types();
       state->set_type_url(std::string(TypeUrl(type)));
       state->set_wildcard(ts.wildcard);
-      for (const auto& name : ts.names) state->add_resource_names(name);
+      if (!ts.wildcard) {
+        for (const auto& name : ts.names) state->add_resource_names(name.name);
+      }
       if (ts.version > 0) state->set_sent_version(std::to_string(ts.version));
       state->set_sent_nonce(ts.nonce);
       state->set_awaiting_ack(ts.awaiting_ack);
       state->set_acked_version(ts.acked_version);
-      for (const auto& [name, version] : ts.acked) {
+      for (const auto& name : ts.names) {
+        if (name.acked == 0) continue;
         auto* acked = state->add_acked();
-        acked->set_name(name);
-        acked->set_version(version);
+        acked->set_name(name.name);
+        acked->set_version(name.acked);
       }
       state->set_nacks(ts.nacks);
       state->set_last_nack(ts.last_nack);

@@ -54,13 +54,24 @@ namespace cairn::xds {
 using envoy::service::discovery::v3::DiscoveryRequest;
 using envoy::service::discovery::v3::DiscoveryResponse;
 
+// A DiscoveryResponse as bytes: `head` holds this stream's own fields
+// (version_info, type_url, nonce, control_plane) and `resources` each whole
+// `resources` field (tag, length, Any), shared by every stream sent that
+// resource version. Protobuf merges concatenated fields, so head followed by
+// the resources is the response.
+struct EncodedResponse {
+  std::string head;
+  std::vector<std::shared_ptr<const std::string>> resources;
+  std::string Flatten() const;
+};
+
 // The server's side of one ADS stream. The gRPC reactor implements it.
 // Thread-safety: every method may be called from any thread.
 class XdsStream {
  public:
   virtual ~XdsStream() = default;
   // Queues a response. Returns false once the stream is closed.
-  virtual bool Send(DiscoveryResponse&& response) = 0;
+  virtual bool Send(EncodedResponse&& response) = 0;
   // Ends the stream with this status. Idempotent.
   virtual void Close(const absl::Status& status) = 0;
   // The server finished handling one request: the stream may read the next.
@@ -126,8 +137,9 @@ class XdsServer final : public DataChangeListener {
     bool fetching = false;
     bool refetch = false;     // a change came while fetching
     SteadyTime changed_at{};  // when the newest change was heard of
-    // Encoded resources (message bytes), built on first use: the three that
-    // depend only on the name, and the assignment for `snapshot`.
+    // Encoded resources (whole `resources` fields of a response), built on
+    // first use: listener and route once, cluster per endpoint protocol,
+    // assignment per snapshot version.
     std::array<std::shared_ptr<const std::string>, kResourceTypes> encoded;
     uint64_t encoded_assignment_version = 0;
     uint64_t encoded_cluster_version = 0;
@@ -137,16 +149,23 @@ class XdsServer final : public DataChangeListener {
     bool exists() const { return snapshot != nullptr && snapshot->version > 0; }
   };
 
+  // One name a stream asked for, with the content version (ContentVersion)
+  // of the resource it was last sent and last acknowledged; 0: none.
+  struct NameState {
+    std::string name;
+    uint64_t sent = 0;
+    uint64_t acked = 0;
+  };
+
   struct TypeState {
     bool requested = false;  // the stream asked for this type
     bool wildcard = false;
-    std::vector<std::string> names;         // sorted, unique
-    std::map<std::string, uint64_t> sent;   // content of the responses so far: name -> version
-    std::map<std::string, uint64_t> acked;  // what the last ACK confirmed
-    uint64_t version = 0;                   // responses of this type sent
-    std::string nonce;                      // of the latest response
+    // Sorted by name: what the stream subscribed to, or for a wildcard the
+    // services listed to it so far.
+    std::vector<NameState> names;
+    uint64_t version = 0;  // responses of this type sent
+    std::string nonce;     // of the latest response
     bool awaiting_ack = false;
-    SteadyTime sent_at{};
     bool force = false;  // the subscription changed: answer even if nothing else did
     std::string acked_version;
     uint64_t nacks = 0;
@@ -168,6 +187,8 @@ class XdsServer final : public DataChangeListener {
     uint64_t nonces = 0;
     std::array<TypeState, kResourceTypes> types;
     bool dirty = false;  // in dirty_
+    // Re-checks a held Listener/Route response when its wait is over.
+    std::unique_ptr<EventLoop::Timer> hold_timer;
   };
 
   void Reject(Stream& stream, const absl::Status& status, const char* reason);
@@ -185,7 +206,8 @@ class XdsServer final : public DataChangeListener {
   // Sends the type's response if its content or subscription changed;
   // returns whether one is (now or still) awaiting its ACK.
   void MaybeSend(Stream& stream, ResourceType type);
-  const std::vector<std::string>& NamesOf(const TypeState& state) const;
+  // A wildcard stream's names: every listed service, keeping their states.
+  void SyncWildcard(TypeState& state) const;
   std::shared_ptr<const std::string> Encoded(ServiceEntry& entry, ResourceType type);
   // What identifies the content of the entry's resource of `type` (equal:
   // the client already has it): the datum version for assignments, the
@@ -193,6 +215,8 @@ class XdsServer final : public DataChangeListener {
   uint64_t ContentVersion(const ServiceEntry& entry, ResourceType type) const;
   bool Allowed(const Stream& stream, const ServiceEntry& entry) const;
   void RefreshWildcard();
+  // The last wildcard stream went: forget the list (and the entries only it held).
+  void DropWildcardList();
   void AddToWildcard(const std::string& name);
 
   EventLoop& loop_;
@@ -212,6 +236,7 @@ class XdsServer final : public DataChangeListener {
   bool wildcard_listing_ = false;
   std::unique_ptr<EventLoop::Timer> wildcard_timer_;
   std::vector<uint64_t> dirty_;
+  std::vector<uint64_t> desired_;  // MaybeSend's scratch: a content version per name
   bool flush_posted_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
