@@ -213,6 +213,9 @@ void FuzzRequests(std::string_view input) {
   }
   server.OnDisconnect(id);
   Check(server.stream_count() == 0);
+  // Every gauge comes back to zero: none drifted on the way.
+  Check(metrics.streams.Value() == 0);
+  for (int t = 0; t < kResourceTypes; ++t) Check(metrics.resources[t]->Value() == 0);
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ int RunXds(const GlobalFlags& global, const XdsFlags& flags) {
       std::string nacks = absl::StrCat(type.nacks());
       if (type.nacks() > 0) absl::StrAppend(&nacks, ": ", type.last_nack());
       rows.push_back({absl::StrCat(client.stream_id()), client.node_id(), client.peer(),
-                      ShortType(type.type_url()), names.empty() ? "-" : names, sent,
+                      ShortType(type.type_url()) + (client.delta() ? " (delta)" : ""),
+                      names.empty() ? "-" : names, sent,
                       type.acked_version().empty() ? "-" : type.acked_version(), AckedText(type),
                       nacks});
     }

@@ -26,6 +26,12 @@ class FakeStream : public XdsStream {
  public:
   bool Send(EncodedResponse&& encoded) override {
     if (closed) return false;
+    if (delta) {
+      DeltaDiscoveryResponse response;
+      EXPECT_TRUE(response.ParseFromString(encoded.Flatten()));
+      delta_sent.push_back(std::move(response));
+      return true;
+    }
     DiscoveryResponse response;
     EXPECT_TRUE(response.ParseFromString(encoded.Flatten()));
     sent.push_back(std::move(response));
@@ -39,6 +45,8 @@ class FakeStream : public XdsStream {
   void RequestHandled() override { ++handled; }
 
   std::deque<DiscoveryResponse> sent;
+  bool delta = false;  // parse as DeltaDiscoveryResponses into delta_sent
+  std::deque<DeltaDiscoveryResponse> delta_sent;
   std::vector<std::shared_ptr<const std::string>> bodies;  // resources as sent
   bool closed = false;
   absl::Status status;
@@ -105,6 +113,36 @@ class XdsServerTest : public ::testing::Test {
     ASSERT_TRUE(type.has_value());
     Request(id, *type, std::move(names), response.version_info(), response.nonce(), nack);
   }
+  uint64_t ConnectDelta(std::shared_ptr<FakeStream> stream) {
+    stream->delta = true;
+    return server_.OnConnect("127.0.0.1:2", std::move(stream), {}, /*delta=*/true);
+  }
+  void Delta(uint64_t id, ResourceType type, std::vector<std::string> subscribe,
+             std::vector<std::string> unsubscribe = {}, const std::string& nonce = "",
+             const std::string& nack = "", std::map<std::string, std::string> initial = {}) {
+    DeltaDiscoveryRequest request;
+    request.mutable_node()->set_id("node-d");
+    request.set_type_url(std::string(TypeUrl(type)));
+    for (auto& n : subscribe) request.add_resource_names_subscribe(n);
+    for (auto& n : unsubscribe) request.add_resource_names_unsubscribe(n);
+    request.set_response_nonce(nonce);
+    if (!nack.empty()) request.mutable_error_detail()->set_message(nack);
+    for (auto& [k, v] : initial) (*request.mutable_initial_resource_versions())[k] = v;
+    server_.OnDeltaRequest(id, std::move(request));
+    loop_.PollForTest();
+  }
+  uint64_t DatumVersion(const std::string& data_id) {
+    uint64_t version = 0;
+    data_.Fetch(data_id + "#@#DEFAULT_INSTANCE_ID#@#DEFAULT_GROUP",
+                [&](std::shared_ptr<const DatumSnapshot> s) { version = s->version; });
+    return version;
+  }
+  static std::vector<std::string> Names(const DeltaDiscoveryResponse& response) {
+    std::vector<std::string> out;
+    for (const auto& r : response.resources()) out.push_back(r.name());
+    return out;
+  }
+
   template <typename T>
   static std::vector<T> Unpack(const DiscoveryResponse& response) {
     std::vector<T> out;
@@ -362,6 +400,50 @@ TEST_F(XdsServerTest, AHeldListenerGoesAfterTheWaitEvenWithoutAnAck) {
   EXPECT_EQ(stream->sent[1].type_url(), TypeUrl(ResourceType::kListener));
 }
 
+TEST_F(XdsServerTest, HeldListenerAndRouteBothGoAfterTheWait) {
+  Publish("svc", "a", 1, {"grpc://127.0.0.1:7001"});
+  auto stream = std::make_shared<FakeStream>();
+  uint64_t id = Connect(stream);
+  Request(id, ResourceType::kEndpoint, {"svc"});  // never acknowledged
+  Request(id, ResourceType::kListener, {"svc"});
+  Request(id, ResourceType::kRoute, {"svc"});
+  ASSERT_EQ(stream->sent.size(), 1u);
+  auto start = std::chrono::steady_clock::now();
+  while (stream->sent.size() < 3 &&
+         std::chrono::steady_clock::now() < start + 3 * XdsServer::kMakeBeforeBreakWait) {
+    loop_.PollForTest();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(stream->sent.size(), 3u);  // one timer each: neither waits for the other's
+  EXPECT_LT(std::chrono::steady_clock::now() - start,
+            XdsServer::kMakeBeforeBreakWait + std::chrono::milliseconds(500));
+}
+
+TEST_F(XdsServerTest, WildcardListsAServiceAStreamAlreadyWatchesByName) {
+  auto named = std::make_shared<FakeStream>();
+  uint64_t named_id = Connect(named);
+  Request(named_id, ResourceType::kEndpoint, {"svc"});  // before svc exists
+  auto wild = std::make_shared<FakeStream>();
+  uint64_t wild_id = Connect(wild);
+  Request(wild_id, ResourceType::kCluster, {"*"});  // the explicit wildcard
+  ASSERT_EQ(wild->sent.size(), 1u);
+  EXPECT_EQ(wild->sent[0].resources_size(), 0);
+  Answer(wild_id, wild->sent[0], {"*"});
+  Publish("svc", "a", 1, {"grpc://127.0.0.1:7001"});
+  loop_.PollForTest();
+  ASSERT_EQ(wild->sent.size(), 2u);
+  EXPECT_EQ(Unpack<cluster::Cluster>(wild->sent[1]).at(0).name(), "svc");
+}
+
+TEST_F(XdsServerTest, ANameLongerThanAnyDataInfoIdEndsTheStream) {
+  auto stream = std::make_shared<FakeStream>();
+  uint64_t id = Connect(stream);
+  Request(id, ResourceType::kEndpoint, {std::string(XdsServer::kMaxNameBytes + 1, 'x')});
+  EXPECT_TRUE(stream->closed);
+  EXPECT_EQ(stream->status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(server_.stream_count(), 0u);
+}
+
 TEST_F(XdsServerTest, StreamsShareTheEncodedResourceOfOneVersion) {
   Publish("svc", "a", 1, {"grpc://127.0.0.1:7001"});
   auto one = std::make_shared<FakeStream>();
@@ -436,8 +518,11 @@ TEST_F(XdsServerTest, ADisconnectReleasesWatchesAndAReconnectGetsEverythingAgain
   Request(id, ResourceType::kEndpoint, {"svc"});
   Answer(id, first->sent[0], {"svc"});
   Answer(id, first->sent[1], {"svc"});
+  EXPECT_EQ(metrics_.resources[static_cast<int>(ResourceType::kEndpoint)]->Value(), 1);
+  EXPECT_EQ(metrics_.streams.Value(), 1);
   server_.OnDisconnect(id);
   EXPECT_EQ(metrics_.resources[static_cast<int>(ResourceType::kEndpoint)]->Value(), 0);
+  EXPECT_EQ(metrics_.streams.Value(), 0);
   auto second = std::make_shared<FakeStream>();
   id = Connect(second);
   Request(id, ResourceType::kCluster, {"svc"});
@@ -466,6 +551,71 @@ TEST_F(XdsServerTest, ClusterIsResentWhenItsEndpointsChangeProtocol) {
   Publish("svc", "b", 1, {"grpc://127.0.0.1:7002"});  // same protocol: clusters unchanged
   loop_.PollForTest();
   EXPECT_EQ(stream->sent.size(), 2u);
+}
+
+TEST_F(XdsServerTest, DeltaSendsVersionedResourcesAndNamesAbsentNamesAsRemoved) {
+  Publish("svc", "a", 1, {"grpc://127.0.0.1:7001"});
+  auto stream = std::make_shared<FakeStream>();
+  uint64_t id = ConnectDelta(stream);
+  Delta(id, ResourceType::kEndpoint, {"svc", "nope"});
+  ASSERT_EQ(stream->delta_sent.size(), 1u);
+  const auto& first = stream->delta_sent[0];
+  EXPECT_EQ(Names(first), std::vector<std::string>{"svc"});
+  EXPECT_EQ(first.resources(0).version(), std::to_string(DatumVersion("svc")));
+  endpoint::ClusterLoadAssignment cla;
+  ASSERT_TRUE(first.resources(0).resource().UnpackTo(&cla));
+  EXPECT_EQ(Addresses(cla), std::vector<std::string>{"127.0.0.1:7001"});
+  EXPECT_EQ(first.removed_resources_size(), 1);
+  EXPECT_EQ(first.removed_resources(0), "nope");
+  Delta(id, ResourceType::kEndpoint, {}, {}, first.nonce());  // ACK
+  EXPECT_EQ(stream->delta_sent.size(), 1u);
+
+  // A change sends only that resource; "nope" is not repeated.
+  Publish("svc", "b", 1, {"grpc://127.0.0.1:7002"});
+  loop_.PollForTest();
+  ASSERT_EQ(stream->delta_sent.size(), 2u);
+  EXPECT_EQ(Names(stream->delta_sent[1]), std::vector<std::string>{"svc"});
+  EXPECT_EQ(stream->delta_sent[1].removed_resources_size(), 0);
+  EXPECT_NE(stream->delta_sent[1].nonce(), first.nonce());
+
+  // A NACK is not answered with the same content.
+  Delta(id, ResourceType::kEndpoint, {}, {}, stream->delta_sent[1].nonce(), "bad");
+  EXPECT_EQ(stream->delta_sent.size(), 2u);
+  EXPECT_EQ(metrics_.nacks[static_cast<int>(ResourceType::kEndpoint)]->Value(), 1);
+
+  // Unsubscribed: changes no longer come.
+  Delta(id, ResourceType::kEndpoint, {}, {"svc"});
+  Publish("svc", "c", 1, {"grpc://127.0.0.1:7003"});
+  loop_.PollForTest();
+  EXPECT_EQ(stream->delta_sent.size(), 2u);
+  auto clients = server_.ListClients("node-d");
+  ASSERT_EQ(clients.clients_size(), 1);
+  EXPECT_TRUE(clients.clients(0).delta());
+}
+
+TEST_F(XdsServerTest, DeltaDoesNotResendWhatAReconnectingClientHolds) {
+  Publish("a", "a1", 1, {"grpc://127.0.0.1:7001"});
+  Publish("b", "b1", 1, {"grpc://127.0.0.1:7002"});
+  auto stream = std::make_shared<FakeStream>();
+  uint64_t id = ConnectDelta(stream);
+  Delta(id, ResourceType::kEndpoint, {"a", "b"}, {}, "", "",
+        {{"a", std::to_string(DatumVersion("a"))}, {"b", "1"}});
+  ASSERT_EQ(stream->delta_sent.size(), 1u);
+  EXPECT_EQ(Names(stream->delta_sent[0]), std::vector<std::string>{"b"});  // a is current
+}
+
+TEST_F(XdsServerTest, DeltaWildcardClustersSendOnlyNewServices) {
+  Publish("a", "a1", 1, {"grpc://127.0.0.1:7001"});
+  auto stream = std::make_shared<FakeStream>();
+  uint64_t id = ConnectDelta(stream);
+  Delta(id, ResourceType::kCluster, {});  // the first request naming nothing: wildcard
+  ASSERT_EQ(stream->delta_sent.size(), 1u);
+  EXPECT_EQ(Names(stream->delta_sent[0]), std::vector<std::string>{"a"});
+  Delta(id, ResourceType::kCluster, {}, {}, stream->delta_sent[0].nonce());
+  Publish("b", "b1", 1, {"grpc://127.0.0.1:7002"});
+  loop_.PollForTest();
+  ASSERT_EQ(stream->delta_sent.size(), 2u);
+  EXPECT_EQ(Names(stream->delta_sent[1]), std::vector<std::string>{"b"});
 }
 
 TEST_F(XdsServerTest, LastPublisherGoneLeavesAnEmptyAssignment) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/grpc_tls.h"
 
@@ -16,13 +17,14 @@ class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
                          public XdsStream,
                          public std::enable_shared_from_this<AdsReactor> {
  public:
-  AdsReactor(XdsGrpcService& service, std::string peer, Identity identity)
-      : service_(service), peer_(std::move(peer)), identity_(std::move(identity)) {}
+  // `delta`: a DeltaAggregatedResources stream (DeltaDiscoveryRequests).
+  AdsReactor(XdsGrpcService& service, std::string peer, Identity identity, bool delta)
+      : service_(service), peer_(std::move(peer)), identity_(std::move(identity)), delta_(delta) {}
 
   void Begin() {
     self_ = shared_from_this();
     service_.loop_.Post([this, keep = self_] {
-      stream_id_ = service_.server_.OnConnect(peer_, keep, identity_);
+      stream_id_ = service_.server_.OnConnect(peer_, keep, identity_, delta_);
       std::lock_guard lock(mu_);
       if (!done_ && !close_requested_) {
         reading_ = true;
@@ -57,8 +59,18 @@ class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
                           held);
     }
     grpc::ByteBuffer bytes(slices.data(), slices.size());
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (done_ || close_requested_) return false;
+    if (outbound_.size() >= kMaxQueued) {
+      // The server sends a type's next response only after an ACK, so only
+      // a client that ACKs what it has not read (nonces are predictable)
+      // gets here: end the stream rather than queue without bound.
+      lock.unlock();
+      service_.metrics_.rejected_streams.Add({{"reason", "not_reading"}}).Increment();
+      Close(absl::ResourceExhaustedError(
+          "the client acknowledges responses it has not read; closing the stream"));
+      return false;
+    }
     outbound_.push_back(std::move(bytes));
     if (!writing_) {
       writing_ = true;
@@ -96,24 +108,35 @@ class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
       Close(absl::OkStatus());
       return;
     }
-    DiscoveryRequest request;
-    grpc::Status decoded =
-        grpc::SerializationTraits<DiscoveryRequest>::Deserialize(&incoming_, &request);
+    if (delta_) {
+      Dispatch<DeltaDiscoveryRequest>(&XdsServer::OnDeltaRequest);
+    } else {
+      Dispatch<DiscoveryRequest>(&XdsServer::OnRequest);
+    }
+  }
+
+  // Decodes the message read into `incoming_` as Request and posts it to
+  // `handle` on the loop; an undecodable one ends the stream.
+  template <typename Request>
+  void Dispatch(void (XdsServer::*handle)(uint64_t, Request)) {
+    Request request;
+    grpc::Status decoded = grpc::SerializationTraits<Request>::Deserialize(&incoming_, &request);
     incoming_.Clear();
     if (!decoded.ok()) {
       service_.metrics_.rejected_streams.Add({{"reason", "undecodable"}}).Increment();
       PostDisconnect();
-      Close(absl::InvalidArgumentError(
-          "cannot decode the DiscoveryRequest (malformed protobuf, or a string that is not valid "
-          "UTF-8); closing the stream"));
+      Close(absl::InvalidArgumentError(absl::StrCat(
+          "cannot decode the ", Request::descriptor()->name(),
+          " (malformed protobuf, or a string that is not valid UTF-8); closing the stream")));
       return;
     }
     std::lock_guard lock(mu_);
     ++unhandled_;
     // Post before the next read: requests must reach the loop in order.
-    service_.loop_.Post([this, keep = shared_from_this(), request = std::move(request)]() mutable {
-      service_.server_.OnRequest(stream_id_, std::move(request));
-    });
+    service_.loop_.Post(
+        [this, keep = shared_from_this(), handle, request = std::move(request)]() mutable {
+          (service_.server_.*handle)(stream_id_, std::move(request));
+        });
     reading_ = false;
     MaybeResumeReadLocked();
   }
@@ -155,6 +178,9 @@ class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   }
 
  private:
+  // One response per type awaits its ACK, and one may be on the wire.
+  static constexpr size_t kMaxQueued = 2 * kResourceTypes;
+
   static void ReleaseResource(void* resource) {
     delete static_cast<std::shared_ptr<const std::string>*>(resource);
   }
@@ -183,6 +209,7 @@ class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   XdsGrpcService& service_;
   const std::string peer_;
   const Identity identity_;
+  const bool delta_;
   uint64_t stream_id_ = 0;  // set on the loop before the first read
   std::shared_ptr<AdsReactor> self_;
   bool refused_ = false;
@@ -208,9 +235,19 @@ XdsGrpcService::XdsGrpcService(EventLoop& loop, XdsServer& server, XdsMetrics& m
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 XdsGrpcService::StreamAggregatedResources(grpc::CallbackServerContext* context) {
+  return NewStream(context, /*delta=*/false);
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
+XdsGrpcService::DeltaAggregatedResources(grpc::CallbackServerContext* context) {
+  return NewStream(context, /*delta=*/true);
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* XdsGrpcService::NewStream(
+    grpc::CallbackServerContext* context, bool delta) {
   std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
-  auto reactor =
-      std::make_shared<AdsReactor>(*this, context->peer(), auth ? PeerIdentity(*auth) : Identity{});
+  auto reactor = std::make_shared<AdsReactor>(*this, context->peer(),
+                                              auth ? PeerIdentity(*auth) : Identity{}, delta);
   size_t open = open_streams_.fetch_add(1) + 1;
   if (open > options_.max_streams) {
     metrics_.rejected_streams.Add({{"reason", "stream_cap"}}).Increment();
@@ -228,6 +265,17 @@ grpc::ServerUnaryReactor* XdsAdminService::ListClients(
     grpc::CallbackServerContext* context, const cairn::registry::v1::ListXdsClientsRequest* request,
     cairn::registry::v1::ListXdsClientsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (authorizer_ != nullptr) {
+    // Like the Registry service's list queries: who is connected and what
+    // they ask for is the operator's, `query` on "" (which only * matches).
+    std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+    absl::Status allowed = authorizer_->Check(auth ? PeerIdentity(*auth) : Identity{},
+                                              auth::Action{auth::Op::kQuery, "", {}});
+    if (!allowed.ok()) {
+      reactor->Finish(ToGrpcStatus(allowed));
+      return reactor;
+    }
+  }
   loop_.Post([this, reactor, response, prefix = request->node_id_prefix()] {
     *response = server_.ListClients(prefix);
     reactor->Finish(grpc::Status::OK);

@@ -1,14 +1,16 @@
 // The gRPC face of the xDS server: the ADS service
-// (envoy.service.discovery.v3.AggregatedDiscoveryService, state of the world;
-// the delta method answers UNIMPLEMENTED) and XdsAdmin (what `cairnctl xds`
+// (envoy.service.discovery.v3.AggregatedDiscoveryService: state of the world
+// and delta) and XdsAdmin (what `cairnctl xds`
 // reads), both registered on the registry's gRPC server.
 //
 // Like the Session stream, gRPC's threads never touch xDS state: every
 // request is posted to the registry loop. Each ADS stream is a reactor with
 // a bounded read window (requests waiting for the loop; past it the reactor
-// stops reading). Its outbound queue needs no bound of its own: the server
-// keeps at most one response per resource type awaiting an ACK.
-// Streams over `max_streams` end at once with RESOURCE_EXHAUSTED.
+// stops reading). Its outbound queue stays short: the server keeps at most
+// one response per resource type awaiting an ACK.
+// Streams over `max_streams` end at once with RESOURCE_EXHAUSTED; so does a
+// stream whose queue passes two responses per type (a client ACKing what it
+// has not read).
 //
 // Thread-safety: gRPC calls it from its own threads; it is safe for that.
 #pragma once
@@ -30,12 +32,11 @@ struct XdsServiceOptions {
 };
 
 namespace ads = envoy::service::discovery::v3;
-// StreamAggregatedResources is raw so that an undecodable request ends the
-// stream with INVALID_ARGUMENT and a reason; the delta method keeps the
-// generated default (UNIMPLEMENTED).
+// Both methods are raw so that an undecodable request ends the stream with
+// INVALID_ARGUMENT and a reason.
 using AdsServiceBase =
     ads::AggregatedDiscoveryService::WithRawCallbackMethod_StreamAggregatedResources<
-        ads::AggregatedDiscoveryService::WithCallbackMethod_DeltaAggregatedResources<
+        ads::AggregatedDiscoveryService::WithRawCallbackMethod_DeltaAggregatedResources<
             ads::AggregatedDiscoveryService::Service>>;
 
 class XdsGrpcService final : public AdsServiceBase {
@@ -47,12 +48,17 @@ class XdsGrpcService final : public AdsServiceBase {
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamAggregatedResources(
       grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* DeltaAggregatedResources(
+      grpc::CallbackServerContext* context) override;
 
   // Streams open, as counted on gRPC's side (the cap's count).
   size_t open_streams() const { return open_streams_.load(); }
 
  private:
   friend class AdsReactor;
+  // A stream of either method; both count toward max_streams.
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* NewStream(
+      grpc::CallbackServerContext* context, bool delta);
   EventLoop& loop_;
   XdsServer& server_;
   XdsMetrics& metrics_;
@@ -62,8 +68,10 @@ class XdsGrpcService final : public AdsServiceBase {
 
 class XdsAdminService final : public cairn::registry::v1::XdsAdmin::CallbackService {
  public:
-  // REQUIRES: loop and server outlive the gRPC server this is registered on.
-  XdsAdminService(EventLoop& loop, XdsServer& server) : loop_(loop), server_(server) {}
+  // REQUIRES: loop, server and authorizer (null: every caller may list)
+  // outlive the gRPC server this is registered on.
+  XdsAdminService(EventLoop& loop, XdsServer& server, auth::Authorizer* authorizer)
+      : loop_(loop), server_(server), authorizer_(authorizer) {}
 
   grpc::ServerUnaryReactor* ListClients(
       grpc::CallbackServerContext* context,
@@ -73,6 +81,7 @@ class XdsAdminService final : public cairn::registry::v1::XdsAdmin::CallbackServ
  private:
   EventLoop& loop_;
   XdsServer& server_;
+  auth::Authorizer* authorizer_;
 };
 
 }  // namespace cairn::xds

@@ -13,7 +13,7 @@ std::unique_ptr<XdsPart> XdsPart::Create(EventLoop& loop, DataService& data,
   part->server_->SetAuthorizer(authorizer);
   part->service_ =
       std::make_unique<XdsGrpcService>(loop, *part->server_, part->metrics_, options.service);
-  part->admin_ = std::make_unique<XdsAdminService>(loop, *part->server_);
+  part->admin_ = std::make_unique<XdsAdminService>(loop, *part->server_, authorizer);
   return part;
 }
 

@@ -233,7 +233,8 @@ std::string BuildClusterLoadAssignment(const std::string& name, const DatumSnaps
                                        const ResourceOptions& options) {
   envoy::config::endpoint::v3::ClusterLoadAssignment assignment;
   assignment.set_cluster_name(name);
-  // Zones in name order, so that equal data encode to equal bytes.
+  // One locality per zone, in the order of its first publisher (publishers
+  // are sorted by registration id: equal data encode to equal bytes).
   std::map<std::string_view, envoy::config::endpoint::v3::LocalityLbEndpoints*> by_zone;
   std::map<std::string_view, uint64_t> zone_weight;
   // Clients reject an assignment naming one address twice (an app-level and

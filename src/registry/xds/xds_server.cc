@@ -48,12 +48,13 @@ XdsServer::~XdsServer() {
 }
 
 uint64_t XdsServer::OnConnect(std::string peer, std::shared_ptr<XdsStream> stream,
-                              Identity identity) {
+                              Identity identity, bool delta) {
   uint64_t id = next_stream_id_++;
   Stream& s = streams_[id];
   s.id = id;
   s.peer = std::move(peer);
   s.identity = std::move(identity);
+  s.delta = delta;
   s.stream = std::move(stream);
   s.connected_at_ms = UnixMillis();
   metrics_.streams.Increment();
@@ -69,73 +70,75 @@ void XdsServer::Reject(Stream& stream, const absl::Status& status, const char* r
   OnDisconnect(id);
 }
 
-void XdsServer::OnRequest(uint64_t stream_id, DiscoveryRequest request) {
-  auto it = streams_.find(stream_id);
-  if (it == streams_.end()) return;
-  Stream& s = it->second;
+std::optional<ResourceType> XdsServer::Admit(Stream& s, const envoy::config::core::v3::Node* node,
+                                             const std::string& type_url, size_t names) {
   if (!s.node_seen) {
-    if (!request.has_node() || request.node().id().empty()) {
+    if (node == nullptr || node->id().empty()) {
       Reject(s,
              absl::InvalidArgumentError(
                  "the first DiscoveryRequest of a stream must carry node.id (the xDS bootstrap's "
                  "node id)"),
              "no_node");
-      return;
+      return std::nullopt;
     }
-    const auto& node = request.node();
     s.node_seen = true;
-    s.node_id = node.id();
-    s.node_cluster = node.cluster();
-    s.zone = node.locality().zone();
-    s.user_agent = absl::StrCat(node.user_agent_name(), " ", node.user_agent_version());
+    s.node_id = node->id();
+    s.node_cluster = node->cluster();
+    s.zone = node->locality().zone();
+    s.user_agent = absl::StrCat(node->user_agent_name(), " ", node->user_agent_version());
   }
-  auto type = TypeFromUrl(request.type_url());
+  auto type = TypeFromUrl(type_url);
   if (!type) {
     Reject(s,
            absl::InvalidArgumentError(absl::StrCat(
-               "unknown type_url \"", request.type_url().substr(0, 200),
+               "unknown type_url \"", type_url.substr(0, 200),
                "\": this server serves envoy.config.listener.v3.Listener, "
                "envoy.config.route.v3.RouteConfiguration, envoy.config.cluster.v3.Cluster and "
                "envoy.config.endpoint.v3.ClusterLoadAssignment")),
            "unknown_type");
-    return;
+    return std::nullopt;
   }
-  if (static_cast<size_t>(request.resource_names_size()) > options_.max_resources_per_stream) {
+  if (names > options_.max_resources_per_stream) {
     Reject(s,
            absl::InvalidArgumentError(absl::StrCat(
-               request.resource_names_size(), " resource names for ", std::string(ShortName(*type)),
-               "; at most ", options_.max_resources_per_stream, " per stream and type")),
+               names, " resource names for ", std::string(ShortName(*type)), "; at most ",
+               options_.max_resources_per_stream, " per stream and type")),
            "too_many_names");
-    return;
+    return std::nullopt;
   }
+  return type;
+}
+
+void XdsServer::OnRequest(uint64_t stream_id, DiscoveryRequest request) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  Stream& s = it->second;
+  auto type = Admit(s, request.has_node() ? &request.node() : nullptr, request.type_url(),
+                    static_cast<size_t>(request.resource_names_size()));
+  if (!type) return;
   const int t = static_cast<int>(*type);
   TypeState& ts = s.types[t];
-  if (!request.response_nonce().empty()) {
+  // A nonce for a type never answered on this stream (a client resuming
+  // after a reconnect) acknowledges nothing; it is not stale either.
+  if (!request.response_nonce().empty() && ts.version > 0) {
     if (request.response_nonce() != ts.nonce) {
       // An answer to an older response: the newer one is on its way.
       metrics_.stale_requests.Increment();
       s.stream->RequestHandled();
       return;
     }
-    if (ts.awaiting_ack) {
-      ts.awaiting_ack = false;
-      if (request.has_error_detail()) {
-        ++ts.nacks;
-        ts.last_nack = request.error_detail().message().substr(0, kMaxNackMessage);
-        metrics_.nacks[t]->Increment();
-        spdlog::warn("xds: node \"{}\" ({}) rejected {} version {}: {}", s.node_id, s.peer,
-                     ShortName(*type), ts.version, ts.last_nack);
-      } else {
-        ts.acked_version = request.version_info();
-        for (NameState& name : ts.names) name.acked = name.sent;
-        metrics_.acks[t]->Increment();
-      }
-    }
+    Answered(s, *type, request.has_error_detail() ? &request.error_detail() : nullptr,
+             request.version_info());
   }
   std::vector<std::string> names(request.resource_names().begin(), request.resource_names().end());
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
-  bool wildcard = names.empty() && *type == ResourceType::kCluster;
+  // "*" is the wildcard, like naming nothing (clusters only).
+  bool star = !names.empty() && names.front() == "*";
+  if (star) names.erase(names.begin());
+  if (!NamesFit(s, *type, names)) return;
+  bool wildcard = (names.empty() || star) && *type == ResourceType::kCluster;
+  if (*type == ResourceType::kCluster && star) names.clear();
   auto same_names = [&] {
     if (ts.wildcard) return names.empty();
     if (names.size() != ts.names.size()) return false;
@@ -149,6 +152,39 @@ void XdsServer::OnRequest(uint64_t stream_id, DiscoveryRequest request) {
   }
   MarkDirty(s);
   s.stream->RequestHandled();
+}
+
+bool XdsServer::NamesFit(Stream& s, ResourceType type, const std::vector<std::string>& names) {
+  for (const auto& name : names) {
+    if (name.size() > kMaxNameBytes) {
+      Reject(s,
+             absl::InvalidArgumentError(absl::StrCat(
+                 "a ", std::string(ShortName(type)), " resource name of ", name.size(),
+                 " bytes; names are dataIds or dataInfoIds, at most ", kMaxNameBytes, " bytes")),
+             "bad_name");
+      return false;
+    }
+  }
+  return true;
+}
+
+void XdsServer::Answered(Stream& s, ResourceType type, const google::rpc::Status* error,
+                         const std::string& version) {
+  const int t = static_cast<int>(type);
+  TypeState& ts = s.types[t];
+  if (!ts.awaiting_ack) return;
+  ts.awaiting_ack = false;
+  if (error != nullptr) {
+    ++ts.nacks;
+    ts.last_nack = error->message().substr(0, kMaxNackMessage);
+    metrics_.nacks[t]->Increment();
+    spdlog::warn("xds: node \"{}\" ({}) rejected {} version {}: {}", s.node_id, s.peer,
+                 ShortName(type), ts.version, ts.last_nack);
+    return;
+  }
+  ts.acked_version = version.empty() ? std::to_string(ts.version) : version;
+  for (NameState& name : ts.names) name.acked = name.sent == kToldAbsent ? 0 : name.sent;
+  metrics_.acks[t]->Increment();
 }
 
 void XdsServer::Subscribe(Stream& stream, ResourceType type, std::vector<std::string> names,
@@ -261,6 +297,13 @@ void XdsServer::OnFetched(const std::string& name, std::shared_ptr<const DatumSn
   ServiceEntry& entry = it->second;
   entry.fetching = false;
   if (snapshot == nullptr) snapshot = std::make_shared<const DatumSnapshot>();
+  // Never go back: a cluster session that cannot reach a data server may
+  // answer from an older cache, or with version 0 (nothing known), and that
+  // must not withdraw a service clients use (the push engine likewise never
+  // pushes below what a subscriber acknowledged).
+  if (entry.snapshot != nullptr && snapshot->version < entry.snapshot->version) {
+    snapshot = entry.snapshot;
+  }
   if (entry.snapshot == nullptr || entry.snapshot->version != snapshot->version) {
     entry.snapshot = std::move(snapshot);
     MarkWatchersDirty(entry);
@@ -285,11 +328,11 @@ void XdsServer::MarkWatchersDirty(const ServiceEntry& entry) {
 }
 
 void XdsServer::OnDatumChanged(const std::string& data_info_id, uint64_t version) {
+  // A wildcard lists every service, also one some stream already watches by
+  // name (its entry exists before it joins the list).
+  if (!wildcard_streams_.empty()) AddToWildcard(NameOfDataInfoId(data_info_id));
   auto it = names_by_datum_.find(data_info_id);
-  if (it == names_by_datum_.end()) {
-    if (!wildcard_streams_.empty()) AddToWildcard(NameOfDataInfoId(data_info_id));
-    return;
-  }
+  if (it == names_by_datum_.end()) return;
   std::vector<std::string> names = it->second;  // Fetch may answer inline
   for (const auto& name : names) {
     auto entry = services_.find(name);
@@ -364,6 +407,8 @@ void XdsServer::AddToWildcard(const std::string& name) {
     names_by_datum_[*data_info_id].push_back(name);
     entry.changed_at = SteadyNow();
     Fetch(entry);
+  } else if (entry.snapshot != nullptr) {
+    MarkWatchersDirty(entry);  // fetched already (a stream watches it by name)
   }
 }
 
@@ -396,7 +441,13 @@ void XdsServer::Flush() {
 }
 
 void XdsServer::FlushStream(Stream& stream) {
-  for (ResourceType type : kSendOrder) MaybeSend(stream, type);
+  for (ResourceType type : kSendOrder) {
+    if (stream.delta) {
+      MaybeSendDelta(stream, type);
+    } else {
+      MaybeSend(stream, type);
+    }
+  }
 }
 
 void XdsServer::SyncWildcard(TypeState& state) const {
@@ -431,14 +482,10 @@ namespace {
 
 // The bytes of one `resources` field of a DiscoveryResponse: its tag and
 // length, then the Any (type_url, value) holding `message`.
-std::shared_ptr<const std::string> ResourceField(ResourceType type, const std::string& message) {
-  google::protobuf::Any any;
-  any.set_type_url(std::string(TypeUrl(type)));
-  any.set_value(message);
-  std::string body = any.SerializeAsString();
+std::shared_ptr<const std::string> LengthDelimitedField(int number, const std::string& body) {
   std::string field;
   field.reserve(body.size() + 6);
-  field.push_back(static_cast<char>((DiscoveryResponse::kResourcesFieldNumber << 3) | 2));
+  field.push_back(static_cast<char>((number << 3) | 2));
   for (size_t n = body.size();; n >>= 7) {
     if (n < 0x80) {
       field.push_back(static_cast<char>(n));
@@ -450,7 +497,35 @@ std::shared_ptr<const std::string> ResourceField(ResourceType type, const std::s
   return std::make_shared<const std::string>(std::move(field));
 }
 
+std::shared_ptr<const std::string> ResourceField(ResourceType type, const std::string& message) {
+  google::protobuf::Any any;
+  any.set_type_url(std::string(TypeUrl(type)));
+  any.set_value(message);
+  return LengthDelimitedField(DiscoveryResponse::kResourcesFieldNumber, any.SerializeAsString());
+}
+
 }  // namespace
+
+std::shared_ptr<const std::string> XdsServer::EncodedDelta(ServiceEntry& entry, ResourceType type) {
+  const int t = static_cast<int>(type);
+  std::shared_ptr<const std::string> any_field = Encoded(entry, type);
+  uint64_t version = ContentVersion(entry, type);
+  auto& slot = entry.encoded_delta[t];
+  if (slot == nullptr || entry.encoded_delta_version[t] != version) {
+    // A Resource {version, resource: the Any, name}. Its `resource` is field 2
+    // holding an Any, exactly like a state-of-the-world response's
+    // `resources` field: the SotW field's bytes are that field as they are.
+    static_assert(static_cast<int>(envoy::service::discovery::v3::Resource::kResourceFieldNumber) ==
+                  static_cast<int>(DiscoveryResponse::kResourcesFieldNumber));
+    envoy::service::discovery::v3::Resource resource;
+    resource.set_version(std::to_string(version));
+    resource.set_name(entry.name);
+    slot = LengthDelimitedField(DeltaDiscoveryResponse::kResourcesFieldNumber,
+                                resource.SerializeAsString() + *any_field);
+    entry.encoded_delta_version[t] = version;
+  }
+  return slot;
+}
 
 std::string EncodedResponse::Flatten() const {
   std::string out = head;
@@ -491,6 +566,33 @@ std::shared_ptr<const std::string> XdsServer::Encoded(ServiceEntry& entry, Resou
   return slot;
 }
 
+bool XdsServer::HoldForMakeBeforeBreak(Stream& stream, TypeState& ts, SteadyTime now) {
+  if (&ts != &stream.types[static_cast<int>(ResourceType::kListener)] &&
+      &ts != &stream.types[static_cast<int>(ResourceType::kRoute)]) {
+    return false;
+  }
+  const bool pending = stream.types[static_cast<int>(ResourceType::kCluster)].awaiting_ack ||
+                       stream.types[static_cast<int>(ResourceType::kEndpoint)].awaiting_ack;
+  if (pending) {
+    if (ts.held_since == SteadyTime{}) ts.held_since = now;
+    auto waited = now - ts.held_since;
+    if (waited < kMakeBeforeBreakWait) {
+      // The ACK marks the stream dirty; this timer does if it never comes.
+      ts.hold_timer = loop_.RunAfter(
+          std::chrono::duration_cast<std::chrono::milliseconds>(kMakeBeforeBreakWait - waited) +
+              std::chrono::milliseconds(1),
+          [this, id = stream.id] {
+            auto it = streams_.find(id);
+            if (it != streams_.end()) MarkDirty(it->second);
+          });
+      return true;
+    }
+  }
+  ts.held_since = {};
+  ts.hold_timer.reset();
+  return false;
+}
+
 void XdsServer::MaybeSend(Stream& stream, ResourceType type) {
   const int t = static_cast<int>(type);
   TypeState& ts = stream.types[t];
@@ -512,28 +614,12 @@ void XdsServer::MaybeSend(Stream& stream, ResourceType type) {
     // client keeps it until the next one.
     if (desired_[i] != ts.names[i].sent && (!partial || desired_[i] != 0)) changed = true;
   }
-  if (!changed) return;
-  const SteadyTime now = SteadyNow();
-  if (type == ResourceType::kListener || type == ResourceType::kRoute) {
-    const bool pending = stream.types[static_cast<int>(ResourceType::kCluster)].awaiting_ack ||
-                         stream.types[static_cast<int>(ResourceType::kEndpoint)].awaiting_ack;
-    if (pending) {
-      if (ts.held_since == SteadyTime{}) ts.held_since = now;
-      auto waited = now - ts.held_since;
-      if (waited < kMakeBeforeBreakWait) {
-        // The ACK marks the stream dirty; this timer does if it never comes.
-        stream.hold_timer = loop_.RunAfter(
-            std::chrono::duration_cast<std::chrono::milliseconds>(kMakeBeforeBreakWait - waited) +
-                std::chrono::milliseconds(1),
-            [this, id = stream.id] {
-              auto it = streams_.find(id);
-              if (it != streams_.end()) MarkDirty(it->second);
-            });
-        return;
-      }
-    }
+  if (!changed) {
     ts.held_since = {};
+    return;
   }
+  const SteadyTime now = SteadyNow();
+  if (HoldForMakeBeforeBreak(stream, ts, now)) return;
   DiscoveryResponse head;
   head.set_version_info(std::to_string(++ts.version));
   head.set_type_url(std::string(TypeUrl(type)));
@@ -607,6 +693,7 @@ cairn::registry::v1::ListXdsClientsResponse XdsServer::ListClients(
     client->set_user_agent(s->user_agent);
     client->set_peer(s->peer);
     client->set_connected_at_ms(s->connected_at_ms);
+    client->set_delta(s->delta);
     for (ResourceType type : kSendOrder) {
       const TypeState& ts = s->types[static_cast<int>(type)];
       if (!ts.requested) continue;
@@ -621,7 +708,7 @@ cairn::registry::v1::ListXdsClientsResponse XdsServer::ListClients(
       state->set_awaiting_ack(ts.awaiting_ack);
       state->set_acked_version(ts.acked_version);
       for (const auto& name : ts.names) {
-        if (name.acked == 0) continue;
+        if (name.acked == 0 || name.acked == kToldAbsent) continue;
         auto* acked = state->add_acked();
         acked->set_name(name.name);
         acked->set_version(name.acked);

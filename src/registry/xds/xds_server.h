@@ -1,4 +1,5 @@
-// XdsServer: the registry as an xDS control plane (ADS, state of the world).
+// XdsServer: the registry as an xDS control plane (ADS, state of the world;
+// incremental xDS in xds_delta.cc).
 //
 // Each ADS stream asks, per resource type, for names (xds_resources.h); the
 // server keeps one ServiceEntry per name any stream watches, fed by the
@@ -33,6 +34,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -41,6 +43,7 @@
 #include "absl/status/status.h"
 #include "cairn/registry/v1/xds_admin.pb.h"
 #include "common/clock.h"
+#include "common/data_info.h"
 #include "common/event_loop.h"
 #include "common/identity.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
@@ -51,6 +54,8 @@
 
 namespace cairn::xds {
 
+using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+using envoy::service::discovery::v3::DeltaDiscoveryResponse;
 using envoy::service::discovery::v3::DiscoveryRequest;
 using envoy::service::discovery::v3::DiscoveryResponse;
 
@@ -94,6 +99,9 @@ class XdsServer final : public DataChangeListener {
   // With a DatumLister (cluster sessions), how often wildcard subscriptions
   // list every datum again to find services created through other sessions.
   static constexpr std::chrono::milliseconds kWildcardRelist{5000};
+  // The longest resource name: a dataInfoId (dataId, instance id and group
+  // at their limits, and two separators).
+  static constexpr size_t kMaxNameBytes = Limits::kMaxDataId + 2 * Limits::kMaxName + 6;
 
   // REQUIRES: loop, data and metrics outlive the server. Registers itself as
   // data's listener until destroyed.
@@ -113,9 +121,18 @@ class XdsServer final : public DataChangeListener {
   // authorizer outlives the server.
   void SetAuthorizer(auth::Authorizer* authorizer) { authorizer_ = authorizer; }
 
-  uint64_t OnConnect(std::string peer, std::shared_ptr<XdsStream> stream, Identity identity = {});
+  // `delta`: the stream is DeltaAggregatedResources (incremental xDS).
+  uint64_t OnConnect(std::string peer, std::shared_ptr<XdsStream> stream, Identity identity = {},
+                     bool delta = false);
   // Calls stream->RequestHandled() when done (unless it closed the stream).
   void OnRequest(uint64_t stream_id, DiscoveryRequest request);
+  // Incremental xDS (xds_delta.cc): subscriptions change by the names a
+  // request adds and removes; a response carries the resources that changed,
+  // each with its own version, and the names that no longer exist (or never
+  // did) in removed_resources; the client's initial_resource_versions are
+  // taken as what it already holds. ACK/NACK, one response per type in
+  // flight, make before break and the limits are as in state of the world.
+  void OnDeltaRequest(uint64_t stream_id, DeltaDiscoveryRequest request);
   // Idempotent.
   void OnDisconnect(uint64_t stream_id);
   // Ends every stream (UNAVAILABLE): the registry is stopping.
@@ -141,6 +158,9 @@ class XdsServer final : public DataChangeListener {
     // first use: listener and route once, cluster per endpoint protocol,
     // assignment per snapshot version.
     std::array<std::shared_ptr<const std::string>, kResourceTypes> encoded;
+    // The same as delta `resources` fields (Resource {name, version, Any}).
+    std::array<std::shared_ptr<const std::string>, kResourceTypes> encoded_delta;
+    std::array<uint64_t, kResourceTypes> encoded_delta_version{};
     uint64_t encoded_assignment_version = 0;
     uint64_t encoded_cluster_version = 0;
     // Streams watching it, with the types (bit per ResourceType).
@@ -151,6 +171,9 @@ class XdsServer final : public DataChangeListener {
 
   // One name a stream asked for, with the content version (ContentVersion)
   // of the resource it was last sent and last acknowledged; 0: none.
+  // NameState::sent of a delta stream told that the name does not exist.
+  static constexpr uint64_t kToldAbsent = UINT64_MAX;
+
   struct NameState {
     std::string name;
     uint64_t sent = 0;
@@ -171,6 +194,8 @@ class XdsServer final : public DataChangeListener {
     uint64_t nacks = 0;
     std::string last_nack;
     SteadyTime held_since{};  // a Listener/Route response waiting (make before break)
+    // Re-checks the held response when its wait is over.
+    std::unique_ptr<EventLoop::Timer> hold_timer;
   };
 
   struct Stream {
@@ -178,6 +203,7 @@ class XdsServer final : public DataChangeListener {
     std::string peer;
     Identity identity;
     std::shared_ptr<XdsStream> stream;
+    bool delta = false;
     bool node_seen = false;
     std::string node_id;
     std::string node_cluster;
@@ -187,11 +213,23 @@ class XdsServer final : public DataChangeListener {
     uint64_t nonces = 0;
     std::array<TypeState, kResourceTypes> types;
     bool dirty = false;  // in dirty_
-    // Re-checks a held Listener/Route response when its wait is over.
-    std::unique_ptr<EventLoop::Timer> hold_timer;
   };
 
   void Reject(Stream& stream, const absl::Status& status, const char* reason);
+  // Checks what every request is checked for (node on the first, a known
+  // type, the names limit); nullopt when it ended the stream.
+  std::optional<ResourceType> Admit(Stream& stream, const envoy::config::core::v3::Node* node,
+                                    const std::string& type_url, size_t names);
+  // False (and the stream ended) when a name is longer than any dataInfoId.
+  bool NamesFit(Stream& stream, ResourceType type, const std::vector<std::string>& names);
+  // The latest response of `type` was answered: a NACK (error set) or an ACK.
+  void Answered(Stream& stream, ResourceType type, const google::rpc::Status* error,
+                const std::string& version);
+  void MaybeSendDelta(Stream& stream, ResourceType type);
+  // Whether a Listener/Route response must wait for the stream's Cluster and
+  // assignment ACKs (make before break); arms the hold timer if so.
+  bool HoldForMakeBeforeBreak(Stream& stream, TypeState& state, SteadyTime now);
+  std::shared_ptr<const std::string> EncodedDelta(ServiceEntry& entry, ResourceType type);
   void Subscribe(Stream& stream, ResourceType type, std::vector<std::string> names, bool wildcard);
   ServiceEntry* Watch(const std::string& name, uint64_t stream_id, ResourceType type);
   void Unwatch(const std::string& name, uint64_t stream_id, ResourceType type);
