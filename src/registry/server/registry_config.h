@@ -93,7 +93,7 @@ struct RegistryConfig {
   uint32_t datum_cache_idle_ms = 600000;
 
   // xDS (docs/xds.md): the registry serves the Aggregated Discovery Service
-  // (state of the world) on `listen`, in standalone mode and on every cluster
+  // (state of the world and delta) on `listen`, in standalone mode and on every cluster
   // session server, so Envoy and proxyless gRPC clients (xds:///SERVICE) find
   // services without a sidecar.
   bool xds_enabled = true;
@@ -141,6 +141,7 @@ TlsFiles ServerTlsFiles(const RegistryConfig& config);
 
 // The xDS server's options; INVALID_ARGUMENT for an unknown endpoint scheme.
 absl::StatusOr<xds::XdsPartOptions> XdsPartOptionsFrom(const RegistryConfig& config);
+
 // The connection limits of the registry's gRPC port.
 RegistryConnectionLimits ConnectionLimits(const RegistryConfig& config);
 
