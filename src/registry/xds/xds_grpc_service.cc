@@ -133,9 +133,13 @@ class AdsReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
     std::lock_guard lock(mu_);
     ++unhandled_;
     // Post before the next read: requests must reach the loop in order.
+    // (No implicit `this` in this lambda: GCC 12's UBSan takes the closure
+    // for the object when a lambda in a member template reaches members
+    // through it, and reports a bad vptr; CI's sanitizer run caught it.)
+    XdsServer* server = &service_.server_;
     service_.loop_.Post(
-        [this, keep = shared_from_this(), handle, request = std::move(request)]() mutable {
-          (service_.server_.*handle)(stream_id_, std::move(request));
+        [server, keep = shared_from_this(), handle, request = std::move(request)]() mutable {
+          (server->*handle)(keep->stream_id_, std::move(request));
         });
     reading_ = false;
     MaybeResumeReadLocked();
