@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "../common/run_info.h"
+
 namespace cairn::bench::xds {
 
 struct Record {
@@ -45,11 +47,10 @@ std::string JsonString(const std::string& text);
 bool WriteJson(const std::vector<Record>& records, const std::string& meta,
                const std::string& path);
 
-// "2 CPUs, <model>, 23.6 GiB RAM".
-std::string MachineLine();
-std::string LoadAverage();
-std::string UtcNow();
-// The command's stdout, trailing newlines removed ("" if it fails).
-std::string CommandOutput(const std::string& command);
+// The run's machine, load and time: bench/common/run_info.h.
+using cairn::bench::CommandOutput;
+using cairn::bench::LoadAverage;
+using cairn::bench::MachineLine;
+using cairn::bench::UtcNow;
 
 }  // namespace cairn::bench::xds
