@@ -306,6 +306,8 @@ void XdsServer::OnFetched(const std::string& name, std::shared_ptr<const DatumSn
   }
   if (entry.snapshot == nullptr || entry.snapshot->version != snapshot->version) {
     entry.snapshot = std::move(snapshot);
+    // Once per version, not per stream and flush.
+    entry.http2 = SpeaksHttp2(*entry.snapshot, options_.resources);
     MarkWatchersDirty(entry);
   }
   if (entry.refetch) {
@@ -472,7 +474,7 @@ uint64_t XdsServer::ContentVersion(const ServiceEntry& entry, ResourceType type)
       return entry.snapshot->version;
     case ResourceType::kCluster:
       // Changes only when the endpoints' protocol does (HTTP/2 or not).
-      return SpeaksHttp2(*entry.snapshot, options_.resources) ? 2 : 1;
+      return entry.http2 ? 2 : 1;
     default:
       return 1;
   }

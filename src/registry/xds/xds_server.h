@@ -151,6 +151,7 @@ class XdsServer final : public DataChangeListener {
     std::string name;
     std::string data_info_id;
     std::shared_ptr<const DatumSnapshot> snapshot;  // null until the first fetch answers
+    bool http2 = false;                             // SpeaksHttp2(snapshot), kept with it
     bool fetching = false;
     bool refetch = false;     // a change came while fetching
     SteadyTime changed_at{};  // when the newest change was heard of
